@@ -1,0 +1,19 @@
+//! The channel service: sequences, buffers and stores the messages of channels.
+//!
+//! A channel's state — its next sequence number, its replay buffer and its table of recent client
+//! nonces — is the deterministic state machine of [`state`], applied from a Raft log (openraft,
+//! storage v2) kept in redb and fsynced before anything is acknowledged. In embedded mode the group
+//! has one member; a cluster runs the same code with three. Requests enter through
+//! [`ChannelService`], which implements `chorus_cluster::ChannelRouter`; committed messages leave
+//! to the message store (history) and to the fan-out bus (live delivery), in channel order.
+
+mod log_store;
+mod network;
+mod raft_types;
+mod service;
+pub mod state;
+mod state_machine;
+
+pub use raft_types::TypeConfig;
+pub use service::{ChannelNodeConfig, ChannelNodeError, ChannelService};
+pub use state::StateLimits;

@@ -1,0 +1,13 @@
+//! How the roles of a Chorus deployment reach each other.
+//!
+//! - [`ChannelRouter`]: the only way a gateway (or the REST API) reaches a channel's sequencer. The
+//!   embedded node implements it in-process (`chorus_channel_node::ChannelService`); a cluster
+//!   implements it over the network to the channel node that owns the channel.
+//! - [`FanoutBus`]: carries committed events from channel nodes to every gateway. [`LocalBus`] is the
+//!   in-process bus of the embedded node.
+
+mod bus;
+mod router;
+
+pub use bus::{BusEvent, FanoutBus, LocalBus};
+pub use router::{ChannelRouter, PublishAck, PublishRequest, PublishTicket, Replay, RouteError};

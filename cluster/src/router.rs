@@ -1,0 +1,98 @@
+//! The channel router: submit messages to a channel's sequencer and read its recent events.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use chorus_protocol::MessageEvent;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// A message to sequence. The caller has already checked that the author may post.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishRequest {
+    pub channel_id: Uuid,
+    pub author_id: Uuid,
+    pub nonce: String,
+    pub text: String,
+}
+
+/// The acknowledgement of a durably committed message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishAck {
+    pub message_id: Uuid,
+    pub seq: u64,
+    pub created_at: DateTime<Utc>,
+    /// The (author, nonce) pair had been committed before: this is the original's acknowledgement.
+    pub duplicate: bool,
+}
+
+/// What a channel can tell about the events after a position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// Every event after the position, in order (empty when nothing was missed).
+    Events(Vec<Arc<MessageEvent>>),
+    /// Some events after the position have left the channel's replay buffer; read them from
+    /// history. `last_seq` is the channel's newest sequence number.
+    TooOld { last_seq: u64 },
+}
+
+/// Why the router could not do what was asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// Too many requests are in flight on this node; retry later with the same nonce.
+    #[error("channel service overloaded")]
+    Overloaded,
+    /// The channel's owner cannot be reached or is not the leader; retry with the same nonce.
+    #[error("channel service unavailable: {0}")]
+    Unavailable(String),
+    /// An unexpected failure; the text is for logs only.
+    #[error("channel service error: {0}")]
+    Internal(String),
+}
+
+/// A submitted message waiting for its commit. Resolves once the message is durable (or failed).
+pub struct PublishTicket {
+    commit: Pin<Box<dyn Future<Output = Result<PublishAck, RouteError>> + Send>>,
+}
+
+impl PublishTicket {
+    /// A ticket that resolves when `commit` does.
+    pub fn new(
+        commit: impl Future<Output = Result<PublishAck, RouteError>> + Send + 'static,
+    ) -> Self {
+        PublishTicket {
+            commit: Box::pin(commit),
+        }
+    }
+}
+
+impl std::fmt::Debug for PublishTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PublishTicket")
+    }
+}
+
+impl Future for PublishTicket {
+    type Output = Result<PublishAck, RouteError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.commit.as_mut().poll(cx)
+    }
+}
+
+/// Access to channel sequencers.
+#[async_trait]
+pub trait ChannelRouter: Send + Sync + 'static {
+    /// Submits a message. Two submits awaited one after the other by the same caller are
+    /// sequenced in that order, even though their tickets are awaited later (pipelining).
+    async fn submit(&self, request: PublishRequest) -> Result<PublishTicket, RouteError>;
+
+    /// The events of `channel` after `after_seq`, from the channel's replay buffer.
+    async fn replay(&self, channel: Uuid, after_seq: u64) -> Result<Replay, RouteError>;
+
+    /// The newest sequence number of each channel (0 for a channel with no message yet).
+    async fn last_seqs(&self, channels: &[Uuid]) -> Result<Vec<u64>, RouteError>;
+}

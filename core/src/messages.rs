@@ -1,0 +1,34 @@
+//! The message store: every committed message, for history. Written only by the channel service.
+
+mod redb_store;
+
+use async_trait::async_trait;
+use chorus_protocol::MessageEvent;
+use uuid::Uuid;
+
+use crate::StoreError;
+
+pub use redb_store::RedbMessageStore;
+
+/// Which page of a channel's history to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryQuery {
+    /// The newest `limit` messages with `seq < before` (or the newest of all when `None`), returned
+    /// newest first.
+    Before { before: Option<u64>, limit: usize },
+    /// The oldest `limit` messages with `seq > after`, returned oldest first.
+    After { after: u64, limit: usize },
+}
+
+/// Durable history of every channel, keyed by (channel, seq).
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// Stores messages. Idempotent: writing a (channel, seq) that exists leaves one copy.
+    async fn append(&self, messages: &[MessageEvent]) -> Result<(), StoreError>;
+    /// Reads one page of a channel's history.
+    async fn page(
+        &self,
+        channel: Uuid,
+        query: HistoryQuery,
+    ) -> Result<Vec<MessageEvent>, StoreError>;
+}

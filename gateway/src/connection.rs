@@ -1,0 +1,818 @@
+//! One client connection: handshake, authentication, then the frame loop.
+//!
+//! The task owns the socket. It reads client frames, writes what its outbox holds, and closes the
+//! connection on the heartbeat deadline or when asked (slow consumer, shutdown). Live channel
+//! events are filtered against `last_seq` per channel when written, which makes replay-then-live
+//! hand-over exact: an event already replayed is skipped, and a gap (an event lost between the bus
+//! and this gateway) is filled from the channel's replay buffer before going on.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use chorus_cluster::{BusEvent, PublishRequest, Replay, RouteError};
+use chorus_core::auth::{AuthError, Principal};
+use chorus_core::model::ChannelAccess;
+use chorus_protocol::limits::{MAX_FRAME_BYTES, MAX_MESSAGE_CHARS, MAX_NONCE_BYTES};
+use chorus_protocol::{
+    ChannelPosition, ClientFrame, CloseCode, ErrorCode, PROTOCOL_VERSION, ServerFrame, UserInfo,
+};
+use futures_util::{SinkExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use uuid::Uuid;
+
+use crate::Shared;
+use crate::hub::ConnId;
+use crate::outbox::{Outbox, Outgoing};
+
+type Socket = WebSocketStream<TcpStream>;
+
+/// How a connection ends.
+enum End {
+    /// Close with one of our codes.
+    Close(CloseCode),
+    /// Close with a standard code (1009 message too big, 1002 protocol error).
+    Standard(WsCloseCode, &'static str),
+    /// The peer went away or closed; nothing more to say.
+    Gone,
+}
+
+/// A channel this connection is subscribed to.
+struct Subscription {
+    /// The newest sequence number delivered (or replayed) to the client.
+    last_seq: u64,
+    /// Whether the user may post, once checked.
+    can_post: Option<bool>,
+}
+
+fn text(frame: &ServerFrame) -> Utf8Bytes {
+    Utf8Bytes::from(frame.to_json())
+}
+
+fn ws_config(shared: &Shared) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(shared.config.read_buffer_bytes)
+        .write_buffer_size(shared.config.write_buffer_bytes)
+        .max_write_buffer_size(shared.config.write_buffer_bytes + 2 * MAX_FRAME_BYTES)
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES))
+}
+
+/// Runs one connection to its end.
+pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
+    let allowed = &shared.config.allowed_origins;
+    let check_origin = |request: &Request, response: Response| {
+        let origin = request
+            .headers()
+            .get("origin")
+            .and_then(|o| o.to_str().ok());
+        match origin {
+            Some(origin) if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) => {
+                let mut refusal = ErrorResponse::new(Some("origin not allowed".into()));
+                *refusal.status_mut() = StatusCode::FORBIDDEN;
+                Err(refusal)
+            }
+            _ => Ok(response),
+        }
+    };
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        check_origin,
+        Some(ws_config(&shared)),
+    );
+    let mut ws = match tokio::time::timeout(shared.config.auth_timeout, handshake).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "websocket handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let hello = ServerFrame::Hello {
+        protocol: PROTOCOL_VERSION,
+        heartbeat_interval_ms: shared.config.heartbeat_interval.as_millis() as u64,
+        max_frame_bytes: MAX_FRAME_BYTES,
+        max_message_chars: MAX_MESSAGE_CHARS,
+    };
+    if ws.send(Message::Text(text(&hello))).await.is_err() {
+        return;
+    }
+    let end = match authenticate(&mut ws, &shared).await {
+        Ok((first, principal)) => {
+            let mut connection = Connection::new(ws, shared.clone(), principal);
+            let end = connection.serve(first).await;
+            connection.finish(end).await;
+            return;
+        }
+        Err(end) => end,
+    };
+    close(&mut ws, end).await;
+}
+
+/// The authentication frame a connection opened with.
+enum Opening {
+    Identify,
+    Resume {
+        session_id: Uuid,
+        channels: Vec<ChannelPosition>,
+    },
+}
+
+/// Waits for `identify` or `resume` and checks its token.
+async fn authenticate(ws: &mut Socket, shared: &Shared) -> Result<(Opening, Principal), End> {
+    let deadline = tokio::time::Instant::now() + shared.config.auth_timeout;
+    loop {
+        let message = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return Err(End::Close(CloseCode::NotAuthenticated)),
+            Ok(None) | Ok(Some(Err(_))) => return Err(End::Gone),
+            Ok(Some(Ok(message))) => message,
+        };
+        let raw = match message {
+            Message::Text(raw) => raw,
+            Message::Binary(_) => return Err(End::Close(CloseCode::ProtocolViolation)),
+            Message::Close(_) => return Err(End::Gone),
+            _ => continue,
+        };
+        let (token, opening) = match ClientFrame::parse(&raw) {
+            Ok(ClientFrame::Identify { token }) => (token, Opening::Identify),
+            Ok(ClientFrame::Resume {
+                token,
+                session_id,
+                channels,
+            }) => (
+                token,
+                Opening::Resume {
+                    session_id,
+                    channels,
+                },
+            ),
+            Ok(_) => return Err(End::Close(CloseCode::NotAuthenticated)),
+            Err(err) => {
+                // A malformed first frame is answered and the client may try again until the
+                // authentication deadline.
+                let error = ServerFrame::error(err.code(), err.to_string());
+                if ws.send(Message::Text(text(&error))).await.is_err() {
+                    return Err(End::Gone);
+                }
+                continue;
+            }
+        };
+        return match shared.deps.auth.verify_access(&token).await {
+            Ok(principal) => Ok((opening, principal)),
+            Err(AuthError::Store(err)) => {
+                tracing::error!(error = %err, "token check failed");
+                Err(End::Close(CloseCode::InternalError))
+            }
+            Err(err) => {
+                let error = ServerFrame::error(ErrorCode::Forbidden, err.to_string());
+                let _ = ws.send(Message::Text(text(&error))).await;
+                Err(End::Close(CloseCode::AuthenticationFailed))
+            }
+        };
+    }
+}
+
+/// Sends a close frame (briefly: the peer may not be reading) and drops the socket.
+async fn close(ws: &mut Socket, end: End) {
+    let frame = match end {
+        End::Gone => return,
+        End::Close(code) => CloseFrame {
+            code: WsCloseCode::from(code.code()),
+            reason: code.reason().into(),
+        },
+        End::Standard(code, reason) => CloseFrame {
+            code,
+            reason: reason.into(),
+        },
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.close(Some(frame))).await;
+}
+
+struct Connection {
+    id: ConnId,
+    ws: Socket,
+    shared: Arc<Shared>,
+    outbox: Arc<Outbox>,
+    user: Uuid,
+    session_id: Option<Uuid>,
+    subscriptions: HashMap<Uuid, Subscription>,
+    limiter: DefaultDirectRateLimiter,
+    /// Frames refused by the rate limiter in a row; too many closes the connection (4004).
+    strikes: u32,
+    in_flight: Arc<AtomicUsize>,
+    last_inbound: Instant,
+}
+
+impl Connection {
+    fn new(ws: Socket, shared: Arc<Shared>, principal: Principal) -> Self {
+        let config = &shared.config;
+        let quota = Quota::per_second(NonZeroU32::new(config.frames_per_second.max(1)).unwrap())
+            .allow_burst(NonZeroU32::new(config.frame_burst.max(1)).unwrap());
+        let outbox = Arc::new(Outbox::new(config.outbox_capacity));
+        let id = shared
+            .next_conn
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        shared
+            .connections
+            .write()
+            .insert(id, (principal.user_id, outbox.clone()));
+        shared.deps.presence.connected(principal.user_id);
+        Connection {
+            id,
+            ws,
+            outbox,
+            user: principal.user_id,
+            session_id: None,
+            subscriptions: HashMap::new(),
+            limiter: RateLimiter::direct(quota),
+            strikes: 0,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            last_inbound: Instant::now(),
+            shared,
+        }
+    }
+
+    fn reply(&self, frame: &ServerFrame) {
+        self.outbox.push(Outgoing::Frame(text(frame)));
+    }
+
+    async fn serve(&mut self, opening: Opening) -> End {
+        if let Err(end) = self.open_session(opening).await {
+            return end;
+        }
+        let outbox = self.outbox.clone();
+        loop {
+            let deadline = tokio::time::Instant::from_std(
+                self.last_inbound + self.shared.config.heartbeat_timeout,
+            );
+            let step = tokio::select! {
+                biased;
+                code = outbox.killed() => Err(End::Close(code)),
+                _ = tokio::time::sleep_until(deadline) => Err(End::Close(CloseCode::HeartbeatTimeout)),
+                _ = outbox.ready() => self.write_outbox().await,
+                message = self.ws.next() => self.on_message(message).await,
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    async fn open_session(&mut self, opening: Opening) -> Result<(), End> {
+        let now = Instant::now();
+        match opening {
+            Opening::Identify => {
+                let session_id = self
+                    .shared
+                    .sessions
+                    .create(self.user, now)
+                    .map_err(|_| End::Close(CloseCode::ServerRestart))?;
+                self.session_id = Some(session_id);
+                let user = self.load_user().await?;
+                let mut channels = self
+                    .shared
+                    .deps
+                    .store
+                    .channel_ids_of(self.user)
+                    .await
+                    .map_err(|err| internal("channel list", err))?;
+                channels.truncate(self.shared.config.max_subscriptions);
+                // Subscribe before reading positions so no event falls between the two.
+                for channel in &channels {
+                    self.shared
+                        .hub
+                        .subscribe(*channel, self.id, self.outbox.clone());
+                }
+                let seqs = self
+                    .shared
+                    .deps
+                    .router
+                    .last_seqs(&channels)
+                    .await
+                    .map_err(|err| internal("last seqs", err))?;
+                let mut positions = Vec::with_capacity(channels.len());
+                for (channel, last_seq) in channels.into_iter().zip(seqs) {
+                    self.subscriptions.insert(
+                        channel,
+                        Subscription {
+                            last_seq,
+                            can_post: None,
+                        },
+                    );
+                    positions.push(ChannelPosition {
+                        channel_id: channel,
+                        last_seq,
+                    });
+                }
+                self.reply(&ServerFrame::Ready {
+                    session_id,
+                    user,
+                    channels: positions,
+                });
+            }
+            Opening::Resume {
+                session_id,
+                channels,
+            } => {
+                if self
+                    .shared
+                    .sessions
+                    .resume(session_id, self.user, now)
+                    .is_err()
+                {
+                    return Err(End::Close(CloseCode::SessionInvalid));
+                }
+                self.session_id = Some(session_id);
+                let mut replayed = 0;
+                for position in channels
+                    .into_iter()
+                    .take(self.shared.config.max_subscriptions)
+                {
+                    if let Ok(count) = self
+                        .subscribe(position.channel_id, Some(position.last_seq))
+                        .await
+                    {
+                        replayed += count;
+                    }
+                }
+                self.reply(&ServerFrame::Resumed {
+                    session_id,
+                    replayed,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_user(&self) -> Result<UserInfo, End> {
+        match self.shared.deps.store.user(self.user).await {
+            Ok(Some(user)) => Ok(UserInfo {
+                id: user.id,
+                display_name: user.display_name,
+            }),
+            Ok(None) => Err(End::Close(CloseCode::AuthenticationFailed)),
+            Err(err) => Err(internal("user lookup", err)),
+        }
+    }
+
+    async fn on_message(&mut self, message: Option<Result<Message, WsError>>) -> Result<(), End> {
+        let message = match message {
+            None => return Err(End::Gone),
+            Some(Ok(message)) => message,
+            Some(Err(WsError::Capacity(_))) => {
+                return Err(End::Standard(WsCloseCode::Size, "frame too large"));
+            }
+            Some(Err(WsError::Protocol(_))) => {
+                return Err(End::Standard(WsCloseCode::Protocol, "protocol error"));
+            }
+            Some(Err(_)) => return Err(End::Gone),
+        };
+        self.last_inbound = Instant::now();
+        match message {
+            Message::Text(raw) => self.on_text(&raw).await,
+            Message::Binary(_) => Err(End::Close(CloseCode::ProtocolViolation)),
+            Message::Close(_) => {
+                // tungstenite has queued the close reply; send it and stop.
+                let _ = self.ws.flush().await;
+                Err(End::Gone)
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
+        }
+    }
+
+    async fn on_text(&mut self, raw: &str) -> Result<(), End> {
+        if self.limiter.check().is_err() {
+            self.strikes += 1;
+            if self.strikes > self.shared.config.frame_burst {
+                return Err(End::Close(CloseCode::RateLimited));
+            }
+            let retry_after_ms = 1000 / u64::from(self.shared.config.frames_per_second.max(1));
+            self.reply(&ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                message: "too many frames; slow down".into(),
+                nonce: None,
+                channel_id: None,
+                retry_after_ms: Some(retry_after_ms.max(1)),
+            });
+            return Ok(());
+        }
+        self.strikes = 0;
+        let frame = match ClientFrame::parse(raw) {
+            Ok(frame) => frame,
+            Err(err) => {
+                self.reply(&ServerFrame::error(err.code(), err.to_string()));
+                return Ok(());
+            }
+        };
+        match frame {
+            ClientFrame::Identify { .. } | ClientFrame::Resume { .. } => {
+                Err(End::Close(CloseCode::AlreadyAuthenticated))
+            }
+            ClientFrame::Heartbeat => {
+                self.reply(&ServerFrame::HeartbeatAck);
+                Ok(())
+            }
+            ClientFrame::Subscribe {
+                channel_id,
+                since_seq,
+            } => {
+                if let Err(error) = self.subscribe(channel_id, since_seq).await {
+                    self.reply(&error);
+                }
+                Ok(())
+            }
+            ClientFrame::Unsubscribe { channel_id } => {
+                self.shared.hub.unsubscribe(channel_id, self.id);
+                self.subscriptions.remove(&channel_id);
+                self.reply(&ServerFrame::Unsubscribed { channel_id });
+                Ok(())
+            }
+            ClientFrame::Send {
+                channel_id,
+                nonce,
+                text,
+            } => {
+                if let Err(error) = self.send(channel_id, nonce, text).await {
+                    self.reply(&error);
+                }
+                Ok(())
+            }
+            ClientFrame::Typing { channel_id } => {
+                if self.subscriptions.contains_key(&channel_id) {
+                    if self.shared.deps.presence.typing(channel_id, self.user) {
+                        self.shared
+                            .deps
+                            .bus
+                            .publish(BusEvent::Typing {
+                                channel_id,
+                                user_id: self.user,
+                            })
+                            .await;
+                    }
+                } else {
+                    self.reply(&channel_error(
+                        ErrorCode::Forbidden,
+                        "subscribe to the channel before typing in it",
+                        channel_id,
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Checks access, subscribes, and replays what came after `since_seq`. Returns the number of
+    /// replayed events; the error is the frame to answer with.
+    async fn subscribe(
+        &mut self,
+        channel: Uuid,
+        since_seq: Option<u64>,
+    ) -> Result<u64, ServerFrame> {
+        if !self.subscriptions.contains_key(&channel)
+            && self.subscriptions.len() >= self.shared.config.max_subscriptions
+        {
+            return Err(channel_error(
+                ErrorCode::InvalidFrame,
+                "subscription limit reached",
+                channel,
+            ));
+        }
+        let access = self.access(channel).await?;
+        if !access.can_read() {
+            return Err(access_error(access, channel));
+        }
+        self.shared
+            .hub
+            .subscribe(channel, self.id, self.outbox.clone());
+        let replayed = match since_seq {
+            None => {
+                let last_seq = self.last_seq(channel).await?;
+                self.subscriptions.insert(
+                    channel,
+                    Subscription {
+                        last_seq,
+                        can_post: Some(access.can_post()),
+                    },
+                );
+                0
+            }
+            Some(since) => {
+                self.subscriptions.insert(
+                    channel,
+                    Subscription {
+                        last_seq: since,
+                        can_post: Some(access.can_post()),
+                    },
+                );
+                let frames = self
+                    .catch_up(channel)
+                    .await
+                    .map_err(|err| route_error(err, None, Some(channel)))?;
+                let count = frames.iter().filter(|(counts, _)| *counts).count() as u64;
+                for (_, frame) in frames {
+                    self.outbox.push(Outgoing::Frame(frame));
+                }
+                count
+            }
+        };
+        let last_seq = self.subscriptions.get(&channel).map_or(0, |s| s.last_seq);
+        self.reply(&ServerFrame::Subscribed {
+            channel_id: channel,
+            last_seq,
+        });
+        Ok(replayed)
+    }
+
+    async fn last_seq(&self, channel: Uuid) -> Result<u64, ServerFrame> {
+        self.shared
+            .deps
+            .router
+            .last_seqs(&[channel])
+            .await
+            .map(|seqs| seqs.first().copied().unwrap_or(0))
+            .map_err(|err| route_error(err, None, Some(channel)))
+    }
+
+    async fn access(&self, channel: Uuid) -> Result<ChannelAccess, ServerFrame> {
+        self.shared
+            .deps
+            .store
+            .channel_access(channel, self.user)
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, "channel access check failed");
+                channel_error(ErrorCode::Internal, "internal error", channel)
+            })
+    }
+
+    /// The frames that bring the client from its `last_seq` to the channel's newest event, and
+    /// the new `last_seq`. Each frame is flagged with whether it is a replayed message.
+    async fn catch_up(&mut self, channel: Uuid) -> Result<Vec<(bool, Utf8Bytes)>, RouteError> {
+        let Some(after) = self.subscriptions.get(&channel).map(|s| s.last_seq) else {
+            return Ok(Vec::new());
+        };
+        let replay = self.shared.deps.router.replay(channel, after).await?;
+        let Some(subscription) = self.subscriptions.get_mut(&channel) else {
+            return Ok(Vec::new());
+        };
+        Ok(match replay {
+            Replay::Events(events) => {
+                let mut frames = Vec::with_capacity(events.len());
+                for event in events {
+                    if event.seq > subscription.last_seq {
+                        subscription.last_seq = event.seq;
+                        frames.push((true, text(&ServerFrame::Message((*event).clone()))));
+                    }
+                }
+                frames
+            }
+            Replay::TooOld { last_seq } => {
+                subscription.last_seq = last_seq;
+                vec![(
+                    false,
+                    text(&ServerFrame::ResyncRequired {
+                        channel_id: channel,
+                        after_seq: after,
+                        last_seq,
+                    }),
+                )]
+            }
+        })
+    }
+
+    async fn send(
+        &mut self,
+        channel: Uuid,
+        nonce: String,
+        text: String,
+    ) -> Result<(), ServerFrame> {
+        let nonce_error = |code, message: &str| ServerFrame::Error {
+            code,
+            message: message.into(),
+            nonce: Some(nonce.clone()),
+            channel_id: Some(channel),
+            retry_after_ms: None,
+        };
+        if nonce.is_empty() || nonce.len() > MAX_NONCE_BYTES {
+            return Err(nonce_error(
+                ErrorCode::InvalidFrame,
+                "nonce must be 1 to 64 bytes",
+            ));
+        }
+        if text.trim().is_empty() {
+            return Err(nonce_error(
+                ErrorCode::InvalidFrame,
+                "text must not be empty",
+            ));
+        }
+        if text.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(nonce_error(
+                ErrorCode::TextTooLong,
+                "text is longer than 4000 characters",
+            ));
+        }
+        if self.in_flight.load(Ordering::Relaxed) >= self.shared.config.max_in_flight_sends {
+            return Err(nonce_error(
+                ErrorCode::TooManyInFlight,
+                "too many sends waiting for acknowledgement",
+            ));
+        }
+        let cached = self.subscriptions.get(&channel).and_then(|s| s.can_post);
+        let can_post = match cached {
+            Some(can_post) => can_post,
+            None => {
+                let access = self.access(channel).await?;
+                if !access.can_read() {
+                    let mut error = access_error(access, channel);
+                    if let ServerFrame::Error { nonce: n, .. } = &mut error {
+                        *n = Some(nonce);
+                    }
+                    return Err(error);
+                }
+                if let Some(subscription) = self.subscriptions.get_mut(&channel) {
+                    subscription.can_post = Some(access.can_post());
+                }
+                access.can_post()
+            }
+        };
+        if !can_post {
+            return Err(nonce_error(
+                ErrorCode::Forbidden,
+                "you may not post in this channel",
+            ));
+        }
+        self.shared.deps.presence.stopped_typing(channel, self.user);
+        let request = PublishRequest {
+            channel_id: channel,
+            author_id: self.user,
+            nonce: nonce.clone(),
+            text,
+        };
+        let ticket = self
+            .shared
+            .deps
+            .router
+            .submit(request)
+            .await
+            .map_err(|err| route_error(err, Some(nonce.clone()), Some(channel)))?;
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let outbox = self.outbox.clone();
+        let in_flight = self.in_flight.clone();
+        tokio::spawn(async move {
+            let frame = match ticket.await {
+                Ok(ack) => ServerFrame::Ack {
+                    nonce,
+                    channel_id: channel,
+                    message_id: ack.message_id,
+                    seq: ack.seq,
+                    created_at: ack.created_at,
+                    duplicate: ack.duplicate,
+                },
+                Err(err) => route_error(err, Some(nonce), Some(channel)),
+            };
+            outbox.push(Outgoing::Frame(Utf8Bytes::from(frame.to_json())));
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+        });
+        Ok(())
+    }
+
+    /// Writes everything queued, skipping events already delivered and filling gaps.
+    async fn write_outbox(&mut self) -> Result<(), End> {
+        let mut items = Vec::new();
+        if let Some(code) = self.outbox.drain(&mut items) {
+            return Err(End::Close(code));
+        }
+        let mut frames = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Outgoing::Frame(frame) => frames.push(frame),
+                Outgoing::Typing { user_id, frame } => {
+                    if user_id != self.user {
+                        frames.push(frame);
+                    }
+                }
+                Outgoing::Event {
+                    channel_id,
+                    seq,
+                    frame,
+                } => {
+                    let Some(subscription) = self.subscriptions.get_mut(&channel_id) else {
+                        continue;
+                    };
+                    if seq <= subscription.last_seq {
+                        continue;
+                    }
+                    if seq == subscription.last_seq + 1 {
+                        subscription.last_seq = seq;
+                        frames.push(frame);
+                        continue;
+                    }
+                    // Events were lost between the bus and this gateway: catch up from the
+                    // channel's buffer (which includes this one) instead of skipping ahead.
+                    tracing::warn!(%channel_id, have = subscription.last_seq, got = seq, "gap in channel events; catching up");
+                    match self.catch_up(channel_id).await {
+                        Ok(missing) => frames.extend(missing.into_iter().map(|(_, f)| f)),
+                        Err(err) => return Err(internal("catch up", err)),
+                    }
+                }
+            }
+        }
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let outbox = self.outbox.clone();
+        let write_timeout = self.shared.config.write_timeout;
+        let ws = &mut self.ws;
+        let write = async move {
+            for frame in frames {
+                ws.feed(Message::Text(frame)).await?;
+            }
+            ws.flush().await
+        };
+        tokio::select! {
+            written = tokio::time::timeout(write_timeout, write) => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(End::Gone),
+                Err(_) => Err(End::Close(CloseCode::SlowConsumer)),
+            },
+            code = outbox.killed() => Err(End::Close(code)),
+        }
+    }
+
+    /// Unregisters everything and closes the socket.
+    async fn finish(&mut self, end: End) {
+        self.outbox.close(CloseCode::ServerRestart);
+        for channel in self.subscriptions.keys() {
+            self.shared.hub.unsubscribe(*channel, self.id);
+        }
+        self.shared.connections.write().remove(&self.id);
+        self.shared.deps.presence.disconnected(self.user);
+        if let Some(session_id) = self.session_id {
+            match end {
+                End::Close(CloseCode::AuthenticationFailed) => {
+                    self.shared.sessions.forget(session_id)
+                }
+                _ => self.shared.sessions.release(session_id, Instant::now()),
+            }
+        }
+        close(&mut self.ws, end).await;
+    }
+}
+
+fn internal(what: &str, err: impl std::fmt::Display) -> End {
+    tracing::error!(error = %err, "{what} failed");
+    End::Close(CloseCode::InternalError)
+}
+
+fn channel_error(code: ErrorCode, message: &str, channel: Uuid) -> ServerFrame {
+    ServerFrame::Error {
+        code,
+        message: message.into(),
+        nonce: None,
+        channel_id: Some(channel),
+        retry_after_ms: None,
+    }
+}
+
+fn access_error(access: ChannelAccess, channel: Uuid) -> ServerFrame {
+    match access {
+        ChannelAccess::Invisible => channel_error(ErrorCode::NotFound, "no such channel", channel),
+        _ => channel_error(
+            ErrorCode::Forbidden,
+            "you are not a member of this channel",
+            channel,
+        ),
+    }
+}
+
+fn route_error(err: RouteError, nonce: Option<String>, channel: Option<Uuid>) -> ServerFrame {
+    let (code, message) = match &err {
+        RouteError::Overloaded => (ErrorCode::Unavailable, "channel service overloaded; retry"),
+        RouteError::Unavailable(_) => {
+            (ErrorCode::Unavailable, "channel service unavailable; retry")
+        }
+        RouteError::Internal(_) => {
+            tracing::error!(error = %err, "channel service error");
+            (
+                ErrorCode::Internal,
+                "internal error; retry with the same nonce",
+            )
+        }
+    };
+    ServerFrame::Error {
+        code,
+        message: message.into(),
+        nonce,
+        channel_id: channel,
+        retry_after_ms: None,
+    }
+}

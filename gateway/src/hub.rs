@@ -1,0 +1,85 @@
+//! The gateway's subscription table and its fan-out from the bus.
+//!
+//! One task reads the bus and, for each event, serialises the frame once and pushes it to the
+//! outbox of every local subscriber of the channel. Pushes never wait (see `outbox.rs`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chorus_cluster::BusEvent;
+use chorus_protocol::ServerFrame;
+use chorus_protocol::limits::TYPING_TTL_MS;
+use parking_lot::RwLock;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use uuid::Uuid;
+
+use crate::outbox::{Outbox, Outgoing};
+
+/// A process-unique connection number.
+pub type ConnId = u64;
+
+/// Which connections of this gateway are subscribed to which channel.
+#[derive(Default)]
+pub struct Hub {
+    channels: RwLock<HashMap<Uuid, HashMap<ConnId, Arc<Outbox>>>>,
+}
+
+impl Hub {
+    pub fn subscribe(&self, channel: Uuid, conn: ConnId, outbox: Arc<Outbox>) {
+        self.channels
+            .write()
+            .entry(channel)
+            .or_default()
+            .insert(conn, outbox);
+    }
+
+    pub fn unsubscribe(&self, channel: Uuid, conn: ConnId) {
+        let mut channels = self.channels.write();
+        if let Some(subscribers) = channels.get_mut(&channel) {
+            subscribers.remove(&conn);
+            if subscribers.is_empty() {
+                channels.remove(&channel);
+            }
+        }
+    }
+
+    /// Delivers one bus event to the local subscribers of its channel.
+    pub fn fan_out(&self, event: &BusEvent) {
+        let channels = self.channels.read();
+        let Some(subscribers) = channels.get(&event.channel_id()) else {
+            return;
+        };
+        let item = match event {
+            BusEvent::Message(message) => Outgoing::Event {
+                channel_id: message.channel_id,
+                seq: message.seq,
+                frame: Utf8Bytes::from(ServerFrame::Message((**message).clone()).to_json()),
+            },
+            BusEvent::Typing {
+                channel_id,
+                user_id,
+            } => Outgoing::Typing {
+                user_id: *user_id,
+                frame: Utf8Bytes::from(
+                    ServerFrame::Typing {
+                        channel_id: *channel_id,
+                        user_id: *user_id,
+                        expires_in_ms: TYPING_TTL_MS,
+                    }
+                    .to_json(),
+                ),
+            },
+        };
+        for outbox in subscribers.values() {
+            outbox.push(item.clone());
+        }
+    }
+
+    /// Runs the fan-out until the bus closes.
+    pub async fn run(self: Arc<Self>, mut events: mpsc::Receiver<BusEvent>) {
+        while let Some(event) = events.recv().await {
+            self.fan_out(&event);
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The WebSocket gateway: holds client connections and speaks protocol v1 (`docs/PROTOCOL.md`).
+//!
+//! Data enters as client frames on a socket and leaves in two directions: sends go to the channel
+//! service through a `ChannelRouter` (the gateway never touches channel internals or the message
+//! store), and committed events come back from the `FanoutBus` into the [`hub`], which pushes them
+//! to each subscriber's bounded [`outbox`]. Each connection is one task (`connection.rs`) that reads
+//! frames, writes its outbox, and watches its heartbeat deadline.
+
+mod config;
+mod connection;
+mod hub;
+mod outbox;
+mod sessions;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chorus_cluster::{ChannelRouter, FanoutBus};
+use chorus_core::MetadataStore;
+use chorus_core::auth::Authenticator;
+use chorus_presence::Presence;
+use chorus_protocol::CloseCode;
+use parking_lot::RwLock;
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+pub use config::GatewayConfig;
+
+use crate::hub::{ConnId, Hub};
+use crate::outbox::Outbox;
+use crate::sessions::SessionRegistry;
+
+/// What the gateway talks to.
+#[derive(Clone)]
+pub struct GatewayDeps {
+    pub auth: Authenticator,
+    pub store: Arc<dyn MetadataStore>,
+    pub router: Arc<dyn ChannelRouter>,
+    pub bus: Arc<dyn FanoutBus>,
+    pub presence: Arc<Presence>,
+}
+
+/// State shared by every connection of a gateway.
+struct Shared {
+    config: GatewayConfig,
+    deps: GatewayDeps,
+    hub: Arc<Hub>,
+    sessions: SessionRegistry,
+    /// Authenticated connections, so shutdown (and later, revocation) can reach each of them.
+    connections: RwLock<HashMap<ConnId, (Uuid, Arc<Outbox>)>>,
+    next_conn: AtomicU64,
+    /// Open sockets, authenticated or not.
+    open: AtomicUsize,
+}
+
+/// How long shutdown waits for clients to receive their close frames.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Accepts connections on `listener` until `shutdown` resolves, then closes every connection with
+/// 4003 ("reconnect elsewhere") and waits up to five seconds for them to finish.
+pub async fn serve(
+    listener: TcpListener,
+    config: GatewayConfig,
+    deps: GatewayDeps,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let hub = Arc::new(Hub::default());
+    tokio::spawn(hub.clone().run(deps.bus.attach()));
+    let shared = Arc::new(Shared {
+        sessions: SessionRegistry::new(config.session_ttl, config.max_sessions),
+        config,
+        deps,
+        hub,
+        connections: RwLock::new(HashMap::new()),
+        next_conn: AtomicU64::new(1),
+        open: AtomicUsize::new(0),
+    });
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let shared = shared.clone();
+                    shared.open.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(async move {
+                        connection::run(stream, shared.clone()).await;
+                        shared.open.fetch_sub(1, Ordering::Relaxed);
+                    });
+                }
+                Err(err) => {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    drop(listener);
+    let outboxes: Vec<Arc<Outbox>> = shared
+        .connections
+        .read()
+        .values()
+        .map(|(_, outbox)| outbox.clone())
+        .collect();
+    tracing::info!(connections = outboxes.len(), "gateway draining");
+    for outbox in outboxes {
+        outbox.close(CloseCode::ServerRestart);
+    }
+    let deadline = tokio::time::Instant::now() + DRAIN_DEADLINE;
+    while shared.open.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! Error codes carried by `error` frames. The connection stays open after an error frame.
+
+use serde::{Deserialize, Serialize};
+
+/// A machine-readable reason in a [`crate::ServerFrame::Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not valid JSON.
+    InvalidJson,
+    /// The JSON had an unknown `type`.
+    UnknownType,
+    /// A field was missing or had the wrong type or value.
+    InvalidFrame,
+    /// Message text was empty or longer than [`crate::limits::MAX_MESSAGE_CHARS`].
+    TextTooLong,
+    /// The caller may not do this (not a member, channel archived, read-only role).
+    Forbidden,
+    /// The channel or session does not exist (or is not visible to the caller).
+    NotFound,
+    /// Too many frames too fast; `retry_after_ms` says when to try again.
+    RateLimited,
+    /// Too many sends are waiting for their acknowledgement on this connection.
+    TooManyInFlight,
+    /// The channel service could not take the request right now; retry with the same nonce.
+    Unavailable,
+    /// Something went wrong on the server; retry with the same nonce.
+    Internal,
+}

@@ -1,0 +1,290 @@
+//! Client and server frames.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ErrorCode;
+
+/// A frame sent by the client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// First frame of a new session: authenticate with an access token (never in the URL).
+    Identify { token: String },
+    /// First frame after a reconnect: authenticate and continue a session, replaying what was missed
+    /// on each listed channel after `last_seq`.
+    Resume {
+        token: String,
+        session_id: Uuid,
+        channels: Vec<ChannelPosition>,
+    },
+    /// Keeps the connection alive; answered by `heartbeat_ack`.
+    Heartbeat,
+    /// Start receiving a channel's events. With `since_seq`, every event after it is replayed first.
+    Subscribe {
+        channel_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since_seq: Option<u64>,
+    },
+    /// Stop receiving a channel's events.
+    Unsubscribe { channel_id: Uuid },
+    /// Post a message. `nonce` is chosen by the client; resending the same nonce to the same channel
+    /// yields the same acknowledgement and never a second message.
+    Send {
+        channel_id: Uuid,
+        nonce: String,
+        text: String,
+    },
+    /// The user is typing in a channel.
+    Typing { channel_id: Uuid },
+}
+
+/// The `type` tags of [`ClientFrame`], used to tell an unknown type from a malformed frame.
+pub const CLIENT_FRAME_TYPES: [&str; 7] = [
+    "identify",
+    "resume",
+    "heartbeat",
+    "subscribe",
+    "unsubscribe",
+    "send",
+    "typing",
+];
+
+/// Where a client stands in one channel: the last sequence number it has seen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelPosition {
+    pub channel_id: Uuid,
+    pub last_seq: u64,
+}
+
+/// The authenticated user, as told in `ready`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub id: Uuid,
+    pub display_name: String,
+}
+
+/// A committed message, as pushed to subscribers and replayed on resume.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageEvent {
+    pub channel_id: Uuid,
+    /// Position in the channel: 1, 2, 3, … with no gaps. Total order of the channel.
+    pub seq: u64,
+    pub id: Uuid,
+    pub author_id: Uuid,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+    /// The nonce the author sent with the message, so the author's client can match its echo.
+    pub nonce: String,
+}
+
+/// A frame sent by the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// First frame on every connection.
+    Hello {
+        protocol: u32,
+        /// Send a frame (at least a `heartbeat`) at least this often.
+        heartbeat_interval_ms: u64,
+        max_frame_bytes: usize,
+        max_message_chars: usize,
+    },
+    /// Answer to `identify`: the session and every channel it is subscribed to.
+    Ready {
+        session_id: Uuid,
+        user: UserInfo,
+        channels: Vec<ChannelPosition>,
+    },
+    /// Answer to `resume`, sent after every replayed event (and `resync_required`) of the session.
+    Resumed {
+        session_id: Uuid,
+        replayed: u64,
+    },
+    HeartbeatAck,
+    /// Answer to `subscribe`, sent after any replayed events.
+    Subscribed {
+        channel_id: Uuid,
+        last_seq: u64,
+    },
+    Unsubscribed {
+        channel_id: Uuid,
+    },
+    /// A send was durably committed. Sent only after the message is on stable storage.
+    Ack {
+        nonce: String,
+        channel_id: Uuid,
+        message_id: Uuid,
+        seq: u64,
+        created_at: DateTime<Utc>,
+        /// True when this nonce had been committed before and this is the original's acknowledgement.
+        duplicate: bool,
+    },
+    /// A message committed to a subscribed channel.
+    Message(MessageEvent),
+    /// Someone is typing; hide the indicator after `expires_in_ms` unless refreshed.
+    Typing {
+        channel_id: Uuid,
+        user_id: Uuid,
+        expires_in_ms: u64,
+    },
+    /// The events after `after_seq` are older than the node's replay buffer. Fetch
+    /// `GET /v1/channels/{channel_id}/messages?after=<after_seq>` up to `last_seq`; live events after
+    /// `last_seq` follow on this connection.
+    ResyncRequired {
+        channel_id: Uuid,
+        after_seq: u64,
+        last_seq: u64,
+    },
+    /// Something the client sent could not be done. The connection stays open.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel_id: Option<Uuid>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+}
+
+impl ServerFrame {
+    /// An error frame with only a code and a message.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerFrame::Error {
+            code,
+            message: message.into(),
+            nonce: None,
+            channel_id: None,
+            retry_after_ms: None,
+        }
+    }
+
+    /// The JSON text of this frame.
+    pub fn to_json(&self) -> String {
+        // Serialising these types cannot fail: every field is a plain string, number or UUID.
+        serde_json::to_string(self).expect("server frames always serialise")
+    }
+
+    /// Parse a server frame (for clients).
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+impl ClientFrame {
+    /// The JSON text of this frame (for clients).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("client frames always serialise")
+    }
+
+    /// Parse a client frame, telling bad JSON, an unknown `type` and a malformed frame apart.
+    pub fn parse(text: &str) -> Result<Self, DecodeError> {
+        serde_json::from_str(text).map_err(|err| classify(text, err))
+    }
+}
+
+/// Why a client frame could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("frame is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("unknown frame type `{0}`")]
+    UnknownType(String),
+    #[error("invalid frame: {0}")]
+    InvalidFrame(String),
+}
+
+impl DecodeError {
+    /// The error code to answer with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DecodeError::InvalidJson(_) => ErrorCode::InvalidJson,
+            DecodeError::UnknownType(_) => ErrorCode::UnknownType,
+            DecodeError::InvalidFrame(_) => ErrorCode::InvalidFrame,
+        }
+    }
+}
+
+/// Only runs on the error path, so the second parse costs nothing in the common case.
+fn classify(text: &str, err: serde_json::Error) -> DecodeError {
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(value) => value,
+        Err(_) => return DecodeError::InvalidJson(err.to_string()),
+    };
+    match value.get("type").and_then(|t| t.as_str()) {
+        None => DecodeError::InvalidFrame("missing string field `type`".into()),
+        Some(kind) if !CLIENT_FRAME_TYPES.contains(&kind) => {
+            DecodeError::UnknownType(kind.chars().take(64).collect())
+        }
+        Some(_) => DecodeError::InvalidFrame(err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_frame_has_documented_spelling() {
+        let id = Uuid::nil();
+        let frame = ClientFrame::Send {
+            channel_id: id,
+            nonce: "n1".into(),
+            text: "hi".into(),
+        };
+        let json: serde_json::Value = serde_json::from_str(&frame.to_json()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "send", "channel_id": id, "nonce": "n1", "text": "hi"})
+        );
+        assert_eq!(ClientFrame::parse(&frame.to_json()).unwrap(), frame);
+    }
+
+    #[test]
+    fn message_event_is_flattened_into_the_frame() {
+        let event = MessageEvent {
+            channel_id: Uuid::nil(),
+            seq: 7,
+            id: Uuid::nil(),
+            author_id: Uuid::nil(),
+            text: "x".into(),
+            created_at: DateTime::from_timestamp(0, 0).unwrap(),
+            nonce: "n".into(),
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&ServerFrame::Message(event.clone()).to_json()).unwrap();
+        assert_eq!(json["type"], "message");
+        assert_eq!(json["seq"], 7);
+        assert_eq!(
+            ServerFrame::parse(&json.to_string()).unwrap(),
+            ServerFrame::Message(event)
+        );
+    }
+
+    #[test]
+    fn decode_errors_are_told_apart() {
+        assert!(matches!(
+            ClientFrame::parse("{not json"),
+            Err(DecodeError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            ClientFrame::parse(r#"{"type":"dance"}"#),
+            Err(DecodeError::UnknownType(t)) if t == "dance"
+        ));
+        assert!(matches!(
+            ClientFrame::parse(r#"{"type":"send","text":"no channel"}"#),
+            Err(DecodeError::InvalidFrame(_))
+        ));
+        assert!(matches!(
+            ClientFrame::parse(r#"[1,2]"#),
+            Err(DecodeError::InvalidFrame(_))
+        ));
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"heartbeat"}"#),
+            Ok(ClientFrame::Heartbeat)
+        );
+    }
+}

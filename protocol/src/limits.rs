@@ -1,0 +1,14 @@
+//! Limits that both sides of the socket need to know.
+
+/// Longest message text, counted in Unicode scalar values (RF-03.1).
+pub const MAX_MESSAGE_CHARS: usize = 4_000;
+
+/// Longest client nonce, in bytes. Nonces are opaque to the server.
+pub const MAX_NONCE_BYTES: usize = 64;
+
+/// Largest WebSocket message the gateway accepts, in bytes. A 4,000-character text of 4-byte
+/// characters JSON-escaped stays well below this.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// How long a typing indicator stays visible unless refreshed (RF-04.2).
+pub const TYPING_TTL_MS: u64 = 5_000;

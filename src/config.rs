@@ -1,0 +1,208 @@
+//! Node configuration: defaults, then a TOML file, then `CHORUS_*` environment variables and
+//! command-line flags (applied by `main.rs` through clap, which reads both).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chorus_channel_node::StateLimits;
+use chorus_gateway::GatewayConfig;
+use serde::Deserialize;
+
+/// Everything an embedded node needs to start.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Where metadata, the Raft log, snapshots and message history live.
+    pub data_dir: PathBuf,
+    /// REST API listen address.
+    pub api_addr: SocketAddr,
+    /// WebSocket gateway listen address.
+    pub ws_addr: SocketAddr,
+    /// HS256 secret for access tokens. When unset, a random one is created once and kept in
+    /// `<data_dir>/jwt-secret`, so tokens survive restarts.
+    pub jwt_secret: Option<String>,
+    pub gateway: GatewaySection,
+    pub channels: ChannelsSection,
+    pub api: ApiSection,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            data_dir: PathBuf::from("chorus-data"),
+            api_addr: "127.0.0.1:8080".parse().expect("valid address"),
+            ws_addr: "127.0.0.1:8081".parse().expect("valid address"),
+            jwt_secret: None,
+            gateway: GatewaySection::default(),
+            channels: ChannelsSection::default(),
+            api: ApiSection::default(),
+        }
+    }
+}
+
+/// `[gateway]` — see `GatewayConfig` for the meaning of each field.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySection {
+    pub heartbeat_interval_ms: u64,
+    pub heartbeat_timeout_ms: u64,
+    pub auth_timeout_ms: u64,
+    pub outbox_capacity: usize,
+    pub max_in_flight_sends: usize,
+    pub frames_per_second: u32,
+    pub frame_burst: u32,
+    pub max_subscriptions: usize,
+    pub session_ttl_ms: u64,
+    pub allowed_origins: Vec<String>,
+    pub read_buffer_bytes: usize,
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        let d = GatewayConfig::default();
+        GatewaySection {
+            heartbeat_interval_ms: d.heartbeat_interval.as_millis() as u64,
+            heartbeat_timeout_ms: d.heartbeat_timeout.as_millis() as u64,
+            auth_timeout_ms: d.auth_timeout.as_millis() as u64,
+            outbox_capacity: d.outbox_capacity,
+            max_in_flight_sends: d.max_in_flight_sends,
+            frames_per_second: d.frames_per_second,
+            frame_burst: d.frame_burst,
+            max_subscriptions: d.max_subscriptions,
+            session_ttl_ms: d.session_ttl.as_millis() as u64,
+            allowed_origins: d.allowed_origins,
+            read_buffer_bytes: d.read_buffer_bytes,
+            write_buffer_bytes: d.write_buffer_bytes,
+        }
+    }
+}
+
+impl GatewaySection {
+    pub fn to_gateway_config(&self) -> GatewayConfig {
+        GatewayConfig {
+            heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
+            heartbeat_timeout: Duration::from_millis(self.heartbeat_timeout_ms),
+            auth_timeout: Duration::from_millis(self.auth_timeout_ms),
+            outbox_capacity: self.outbox_capacity,
+            max_in_flight_sends: self.max_in_flight_sends,
+            frames_per_second: self.frames_per_second,
+            frame_burst: self.frame_burst,
+            max_subscriptions: self.max_subscriptions,
+            session_ttl: Duration::from_millis(self.session_ttl_ms),
+            allowed_origins: self.allowed_origins.clone(),
+            read_buffer_bytes: self.read_buffer_bytes,
+            write_buffer_bytes: self.write_buffer_bytes,
+            ..GatewayConfig::default()
+        }
+    }
+}
+
+/// `[channels]` — the channel service.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelsSection {
+    /// Recent messages per channel kept for resume.
+    pub replay_buffer: usize,
+    /// Recent nonces per channel remembered for deduplication.
+    pub dedup_window: usize,
+    /// Entries between state snapshots (the log before a snapshot is purged).
+    pub snapshot_every: u64,
+}
+
+impl Default for ChannelsSection {
+    fn default() -> Self {
+        let limits = StateLimits::default();
+        ChannelsSection {
+            replay_buffer: limits.replay_buffer,
+            dedup_window: limits.dedup_window,
+            snapshot_every: 20_000,
+        }
+    }
+}
+
+/// `[api]` — the REST API.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSection {
+    pub login_per_minute_per_ip: u32,
+    pub login_per_minute_per_account: u32,
+    pub register_per_minute_per_ip: u32,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        let d = chorus_api::ApiLimits::default();
+        ApiSection {
+            login_per_minute_per_ip: d.login_per_minute_per_ip,
+            login_per_minute_per_account: d.login_per_minute_per_account,
+            register_per_minute_per_ip: d.register_per_minute_per_ip,
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
+impl NodeConfig {
+    /// Defaults overlaid with a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// A node for tests: ports chosen by the OS, data in `data_dir`.
+    pub fn for_tests(data_dir: &Path) -> Self {
+        NodeConfig {
+            data_dir: data_dir.to_owned(),
+            api_addr: "127.0.0.1:0".parse().expect("valid address"),
+            ws_addr: "127.0.0.1:0".parse().expect("valid address"),
+            jwt_secret: Some("test-secret-test-secret-test-secret".into()),
+            ..NodeConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_overrides_only_what_it_names() {
+        let config: NodeConfig = toml::from_str(
+            r#"
+            ws_addr = "0.0.0.0:9000"
+            [gateway]
+            heartbeat_interval_ms = 1000
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.ws_addr.port(), 9000);
+        assert_eq!(config.gateway.heartbeat_interval_ms, 1000);
+        assert_eq!(config.api_addr, NodeConfig::default().api_addr);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(toml::from_str::<NodeConfig>("wss_addr = \"x\"").is_err());
+    }
+}

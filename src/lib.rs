@@ -1,0 +1,11 @@
+//! The `chorus` binary's library: configuration and assembly of the roles into one process.
+//!
+//! `chorus serve` runs an embedded node: the REST API, the WebSocket gateway and the channel
+//! service in one process with its data in one directory and no external service. Integration
+//! tests start the same [`Node`] on port 0.
+
+pub mod config;
+mod node;
+
+pub use config::NodeConfig;
+pub use node::Node;

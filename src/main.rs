@@ -1,0 +1,115 @@
+//! `chorus`: one binary, every role. Parses flags and runs; everything else lives in the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chorus::{Node, NodeConfig};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Chorus: a real-time chat backend.
+///
+/// Settings come from defaults, then the TOML file given with --config, then CHORUS_* environment
+/// variables, then flags.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// TOML configuration file (see deploy/chorus.example.toml).
+    #[arg(long, short, env = "CHORUS_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "CHORUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run an embedded node: REST API, WebSocket gateway and channel service in one process
+    /// (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct ServeArgs {
+    /// Directory for all data (metadata, Raft log, history).
+    #[arg(long, env = "CHORUS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// REST API listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "CHORUS_API_ADDR")]
+    api_addr: Option<SocketAddr>,
+    /// WebSocket gateway listen address [default: 127.0.0.1:8081].
+    #[arg(long, env = "CHORUS_WS_ADDR")]
+    ws_addr: Option<SocketAddr>,
+    /// Secret that signs access tokens; every node of a deployment must share it.
+    #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let mut config = match &cli.config {
+        Some(path) => NodeConfig::from_file(path)?,
+        None => NodeConfig::default(),
+    };
+    let Command::Serve(args) = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(addr) = args.api_addr {
+        config.api_addr = addr;
+    }
+    if let Some(addr) = args.ws_addr {
+        config.ws_addr = addr;
+    }
+    if args.jwt_secret.is_some() {
+        config.jwt_secret = args.jwt_secret;
+    }
+
+    let node = Node::start(config.clone())
+        .await
+        .context("cannot start chorus")?;
+    tracing::info!(data_dir = %config.data_dir.display(), "chorus embedded node started");
+    println!("chorus REST API   http://{}", node.api_addr);
+    println!("chorus WebSocket  ws://{}", node.ws_addr);
+    println!("data directory    {}", config.data_dir.display());
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

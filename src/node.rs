@@ -1,0 +1,149 @@
+//! Assembles an embedded node: stores, channel service, bus, presence, API and gateway.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chorus_api::{ApiLimits, ApiState};
+use chorus_channel_node::{ChannelNodeConfig, ChannelService, StateLimits};
+use chorus_cluster::{FanoutBus, LocalBus};
+use chorus_core::auth::Authenticator;
+use chorus_core::{MetadataStore, RedbMessageStore, SqliteMetadataStore};
+use chorus_gateway::GatewayDeps;
+use chorus_presence::Presence;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::NodeConfig;
+
+/// Events waiting for the gateway's fan-out task.
+const BUS_QUEUE: usize = 16 * 1024;
+
+/// A running embedded node.
+pub struct Node {
+    pub api_addr: SocketAddr,
+    pub ws_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    api: JoinHandle<std::io::Result<()>>,
+    gateway: JoinHandle<std::io::Result<()>>,
+    channels: ChannelService,
+}
+
+impl Node {
+    /// Opens the data directory, starts every role and returns once all listen.
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
+        let store: Arc<dyn MetadataStore> = Arc::new(
+            SqliteMetadataStore::open(&config.data_dir.join("metadata.db"))
+                .await
+                .context("cannot open the metadata store")?,
+        );
+        let messages = RedbMessageStore::open(&config.data_dir.join("messages.redb"))
+            .context("cannot open the message store")?;
+        let bus: Arc<dyn FanoutBus> = Arc::new(LocalBus::new(BUS_QUEUE));
+        let mut channel_config = ChannelNodeConfig::new(config.data_dir.join("channels"));
+        channel_config.limits = StateLimits {
+            replay_buffer: config.channels.replay_buffer,
+            dedup_window: config.channels.dedup_window,
+        };
+        channel_config.snapshot_every = config.channels.snapshot_every;
+        let channels = ChannelService::start(channel_config, messages.clone(), bus.clone())
+            .await
+            .context("cannot start the channel service")?;
+
+        let secret = match &config.jwt_secret {
+            Some(secret) => secret.clone().into_bytes(),
+            None => load_or_create_secret(&config.data_dir.join("jwt-secret"))?,
+        };
+        let auth = Authenticator::new(&secret, store.clone());
+
+        let api_listener = TcpListener::bind(config.api_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (api_addr)", config.api_addr))?;
+        let ws_listener = TcpListener::bind(config.ws_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (ws_addr)", config.ws_addr))?;
+        let api_addr = api_listener.local_addr()?;
+        let ws_addr = ws_listener.local_addr()?;
+
+        let (stop, stopped) = watch::channel(false);
+        let until_stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let api_state = ApiState {
+            store: store.clone(),
+            messages: Arc::new(messages),
+            auth: auth.clone(),
+            limits: ApiLimits {
+                login_per_minute_per_ip: config.api.login_per_minute_per_ip,
+                login_per_minute_per_account: config.api.login_per_minute_per_account,
+                register_per_minute_per_ip: config.api.register_per_minute_per_ip,
+            },
+        };
+        let api = tokio::spawn(chorus_api::serve(
+            api_listener,
+            api_state,
+            until_stopped(stopped.clone()),
+        ));
+        let deps = GatewayDeps {
+            auth,
+            store,
+            router: Arc::new(channels.clone()),
+            bus,
+            presence: Arc::new(Presence::default()),
+        };
+        let gateway = tokio::spawn(chorus_gateway::serve(
+            ws_listener,
+            config.gateway.to_gateway_config(),
+            deps,
+            until_stopped(stopped),
+        ));
+        Ok(Node {
+            api_addr,
+            ws_addr,
+            stop,
+            api,
+            gateway,
+            channels,
+        })
+    }
+
+    /// Graceful stop: listeners close, clients are told to reconnect (4003) and drained, then the
+    /// channel service stops. Everything acknowledged is already on disk.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for (role, task) in [("gateway", self.gateway), ("api", self.api)] {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!(role, error = %err, "stopped with an error"),
+                Err(err) => tracing::warn!(role, error = %err, "task failed"),
+            }
+        }
+        self.channels.shutdown().await;
+    }
+}
+
+/// Reads the node's token secret, creating a random one (readable by the owner only) on first use.
+fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(secret) if secret.len() >= 32 => return Ok(secret),
+        Ok(_) => anyhow::bail!("{} is shorter than 32 bytes", path.display()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let secret = chorus_core::auth::new_refresh_token().into_bytes();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, &secret)?;
+    file.sync_all()?;
+    Ok(secret)
+}
