@@ -1,0 +1,262 @@
+//! Test harness: a real embedded node on port 0, a real HTTP client and real WebSocket clients.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chorus::{Node, NodeConfig};
+use chorus_protocol::{ClientFrame, ServerFrame};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+/// How long a test waits for any single expected frame before failing.
+pub const FRAME_WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestNode {
+    pub node: Option<Node>,
+    pub dir: tempfile::TempDir,
+    pub config: NodeConfig,
+    pub http: reqwest::Client,
+}
+
+impl TestNode {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tune: impl FnOnce(&mut NodeConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = NodeConfig::for_tests(dir.path());
+        // Tests drive many frames quickly from one connection.
+        config.gateway.frames_per_second = 10_000;
+        config.gateway.frame_burst = 10_000;
+        config.api.login_per_minute_per_ip = 10_000;
+        config.api.register_per_minute_per_ip = 10_000;
+        tune(&mut config);
+        let node = Node::start(config.clone()).await.unwrap();
+        TestNode {
+            node: Some(node),
+            dir,
+            config,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the node and starts a new one on the same data directory (new ports).
+    pub async fn restart(&mut self) {
+        self.node.take().unwrap().shutdown().await;
+        self.node = Some(Node::start(self.config.clone()).await.unwrap());
+    }
+
+    pub fn api(&self) -> SocketAddr {
+        self.node.as_ref().unwrap().api_addr
+    }
+
+    pub fn ws(&self) -> SocketAddr {
+        self.node.as_ref().unwrap().ws_addr
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.api(), path)
+    }
+
+    /// POSTs JSON (with a bearer token when given) and returns status and body.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self.http.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Registers and logs in a user; returns (user id, access token).
+    pub async fn user(&self, name: &str) -> (Uuid, String) {
+        let email = format!("{name}-{}@example.com", Uuid::new_v4().simple());
+        let (status, body) = self
+            .post(
+                "/v1/auth/register",
+                None,
+                json!({"email": email, "password": "correct horse battery", "display_name": name}),
+            )
+            .await;
+        assert_eq!(status, 201, "register: {body}");
+        let (status, body) = self
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({"email": email, "password": "correct horse battery"}),
+            )
+            .await;
+        assert_eq!(status, 200, "login: {body}");
+        let id = body["user"]["id"].as_str().unwrap().parse().unwrap();
+        (id, body["access_token"].as_str().unwrap().to_string())
+    }
+
+    /// A workspace owned by `owner` with `members` added, and one public channel all have joined.
+    pub async fn team(&self, owner: &str, members: &[&str]) -> (Uuid, Uuid) {
+        let (status, workspace) = self
+            .post("/v1/workspaces", Some(owner), json!({"name": "Team"}))
+            .await;
+        assert_eq!(status, 201, "workspace: {workspace}");
+        let workspace_id: Uuid = workspace["id"].as_str().unwrap().parse().unwrap();
+        let name = format!("general-{}", &Uuid::new_v4().simple().to_string()[..8]);
+        let (status, channel) = self
+            .post(
+                &format!("/v1/workspaces/{workspace_id}/channels"),
+                Some(owner),
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(status, 201, "channel: {channel}");
+        let channel_id: Uuid = channel["id"].as_str().unwrap().parse().unwrap();
+        for token in members {
+            let (_, me) = self.get("/v1/users/me", token).await;
+            let email = me["email"].as_str().unwrap();
+            let (status, body) = self
+                .post(
+                    &format!("/v1/workspaces/{workspace_id}/members"),
+                    Some(owner),
+                    json!({"email": email}),
+                )
+                .await;
+            assert_eq!(status, 201, "add member: {body}");
+            let (status, body) = self
+                .post(&format!("/v1/channels/{channel_id}/join"), Some(token), json!({}))
+                .await;
+            assert_eq!(status, 200, "join: {body}");
+        }
+        (workspace_id, channel_id)
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(node) = self.node.take() {
+            node.shutdown().await;
+        }
+    }
+}
+
+/// A WebSocket client speaking protocol v1.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    /// Connects and reads `hello`.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .unwrap();
+        let mut client = Client { ws };
+        match client.next().await {
+            ServerFrame::Hello { protocol, .. } => assert_eq!(protocol, 1),
+            other => panic!("expected hello, got {other:?}"),
+        }
+        client
+    }
+
+    /// Connects, identifies, and returns the client with its `ready` frame.
+    pub async fn identify(addr: SocketAddr, token: &str) -> (Self, ServerFrame) {
+        let mut client = Self::connect(addr).await;
+        client
+            .send(&ClientFrame::Identify {
+                token: token.into(),
+            })
+            .await;
+        let ready = client.next().await;
+        assert!(matches!(ready, ServerFrame::Ready { .. }), "expected ready, got {ready:?}");
+        (client, ready)
+    }
+
+    pub async fn send(&mut self, frame: &ClientFrame) {
+        self.send_raw(&frame.to_json()).await;
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    /// The next server frame; panics on close or after [`FRAME_WAIT`].
+    pub async fn next(&mut self) -> ServerFrame {
+        loop {
+            let message = tokio::time::timeout(FRAME_WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a frame")
+                .expect("connection ended")
+                .expect("websocket error");
+            match message {
+                Message::Text(text) => return ServerFrame::parse(&text).unwrap(),
+                Message::Close(frame) => panic!("connection closed: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Skips frames until one matches.
+    pub async fn next_matching(&mut self, mut wanted: impl FnMut(&ServerFrame) -> bool) -> ServerFrame {
+        loop {
+            let frame = self.next().await;
+            if wanted(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    /// Reads until the server closes; returns the close frame (None if the socket just ended).
+    pub async fn closed(&mut self) -> Option<CloseFrame> {
+        loop {
+            match tokio::time::timeout(FRAME_WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for close")
+            {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// Sends a message and waits for its acknowledgement; returns (message id, seq).
+    pub async fn post(&mut self, channel: Uuid, nonce: &str, text: &str) -> (Uuid, u64) {
+        self.send(&ClientFrame::Send {
+            channel_id: channel,
+            nonce: nonce.into(),
+            text: text.into(),
+        })
+        .await;
+        match self
+            .next_matching(|f| matches!(f, ServerFrame::Ack { nonce: n, .. } | ServerFrame::Error { nonce: Some(n), .. } if n == nonce))
+            .await
+        {
+            ServerFrame::Ack {
+                message_id, seq, ..
+            } => (message_id, seq),
+            other => panic!("send failed: {other:?}"),
+        }
+    }
+}
+
+/// The close code of a close frame, as a number.
+pub fn close_code(frame: &Option<CloseFrame>) -> Option<u16> {
+    frame.as_ref().map(|f| u16::from(f.code))
+}
