@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The project's test command (README: "Test it").
+#
+# Makes sure the machine's PostgreSQL and Redis are running — starting them if they are installed
+# but down — and fails if they cannot be reached: backend suites never skip silently. Then runs
+# every test of the workspace: unit tests, and integration tests that start real nodes on port 0
+# and talk to them over real HTTP and WebSocket connections.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+
+ensure_postgres
+ensure_redis
+export CHORUS_TEST_POSTGRES_URL="${CHORUS_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export CHORUS_TEST_REDIS_URL="${CHORUS_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+
+cargo test --workspace --locked "$@"
