@@ -70,6 +70,8 @@ fn ws_config(shared: &Shared) -> WebSocketConfig {
 /// Runs one connection to its end.
 pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
     let allowed = &shared.config.allowed_origins;
+    // tungstenite's handshake callback signature fixes the (large) error type.
+    #[allow(clippy::result_large_err)]
     let check_origin = |request: &Request, response: Response| {
         let origin = request
             .headers()

@@ -29,7 +29,10 @@ impl Api {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.with_context(|| format!("POST {path}"))?;
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -49,7 +52,11 @@ impl Api {
         )
         .await?;
         let login = self
-            .post("/v1/auth/login", None, json!({"email": email, "password": password}))
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({"email": email, "password": password}),
+            )
             .await?;
         Ok(User {
             email,
@@ -59,12 +66,21 @@ impl Api {
 
     pub async fn workspace(&self, owner: &User) -> anyhow::Result<Uuid> {
         let body = self
-            .post("/v1/workspaces", Some(&owner.token), json!({"name": "loadtest"}))
+            .post(
+                "/v1/workspaces",
+                Some(&owner.token),
+                json!({"name": "loadtest"}),
+            )
             .await?;
         Ok(body["id"].as_str().context("workspace id")?.parse()?)
     }
 
-    pub async fn add_member(&self, owner: &User, workspace: Uuid, user: &User) -> anyhow::Result<()> {
+    pub async fn add_member(
+        &self,
+        owner: &User,
+        workspace: Uuid,
+        user: &User,
+    ) -> anyhow::Result<()> {
         self.post(
             &format!("/v1/workspaces/{workspace}/members"),
             Some(&owner.token),
@@ -86,8 +102,12 @@ impl Api {
     }
 
     pub async fn join(&self, user: &User, channel: Uuid) -> anyhow::Result<()> {
-        self.post(&format!("/v1/channels/{channel}/join"), Some(&user.token), json!({}))
-            .await
-            .map(drop)
+        self.post(
+            &format!("/v1/channels/{channel}/join"),
+            Some(&user.token),
+            json!({}),
+        )
+        .await
+        .map(drop)
     }
 }

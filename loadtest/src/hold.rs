@@ -98,8 +98,14 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
     let mut opening = Vec::with_capacity(args.connections);
     for n in 0..args.connections {
         let token = users[n % users.len()].token.clone();
-        let source = (args.source_ips > 1)
-            .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (n % args.source_ips as usize) as u8)));
+        let source = (args.source_ips > 1).then(|| {
+            IpAddr::V4(Ipv4Addr::new(
+                127,
+                0,
+                0,
+                1 + (n % args.source_ips as usize) as u8,
+            ))
+        });
         let gate = gate.clone();
         let handshakes = handshakes.clone();
         opening.push(tokio::spawn(async move {
@@ -107,7 +113,10 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
             let begun = Instant::now();
             let mut conn = Conn::connect(ws, source).await?;
             conn.identify(&token).await?;
-            handshakes.lock().await.record(begun.elapsed().as_micros() as u64)?;
+            handshakes
+                .lock()
+                .await
+                .record(begun.elapsed().as_micros() as u64)?;
             anyhow::Ok(conn)
         }));
     }
@@ -126,7 +135,10 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
     }
     let connect_secs = started.elapsed().as_secs_f64();
     let open = conns.len();
-    eprintln!("{open} connections open in {connect_secs:.1}s ({failures} failed); holding {}s", args.hold_secs);
+    eprintln!(
+        "{open} connections open in {connect_secs:.1}s ({failures} failed); holding {}s",
+        args.hold_secs
+    );
 
     // Each connection heartbeats and drains what the server sends, in its own task.
     let closed = Arc::new(std::sync::atomic::AtomicUsize::new(0));

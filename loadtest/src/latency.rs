@@ -29,7 +29,8 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
     let sender_user = api.user("sender").await?;
     let receiver_user = api.user("receiver").await?;
     let workspace = api.workspace(&sender_user).await?;
-    api.add_member(&sender_user, workspace, &receiver_user).await?;
+    api.add_member(&sender_user, workspace, &receiver_user)
+        .await?;
     let channel = api.channel(&sender_user, workspace, "latency").await?;
     api.join(&receiver_user, channel).await?;
 
@@ -62,7 +63,9 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
         loop {
             match sender.next().await? {
                 ServerFrame::Ack { nonce: n, .. } if n == nonce => break,
-                ServerFrame::Error { code, message, .. } => bail!("send failed: {code:?} {message}"),
+                ServerFrame::Error { code, message, .. } => {
+                    bail!("send failed: {code:?} {message}")
+                }
                 _ => continue,
             }
         }

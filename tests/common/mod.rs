@@ -142,7 +142,11 @@ impl TestNode {
                 .await;
             assert_eq!(status, 201, "add member: {body}");
             let (status, body) = self
-                .post(&format!("/v1/channels/{channel_id}/join"), Some(token), json!({}))
+                .post(
+                    &format!("/v1/channels/{channel_id}/join"),
+                    Some(token),
+                    json!({}),
+                )
                 .await;
             assert_eq!(status, 200, "join: {body}");
         }
@@ -159,6 +163,8 @@ impl TestNode {
 /// A WebSocket client speaking protocol v1.
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Frames read while waiting for another one, handed out first by [`Client::next`].
+    pending: std::collections::VecDeque<ServerFrame>,
 }
 
 impl Client {
@@ -167,12 +173,45 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
             .await
             .unwrap();
-        let mut client = Client { ws };
+        let mut client = Client {
+            ws,
+            pending: Default::default(),
+        };
         match client.next().await {
             ServerFrame::Hello { protocol, .. } => assert_eq!(protocol, 1),
             other => panic!("expected hello, got {other:?}"),
         }
         client
+    }
+
+    /// Like [`Client::identify`], over a socket with a 4 KiB receive buffer (a client that reads
+    /// slowly fills up quickly).
+    pub async fn identify_with_small_buffer(addr: SocketAddr, token: &str) -> (Self, ServerFrame) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(
+            format!("ws://{addr}/ws"),
+            MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .unwrap();
+        let mut client = Client {
+            ws,
+            pending: Default::default(),
+        };
+        assert!(matches!(client.next().await, ServerFrame::Hello { .. }));
+        client
+            .send(&ClientFrame::Identify {
+                token: token.into(),
+            })
+            .await;
+        let ready = client.next().await;
+        assert!(
+            matches!(ready, ServerFrame::Ready { .. }),
+            "expected ready, got {ready:?}"
+        );
+        (client, ready)
     }
 
     /// Connects, identifies, and returns the client with its `ready` frame.
@@ -184,7 +223,10 @@ impl Client {
             })
             .await;
         let ready = client.next().await;
-        assert!(matches!(ready, ServerFrame::Ready { .. }), "expected ready, got {ready:?}");
+        assert!(
+            matches!(ready, ServerFrame::Ready { .. }),
+            "expected ready, got {ready:?}"
+        );
         (client, ready)
     }
 
@@ -198,6 +240,13 @@ impl Client {
 
     /// The next server frame; panics on close or after [`FRAME_WAIT`].
     pub async fn next(&mut self) -> ServerFrame {
+        if let Some(frame) = self.pending.pop_front() {
+            return frame;
+        }
+        self.read().await
+    }
+
+    async fn read(&mut self) -> ServerFrame {
         loop {
             let message = tokio::time::timeout(FRAME_WAIT, self.ws.next())
                 .await
@@ -213,12 +262,29 @@ impl Client {
     }
 
     /// Skips frames until one matches.
-    pub async fn next_matching(&mut self, mut wanted: impl FnMut(&ServerFrame) -> bool) -> ServerFrame {
+    pub async fn next_matching(
+        &mut self,
+        mut wanted: impl FnMut(&ServerFrame) -> bool,
+    ) -> ServerFrame {
         loop {
             let frame = self.next().await;
             if wanted(&frame) {
                 return frame;
             }
+        }
+    }
+
+    /// Waits for a matching frame, keeping the others for later [`Client::next`] calls.
+    pub async fn wait_for(&mut self, mut wanted: impl FnMut(&ServerFrame) -> bool) -> ServerFrame {
+        if let Some(at) = self.pending.iter().position(&mut wanted) {
+            return self.pending.remove(at).unwrap();
+        }
+        loop {
+            let frame = self.read().await;
+            if wanted(&frame) {
+                return frame;
+            }
+            self.pending.push_back(frame);
         }
     }
 
@@ -245,7 +311,7 @@ impl Client {
         })
         .await;
         match self
-            .next_matching(|f| matches!(f, ServerFrame::Ack { nonce: n, .. } | ServerFrame::Error { nonce: Some(n), .. } if n == nonce))
+            .wait_for(|f| matches!(f, ServerFrame::Ack { nonce: n, .. } | ServerFrame::Error { nonce: Some(n), .. } if n == nonce))
             .await
         {
             ServerFrame::Ack {

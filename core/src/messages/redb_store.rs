@@ -16,6 +16,15 @@ use uuid::Uuid;
 use super::{HistoryQuery, MessageStore};
 use crate::StoreError;
 
+/// One item of a range over the messages table.
+type RangeItem<'a> = Result<
+    (
+        redb::AccessGuard<'a, ([u8; 16], u64)>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
 const MESSAGES: TableDefinition<([u8; 16], u64), &[u8]> = TableDefinition::new("messages");
 
 /// History of every channel in a redb file.
@@ -77,13 +86,7 @@ impl RedbMessageStore {
         let txn = self.db.begin_read().map_err(StoreError::backend)?;
         let table = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
         let key = *channel.as_bytes();
-        let decode = |entry: Result<
-            (
-                redb::AccessGuard<'_, ([u8; 16], u64)>,
-                redb::AccessGuard<'_, &[u8]>,
-            ),
-            redb::StorageError,
-        >| {
+        let decode = |entry: RangeItem<'_>| {
             let (_, value) = entry.map_err(StoreError::backend)?;
             serde_json::from_slice::<MessageEvent>(value.value()).map_err(StoreError::backend)
         };

@@ -1,0 +1,203 @@
+//! The JSON shapes of requests and responses (documented in the OpenAPI document).
+
+use chorus_core::model::{Channel, Role, User, Workspace};
+use chorus_protocol::MessageEvent;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    pub email: String,
+    /// 8 to 256 characters.
+    pub password: String,
+    /// Up to 80 characters; defaults to the part of the e-mail before `@`.
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<User> for UserView {
+    fn from(user: User) -> Self {
+        UserView {
+            id: user.id,
+            email: user.email,
+            display_name: user.display_name,
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// Credentials handed out by login and refresh.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// JWT for `Authorization: Bearer` and the WebSocket `identify` frame; valid 1 hour.
+    pub access_token: String,
+    /// Single-use: each refresh returns a new one. Valid 7 days.
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    /// Seconds until `access_token` expires.
+    pub expires_in: u64,
+    pub session_id: Uuid,
+    pub user: UserView,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateWorkspaceRequest {
+    /// 1 to 80 characters.
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceView {
+    pub id: Uuid,
+    pub name: String,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// The caller's role: `owner`, `admin`, `member` or `guest`.
+    pub role: String,
+}
+
+impl WorkspaceView {
+    pub fn new(workspace: Workspace, role: Role) -> Self {
+        WorkspaceView {
+            id: workspace.id,
+            name: workspace.name,
+            created_by: workspace.created_by,
+            created_at: workspace.created_at,
+            role: role.as_str().to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AddMemberRequest {
+    pub email: String,
+    /// `admin`, `member` (default) or `guest`.
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    pub workspace_id: Uuid,
+    pub user_id: Uuid,
+    pub role: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateChannelRequest {
+    /// Lowercase letters, digits, `-` and `_`; 1 to 80 characters; unique in the workspace.
+    pub name: String,
+    /// Up to 250 characters.
+    pub description: Option<String>,
+    /// Private channels are visible only to their members.
+    #[serde(default)]
+    pub private: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelView {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub name: String,
+    pub description: String,
+    /// `public`, `private` or `dm`.
+    pub kind: String,
+    pub topic: String,
+    pub topic_set_by: Option<Uuid>,
+    pub topic_set_at: Option<DateTime<Utc>>,
+    pub is_archived: bool,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// Whether the caller is a member (in listings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_member: Option<bool>,
+}
+
+impl ChannelView {
+    pub fn new(channel: Channel, is_member: Option<bool>) -> Self {
+        ChannelView {
+            id: channel.id,
+            workspace_id: channel.workspace_id,
+            name: channel.name,
+            description: channel.description,
+            kind: channel.kind.as_str().to_string(),
+            topic: channel.topic,
+            topic_set_by: channel.topic_set_by,
+            topic_set_at: channel.topic_set_at,
+            is_archived: channel.is_archived,
+            created_by: channel.created_by,
+            created_at: channel.created_at,
+            is_member,
+        }
+    }
+}
+
+/// One message of a channel's history (the same fields as the WebSocket `message` event).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageView {
+    pub channel_id: Uuid,
+    /// Position in the channel: 1, 2, 3, … — use it as the pagination cursor.
+    pub seq: u64,
+    pub id: Uuid,
+    pub author_id: Uuid,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+    pub nonce: String,
+}
+
+impl From<MessageEvent> for MessageView {
+    fn from(m: MessageEvent) -> Self {
+        MessageView {
+            channel_id: m.channel_id,
+            seq: m.seq,
+            id: m.id,
+            author_id: m.author_id,
+            text: m.text,
+            created_at: m.created_at,
+            nonce: m.nonce,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryPage {
+    /// In ascending `seq` order.
+    pub messages: Vec<MessageView>,
+    /// More messages exist beyond this page in the direction asked (older for `before`, newer for
+    /// `after`).
+    pub has_more: bool,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct HistoryParams {
+    /// 1 to 200; default 50.
+    pub limit: Option<usize>,
+    /// Messages with `seq` below this (newest first page when neither cursor is given).
+    pub before: Option<u64>,
+    /// Messages with `seq` above this.
+    pub after: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}
