@@ -5,6 +5,7 @@
 //! tests start the same [`Node`] on port 0.
 
 pub mod config;
+pub mod connect;
 mod node;
 
 pub use config::NodeConfig;

@@ -29,6 +29,13 @@ enum Command {
     /// Run an embedded node: REST API, WebSocket gateway and channel service in one process
     /// (the default).
     Serve(ServeArgs),
+    /// A WebSocket client for trying the protocol by hand: sends each line of standard input as
+    /// a frame and prints each frame received.
+    Connect {
+        /// Gateway URL.
+        #[arg(default_value = "ws://127.0.0.1:8081/ws")]
+        url: String,
+    },
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -54,9 +61,12 @@ enum LogFormat {
 }
 
 fn init_logging(format: LogFormat) {
+    // Logs go to standard error so `chorus connect` keeps standard output for frames.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -71,7 +81,10 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => NodeConfig::from_file(path)?,
         None => NodeConfig::default(),
     };
-    let Command::Serve(args) = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    let args = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => args,
+        Command::Connect { url } => return chorus::connect::run(&url).await,
+    };
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
