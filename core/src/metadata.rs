@@ -1,5 +1,6 @@
 //! The metadata store: users, sessions, workspaces, channels and memberships (not messages).
 
+pub mod conformance;
 mod sqlite;
 
 use async_trait::async_trait;

@@ -29,6 +29,12 @@ fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
+/// Now, at the millisecond precision the database keeps, so what a create returns equals what a
+/// later read returns.
+fn now() -> DateTime<Utc> {
+    from_millis(Utc::now().timestamp_millis())
+}
+
 fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
@@ -164,7 +170,7 @@ impl MetadataStore for SqliteMetadataStore {
             id: Uuid::now_v7(),
             email: email.to_lowercase(),
             display_name: display_name.to_string(),
-            created_at: Utc::now(),
+            created_at: now(),
         };
         sqlx::query(
             "INSERT INTO users (id, email, display_name, password_hash, created_at)
@@ -274,7 +280,7 @@ impl MetadataStore for SqliteMetadataStore {
             id: Uuid::now_v7(),
             name: name.to_string(),
             created_by: owner,
-            created_at: Utc::now(),
+            created_at: now(),
         };
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query(
@@ -353,7 +359,7 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(workspace.to_string())
         .bind(user.to_string())
         .bind(role.as_str())
-        .bind(millis(Utc::now()))
+        .bind(millis(now()))
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
@@ -372,7 +378,7 @@ impl MetadataStore for SqliteMetadataStore {
             topic_set_at: None,
             is_archived: false,
             created_by: new.created_by,
-            created_at: Utc::now(),
+            created_at: now(),
         };
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query(
@@ -446,7 +452,7 @@ impl MetadataStore for SqliteMetadataStore {
         )
         .bind(channel.to_string())
         .bind(user.to_string())
-        .bind(millis(Utc::now()))
+        .bind(millis(now()))
         .execute(&self.pool)
         .await
         .map_err(db_err)?;

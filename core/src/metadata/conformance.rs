@@ -1,0 +1,257 @@
+//! The behaviour every [`MetadataStore`] must have, as test functions.
+//!
+//! Each backend's test file runs every function here against a fresh store (see
+//! `core/tests/metadata_sqlite.rs`), so the embedded and the real backends are held to the same
+//! contract. A function panics on the first broken expectation.
+
+use chrono::{Duration, Utc};
+use uuid::Uuid;
+
+use super::{MetadataStore, NewChannel};
+use crate::StoreError;
+use crate::model::{ChannelAccess, ChannelKind, Role, Session};
+
+/// Every check, by name, for backends that run them in a loop.
+pub const ALL: &[&str] = &[
+    "emails_are_unique_case_insensitively",
+    "refresh_rotation_is_compare_and_swap",
+    "revoked_sessions_stay_revoked",
+    "workspace_creator_is_owner",
+    "channel_names_are_unique_per_workspace",
+    "channel_access_follows_membership",
+    "private_channels_are_listed_to_members_only",
+];
+
+/// Runs the check called `name`.
+pub async fn run(name: &str, store: &dyn MetadataStore) {
+    match name {
+        "emails_are_unique_case_insensitively" => emails_are_unique_case_insensitively(store).await,
+        "refresh_rotation_is_compare_and_swap" => refresh_rotation_is_compare_and_swap(store).await,
+        "revoked_sessions_stay_revoked" => revoked_sessions_stay_revoked(store).await,
+        "workspace_creator_is_owner" => workspace_creator_is_owner(store).await,
+        "channel_names_are_unique_per_workspace" => {
+            channel_names_are_unique_per_workspace(store).await
+        }
+        "channel_access_follows_membership" => channel_access_follows_membership(store).await,
+        "private_channels_are_listed_to_members_only" => {
+            private_channels_are_listed_to_members_only(store).await
+        }
+        other => panic!("no conformance check named {other}"),
+    }
+}
+
+async fn user(store: &dyn MetadataStore, name: &str) -> Uuid {
+    let email = format!("{name}-{}@example.com", Uuid::new_v4().simple());
+    store
+        .create_user(&email, name, "$argon2id$fake")
+        .await
+        .unwrap()
+        .id
+}
+
+fn session(user_id: Uuid, hash: &str) -> Session {
+    let now = Utc::now();
+    Session {
+        id: Uuid::new_v4(),
+        user_id,
+        refresh_hash: hash.into(),
+        refresh_expires_at: now + Duration::days(7),
+        created_at: now,
+        revoked_at: None,
+    }
+}
+
+fn channel(workspace_id: Uuid, name: &str, kind: ChannelKind, created_by: Uuid) -> NewChannel {
+    NewChannel {
+        workspace_id,
+        name: name.into(),
+        description: String::new(),
+        kind,
+        created_by,
+    }
+}
+
+pub async fn emails_are_unique_case_insensitively(store: &dyn MetadataStore) {
+    let email = format!("Ada.{}@Example.com", Uuid::new_v4().simple());
+    let ada = store.create_user(&email, "Ada", "hash").await.unwrap();
+    assert_eq!(ada.email, email.to_lowercase());
+    let again = store
+        .create_user(&email.to_uppercase(), "Ada 2", "hash")
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let found = store
+        .user_by_email(&email.to_uppercase())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.user.id, found.password_hash.as_str()),
+        (ada.id, "hash")
+    );
+    assert_eq!(store.user(ada.id).await.unwrap(), Some(ada));
+    assert!(
+        store
+            .user_by_email("nobody@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn refresh_rotation_is_compare_and_swap(store: &dyn MetadataStore) {
+    let ada = user(store, "ada").await;
+    let s = session(ada, "h1");
+    store.create_session(&s).await.unwrap();
+    let later = Utc::now() + Duration::days(7);
+    assert!(store.rotate_refresh(s.id, "h1", "h2", later).await.unwrap());
+    assert!(
+        !store.rotate_refresh(s.id, "h1", "h3", later).await.unwrap(),
+        "a used hash must not rotate again"
+    );
+    assert_eq!(
+        store.session(s.id).await.unwrap().unwrap().refresh_hash,
+        "h2"
+    );
+    assert!(
+        !store
+            .rotate_refresh(Uuid::new_v4(), "h2", "h3", later)
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn revoked_sessions_stay_revoked(store: &dyn MetadataStore) {
+    let ada = user(store, "ada").await;
+    let s = session(ada, "h1");
+    store.create_session(&s).await.unwrap();
+    store.revoke_session(s.id, Utc::now()).await.unwrap();
+    let stored = store.session(s.id).await.unwrap().unwrap();
+    assert!(stored.revoked_at.is_some());
+    assert!(!stored.is_active(Utc::now()));
+    assert!(
+        !store
+            .rotate_refresh(s.id, "h1", "h2", Utc::now())
+            .await
+            .unwrap(),
+        "a revoked session cannot be refreshed"
+    );
+}
+
+pub async fn workspace_creator_is_owner(store: &dyn MetadataStore) {
+    let ada = user(store, "ada").await;
+    let bob = user(store, "bob").await;
+    let workspace = store.create_workspace("Acme", ada).await.unwrap();
+    assert_eq!(
+        store.workspace_role(workspace.id, ada).await.unwrap(),
+        Some(Role::Owner)
+    );
+    assert_eq!(store.workspace_role(workspace.id, bob).await.unwrap(), None);
+    store
+        .set_workspace_member(workspace.id, bob, Role::Guest)
+        .await
+        .unwrap();
+    store
+        .set_workspace_member(workspace.id, bob, Role::Member)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.workspace_role(workspace.id, bob).await.unwrap(),
+        Some(Role::Member)
+    );
+    let mine = store.workspaces_of(bob).await.unwrap();
+    assert_eq!(mine, vec![(workspace.clone(), Role::Member)]);
+    assert_eq!(
+        store.workspace(workspace.id).await.unwrap(),
+        Some(workspace)
+    );
+}
+
+pub async fn channel_names_are_unique_per_workspace(store: &dyn MetadataStore) {
+    let ada = user(store, "ada").await;
+    let one = store.create_workspace("One", ada).await.unwrap();
+    let two = store.create_workspace("Two", ada).await.unwrap();
+    let general = store
+        .create_channel(&channel(one.id, "general", ChannelKind::Public, ada))
+        .await
+        .unwrap();
+    let again = store
+        .create_channel(&channel(one.id, "general", ChannelKind::Private, ada))
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    store
+        .create_channel(&channel(two.id, "general", ChannelKind::Public, ada))
+        .await
+        .expect("the same name in another workspace is fine");
+    assert_eq!(store.channel(general.id).await.unwrap(), Some(general));
+}
+
+pub async fn channel_access_follows_membership(store: &dyn MetadataStore) {
+    let ada = user(store, "ada").await;
+    let bob = user(store, "bob").await;
+    let eve = user(store, "eve").await;
+    let workspace = store.create_workspace("Acme", ada).await.unwrap();
+    store
+        .set_workspace_member(workspace.id, bob, Role::Member)
+        .await
+        .unwrap();
+    let general = store
+        .create_channel(&channel(workspace.id, "general", ChannelKind::Public, ada))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.channel_access(general.id, ada).await.unwrap(),
+        ChannelAccess::Member { archived: false }
+    );
+    assert_eq!(
+        store.channel_access(general.id, bob).await.unwrap(),
+        ChannelAccess::NotMember
+    );
+    assert_eq!(
+        store.channel_access(general.id, eve).await.unwrap(),
+        ChannelAccess::Invisible
+    );
+    assert_eq!(
+        store.channel_access(Uuid::new_v4(), ada).await.unwrap(),
+        ChannelAccess::Invisible
+    );
+    store.add_channel_member(general.id, bob).await.unwrap();
+    store.add_channel_member(general.id, bob).await.unwrap();
+    assert_eq!(
+        store.channel_access(general.id, bob).await.unwrap(),
+        ChannelAccess::Member { archived: false }
+    );
+    assert_eq!(store.channel_ids_of(bob).await.unwrap(), vec![general.id]);
+    assert!(store.channel_ids_of(eve).await.unwrap().is_empty());
+}
+
+pub async fn private_channels_are_listed_to_members_only(store: &dyn MetadataStore) {
+    let ada = user(store, "ada").await;
+    let bob = user(store, "bob").await;
+    let workspace = store.create_workspace("Acme", ada).await.unwrap();
+    store
+        .set_workspace_member(workspace.id, bob, Role::Member)
+        .await
+        .unwrap();
+    store
+        .create_channel(&channel(workspace.id, "zeta", ChannelKind::Public, ada))
+        .await
+        .unwrap();
+    store
+        .create_channel(&channel(workspace.id, "alpha", ChannelKind::Private, ada))
+        .await
+        .unwrap();
+    let names = |listing: Vec<super::ChannelListing>| {
+        listing
+            .into_iter()
+            .map(|l| (l.channel.name, l.is_member))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(store.channels_visible_to(workspace.id, ada).await.unwrap()),
+        vec![("alpha".to_string(), true), ("zeta".to_string(), true)]
+    );
+    assert_eq!(
+        names(store.channels_visible_to(workspace.id, bob).await.unwrap()),
+        vec![("zeta".to_string(), false)]
+    );
+}
