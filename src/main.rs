@@ -36,6 +36,8 @@ enum Command {
         #[arg(default_value = "ws://127.0.0.1:8081/ws")]
         url: String,
     },
+    /// Print the REST API's OpenAPI document (the same as `GET /openapi.json`).
+    Openapi,
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -84,6 +86,10 @@ async fn main() -> anyhow::Result<()> {
     let args = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => args,
         Command::Connect { url } => return chorus::connect::run(&url).await,
+        Command::Openapi => {
+            println!("{}", chorus_api::openapi().to_pretty_json()?);
+            return Ok(());
+        }
     };
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
