@@ -22,6 +22,9 @@ pub struct NodeConfig {
     /// HS256 secret for access tokens. When unset, a random one is created once and kept in
     /// `<data_dir>/jwt-secret`, so tokens survive restarts.
     pub jwt_secret: Option<String>,
+    /// The fan-out bus: unset (or `local`) for the in-process bus, `redis://host:port` for Redis
+    /// pub/sub (required as soon as more than one gateway process serves the same channels).
+    pub bus_url: Option<String>,
     pub gateway: GatewaySection,
     pub channels: ChannelsSection,
     pub api: ApiSection,
@@ -34,6 +37,7 @@ impl Default for NodeConfig {
             api_addr: "127.0.0.1:8080".parse().expect("valid address"),
             ws_addr: "127.0.0.1:8081".parse().expect("valid address"),
             jwt_secret: None,
+            bus_url: None,
             gateway: GatewaySection::default(),
             channels: ChannelsSection::default(),
             api: ApiSection::default(),

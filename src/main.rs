@@ -54,6 +54,9 @@ struct ServeArgs {
     /// Secret that signs access tokens; every node of a deployment must share it.
     #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// Fan-out bus: `local` (default) or a redis:// URL.
+    #[arg(long, env = "CHORUS_BUS_URL")]
+    bus_url: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -102,6 +105,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.jwt_secret.is_some() {
         config.jwt_secret = args.jwt_secret;
+    }
+    if args.bus_url.is_some() {
+        config.bus_url = args.bus_url;
     }
 
     let node = Node::start(config.clone())

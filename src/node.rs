@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chorus_api::{ApiLimits, ApiState};
 use chorus_channel_node::{ChannelNodeConfig, ChannelService, StateLimits};
-use chorus_cluster::{FanoutBus, LocalBus};
+use chorus_cluster::{FanoutBus, LocalBus, RedisBus};
 use chorus_core::auth::Authenticator;
 use chorus_core::{MetadataStore, RedbMessageStore, SqliteMetadataStore};
 use chorus_gateway::GatewayDeps;
@@ -44,7 +44,7 @@ impl Node {
         );
         let messages = RedbMessageStore::open(&config.data_dir.join("messages.redb"))
             .context("cannot open the message store")?;
-        let bus: Arc<dyn FanoutBus> = Arc::new(LocalBus::new(BUS_QUEUE));
+        let bus = open_bus(config.bus_url.as_deref()).await?;
         let mut channel_config = ChannelNodeConfig::new(config.data_dir.join("channels"));
         channel_config.limits = StateLimits {
             replay_buffer: config.channels.replay_buffer,
@@ -124,6 +124,22 @@ impl Node {
             }
         }
         self.channels.shutdown().await;
+    }
+}
+
+/// The fan-out bus named by `bus_url`.
+async fn open_bus(url: Option<&str>) -> anyhow::Result<Arc<dyn FanoutBus>> {
+    match url {
+        None | Some("local") => Ok(Arc::new(LocalBus::new(BUS_QUEUE))),
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            let bus = RedisBus::connect(url, BUS_QUEUE)
+                .await
+                .context("cannot start the Redis fan-out bus (bus_url)")?;
+            Ok(Arc::new(bus))
+        }
+        Some(other) => {
+            anyhow::bail!("unsupported bus_url {other:?}: use `local` or a redis:// URL")
+        }
     }
 }
 

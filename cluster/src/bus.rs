@@ -19,13 +19,19 @@ pub enum BusEvent {
     Message(Arc<MessageEvent>),
     /// An ephemeral typing indicator (not sequenced, not stored).
     Typing { channel_id: Uuid, user_id: Uuid },
+    /// Events may have been lost in transit (a bus reconnect, a lagging subscriber, a fresh
+    /// subscription): subscribers of the channel — of every channel when `None` — must catch up
+    /// from the channel service. Raised by the bus itself, never published.
+    Resync { channel_id: Option<Uuid> },
 }
 
 impl BusEvent {
-    pub fn channel_id(&self) -> Uuid {
+    /// The channel the event is about (`None` for a resync of every channel).
+    pub fn channel_id(&self) -> Option<Uuid> {
         match self {
-            BusEvent::Message(message) => message.channel_id,
-            BusEvent::Typing { channel_id, .. } => *channel_id,
+            BusEvent::Message(message) => Some(message.channel_id),
+            BusEvent::Typing { channel_id, .. } => Some(*channel_id),
+            BusEvent::Resync { channel_id } => *channel_id,
         }
     }
 }
@@ -33,14 +39,23 @@ impl BusEvent {
 /// Carries events to every attached gateway.
 #[async_trait]
 pub trait FanoutBus: Send + Sync + 'static {
-    /// Delivers an event to every attached gateway, in publish order per publisher.
+    /// Delivers an event to every attached gateway that watches its channel, in publish order per
+    /// publisher. Never fails: an event lost in transit is recovered by the gateways' sequence
+    /// checks and the resyncs the bus raises.
     async fn publish(&self, event: BusEvent);
 
-    /// Attaches a gateway: it receives every event published from now on.
+    /// Attaches a gateway: it receives the events of the channels it watches from now on.
     fn attach(&self) -> mpsc::Receiver<BusEvent>;
+
+    /// The gateway has subscribers in `channel` now (called when the first one arrives).
+    fn watch(&self, _channel: Uuid) {}
+
+    /// The gateway's last subscriber of `channel` left.
+    fn unwatch(&self, _channel: Uuid) {}
 }
 
-/// The in-process bus of an embedded node.
+/// The in-process bus of an embedded node: every attached gateway gets every event (they all
+/// live in this process, so watching is not needed to route).
 pub struct LocalBus {
     gateways: Mutex<Vec<mpsc::Sender<BusEvent>>>,
     queue_len: usize,

@@ -4,10 +4,13 @@
 //!   embedded node implements it in-process (`chorus_channel_node::ChannelService`); a cluster
 //!   implements it over the network to the channel node that owns the channel.
 //! - [`FanoutBus`]: carries committed events from channel nodes to every gateway. [`LocalBus`] is the
-//!   in-process bus of the embedded node.
+//!   in-process bus of the embedded node; [`RedisBus`] carries events between processes through
+//!   Redis pub/sub.
 
 mod bus;
+mod redis_bus;
 mod router;
 
 pub use bus::{BusEvent, FanoutBus, LocalBus};
+pub use redis_bus::{RedisBus, RedisBusError};
 pub use router::{ChannelRouter, PublishAck, PublishRequest, PublishTicket, Replay, RouteError};

@@ -702,6 +702,10 @@ impl Connection {
                         frames.push(frame);
                     }
                 }
+                Outgoing::CatchUp { channel_id } => match self.catch_up(channel_id).await {
+                    Ok(missing) => frames.extend(missing.into_iter().map(|(_, f)| f)),
+                    Err(err) => return Err(internal("catch up", err)),
+                },
                 Outgoing::Event {
                     channel_id,
                     seq,

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chorus_cluster::BusEvent;
+use chorus_cluster::{BusEvent, FanoutBus};
 use chorus_protocol::ServerFrame;
 use chorus_protocol::limits::TYPING_TTL_MS;
 use parking_lot::RwLock;
@@ -19,19 +19,28 @@ use crate::outbox::{Outbox, Outgoing};
 /// A process-unique connection number.
 pub type ConnId = u64;
 
-/// Which connections of this gateway are subscribed to which channel.
-#[derive(Default)]
+/// Which connections of this gateway are subscribed to which channel. The bus is told which
+/// channels have local subscribers, so it only brings this gateway what someone here reads.
 pub struct Hub {
     channels: RwLock<HashMap<Uuid, HashMap<ConnId, Arc<Outbox>>>>,
+    bus: Arc<dyn FanoutBus>,
 }
 
 impl Hub {
+    pub fn new(bus: Arc<dyn FanoutBus>) -> Self {
+        Hub {
+            channels: RwLock::new(HashMap::new()),
+            bus,
+        }
+    }
+
     pub fn subscribe(&self, channel: Uuid, conn: ConnId, outbox: Arc<Outbox>) {
-        self.channels
-            .write()
-            .entry(channel)
-            .or_default()
-            .insert(conn, outbox);
+        let mut channels = self.channels.write();
+        let subscribers = channels.entry(channel).or_default();
+        if subscribers.is_empty() {
+            self.bus.watch(channel);
+        }
+        subscribers.insert(conn, outbox);
     }
 
     pub fn unsubscribe(&self, channel: Uuid, conn: ConnId) {
@@ -40,6 +49,7 @@ impl Hub {
             subscribers.remove(&conn);
             if subscribers.is_empty() {
                 channels.remove(&channel);
+                self.bus.unwatch(channel);
             }
         }
     }
@@ -47,10 +57,29 @@ impl Hub {
     /// Delivers one bus event to the local subscribers of its channel.
     pub fn fan_out(&self, event: &BusEvent) {
         let channels = self.channels.read();
-        let Some(subscribers) = channels.get(&event.channel_id()) else {
+        let channel_id = match event {
+            BusEvent::Resync { channel_id: None } => {
+                // Every subscriber of every channel checks what it may have missed.
+                for (channel_id, subscribers) in channels.iter() {
+                    for outbox in subscribers.values() {
+                        outbox.push(Outgoing::CatchUp {
+                            channel_id: *channel_id,
+                        });
+                    }
+                }
+                return;
+            }
+            BusEvent::Resync {
+                channel_id: Some(channel_id),
+            }
+            | BusEvent::Typing { channel_id, .. } => *channel_id,
+            BusEvent::Message(message) => message.channel_id,
+        };
+        let Some(subscribers) = channels.get(&channel_id) else {
             return;
         };
         let item = match event {
+            BusEvent::Resync { .. } => Outgoing::CatchUp { channel_id },
             BusEvent::Message(message) => Outgoing::Event {
                 channel_id: message.channel_id,
                 seq: message.seq,

@@ -67,7 +67,7 @@ pub async fn serve(
     deps: GatewayDeps,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let hub = Arc::new(Hub::default());
+    let hub = Arc::new(Hub::new(deps.bus.clone()));
     tokio::spawn(hub.clone().run(deps.bus.attach()));
     let shared = Arc::new(Shared {
         sessions: SessionRegistry::new(config.session_ttl, config.max_sessions),

@@ -25,6 +25,9 @@ pub enum Outgoing {
     Typing { user_id: Uuid, frame: Utf8Bytes },
     /// A reply to this connection.
     Frame(Utf8Bytes),
+    /// Events of the channel may have been lost on the bus: fetch what came after the last one
+    /// delivered.
+    CatchUp { channel_id: Uuid },
 }
 
 #[derive(Default)]
