@@ -1,6 +1,7 @@
 //! The message store: every committed message, for history. Written only by the channel service.
 
 mod redb_store;
+mod scylla_store;
 
 use async_trait::async_trait;
 use chorus_protocol::MessageEvent;
@@ -9,6 +10,7 @@ use uuid::Uuid;
 use crate::StoreError;
 
 pub use redb_store::RedbMessageStore;
+pub use scylla_store::{ScyllaMessageStore, ScyllaUri, parse_uri as parse_scylla_uri};
 
 /// Which page of a channel's history to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
