@@ -25,6 +25,8 @@ pub struct NodeConfig {
     /// The fan-out bus: unset (or `local`) for the in-process bus, `redis://host:port` for Redis
     /// pub/sub (required as soon as more than one gateway process serves the same channels).
     pub bus_url: Option<String>,
+    /// Presence and typing: unset (or `local`) in process, `redis://…` to share it between gateways.
+    pub presence_url: Option<String>,
     pub gateway: GatewaySection,
     pub channels: ChannelsSection,
     pub api: ApiSection,
@@ -38,6 +40,7 @@ impl Default for NodeConfig {
             ws_addr: "127.0.0.1:8081".parse().expect("valid address"),
             jwt_secret: None,
             bus_url: None,
+            presence_url: None,
             gateway: GatewaySection::default(),
             channels: ChannelsSection::default(),
             api: ApiSection::default(),

@@ -57,6 +57,9 @@ struct ServeArgs {
     /// Fan-out bus: `local` (default) or a redis:// URL.
     #[arg(long, env = "CHORUS_BUS_URL")]
     bus_url: Option<String>,
+    /// Presence store: `local` (default) or a redis:// URL.
+    #[arg(long, env = "CHORUS_PRESENCE_URL")]
+    presence_url: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -108,6 +111,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.bus_url.is_some() {
         config.bus_url = args.bus_url;
+    }
+    if args.presence_url.is_some() {
+        config.presence_url = args.presence_url;
     }
 
     let node = Node::start(config.clone())

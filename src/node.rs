@@ -11,7 +11,7 @@ use chorus_cluster::{FanoutBus, LocalBus, RedisBus};
 use chorus_core::auth::Authenticator;
 use chorus_core::{MetadataStore, RedbMessageStore, SqliteMetadataStore};
 use chorus_gateway::GatewayDeps;
-use chorus_presence::Presence;
+use chorus_presence::{MemoryPresence, PresenceStore, RedisPresence};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -94,7 +94,7 @@ impl Node {
             store,
             router: Arc::new(channels.clone()),
             bus,
-            presence: Arc::new(Presence::default()),
+            presence: open_presence(config.presence_url.as_deref()).await?,
         };
         let gateway = tokio::spawn(chorus_gateway::serve(
             ws_listener,
@@ -139,6 +139,21 @@ async fn open_bus(url: Option<&str>) -> anyhow::Result<Arc<dyn FanoutBus>> {
         }
         Some(other) => {
             anyhow::bail!("unsupported bus_url {other:?}: use `local` or a redis:// URL")
+        }
+    }
+}
+
+/// The presence store named by `presence_url`.
+async fn open_presence(url: Option<&str>) -> anyhow::Result<Arc<dyn PresenceStore>> {
+    match url {
+        None | Some("local") => Ok(Arc::new(MemoryPresence::default())),
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            Ok(Arc::new(RedisPresence::connect(url).await.context(
+                "cannot start the Redis presence store (presence_url)",
+            )?))
+        }
+        Some(other) => {
+            anyhow::bail!("unsupported presence_url {other:?}: use `local` or a redis:// URL")
         }
     }
 }

