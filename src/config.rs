@@ -27,6 +27,8 @@ pub struct NodeConfig {
     pub bus_url: Option<String>,
     /// Presence and typing: unset (or `local`) in process, `redis://…` to share it between gateways.
     pub presence_url: Option<String>,
+    /// Rate-limit counters: unset (or `local`) in process, `redis://…` to share limits between nodes.
+    pub rate_limit_url: Option<String>,
     pub gateway: GatewaySection,
     pub channels: ChannelsSection,
     pub api: ApiSection,
@@ -41,6 +43,7 @@ impl Default for NodeConfig {
             jwt_secret: None,
             bus_url: None,
             presence_url: None,
+            rate_limit_url: None,
             gateway: GatewaySection::default(),
             channels: ChannelsSection::default(),
             api: ApiSection::default(),

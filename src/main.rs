@@ -60,6 +60,9 @@ struct ServeArgs {
     /// Presence store: `local` (default) or a redis:// URL.
     #[arg(long, env = "CHORUS_PRESENCE_URL")]
     presence_url: Option<String>,
+    /// Rate-limit counters: `local` (default) or a redis:// URL.
+    #[arg(long, env = "CHORUS_RATE_LIMIT_URL")]
+    rate_limit_url: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -114,6 +117,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.presence_url.is_some() {
         config.presence_url = args.presence_url;
+    }
+    if args.rate_limit_url.is_some() {
+        config.rate_limit_url = args.rate_limit_url;
     }
 
     let node = Node::start(config.clone())

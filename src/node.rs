@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chorus_api::{ApiLimits, ApiState};
 use chorus_channel_node::{ChannelNodeConfig, ChannelService, StateLimits};
+use chorus_cluster::rate_limit::{LocalRateLimits, RateLimitStore, RedisRateLimits};
 use chorus_cluster::{FanoutBus, LocalBus, RedisBus};
 use chorus_core::auth::Authenticator;
 use chorus_core::{MetadataStore, RedbMessageStore, SqliteMetadataStore};
@@ -83,6 +84,7 @@ impl Node {
                 login_per_minute_per_account: config.api.login_per_minute_per_account,
                 register_per_minute_per_ip: config.api.register_per_minute_per_ip,
             },
+            rate_limits: open_rate_limits(config.rate_limit_url.as_deref()).await?,
         };
         let api = tokio::spawn(chorus_api::serve(
             api_listener,
@@ -139,6 +141,22 @@ async fn open_bus(url: Option<&str>) -> anyhow::Result<Arc<dyn FanoutBus>> {
         }
         Some(other) => {
             anyhow::bail!("unsupported bus_url {other:?}: use `local` or a redis:// URL")
+        }
+    }
+}
+
+/// Where rate-limit counters live, named by `rate_limit_url`.
+async fn open_rate_limits(url: Option<&str>) -> anyhow::Result<Arc<dyn RateLimitStore>> {
+    match url {
+        None | Some("local") => Ok(Arc::new(LocalRateLimits)),
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => Ok(Arc::new(
+            RedisRateLimits::connect(url)
+                .await
+                .map_err(anyhow::Error::msg)
+                .context("cannot start the Redis rate-limit store (rate_limit_url)")?,
+        )),
+        Some(other) => {
+            anyhow::bail!("unsupported rate_limit_url {other:?}: use `local` or a redis:// URL")
         }
     }
 }

@@ -27,7 +27,9 @@ use utoipa::OpenApi;
 
 pub use error::{ApiError, ErrorBody};
 
-use crate::rate_limit::{Limiter, Limiters};
+use chorus_cluster::rate_limit::RateLimitStore;
+
+use crate::rate_limit::Limiters;
 
 /// Largest accepted request body.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -39,6 +41,8 @@ pub struct ApiState {
     pub messages: Arc<dyn MessageStore>,
     pub auth: Authenticator,
     pub limits: ApiLimits,
+    /// Where rate-limit counters live (this process, or Redis shared by every API node).
+    pub rate_limits: Arc<dyn RateLimitStore>,
 }
 
 /// Rate limits of the credential endpoints.
@@ -68,11 +72,7 @@ pub(crate) struct AppState {
 
 /// Every route, with the state applied.
 pub fn router(state: ApiState) -> Router {
-    let limiters = Limiters {
-        login_ip: Limiter::per_minute(state.limits.login_per_minute_per_ip),
-        login_account: Limiter::per_minute(state.limits.login_per_minute_per_account),
-        register_ip: Limiter::per_minute(state.limits.register_per_minute_per_ip),
-    };
+    let limiters = Limiters::new(state.rate_limits.as_ref(), &state.limits);
     let state = AppState {
         api: Arc::new(state),
         limiters: Arc::new(limiters),

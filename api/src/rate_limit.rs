@@ -1,39 +1,27 @@
-//! Per-IP and per-account limits on the credential endpoints (GCRA via governor).
+//! Per-IP and per-account limits on the credential endpoints.
 //!
-//! Keyed limiter state grows with the number of keys seen, so stale keys are dropped whenever the
-//! table grows past a bound.
+//! The counters live in a `RateLimitStore`: in this process for an embedded node, in Redis when
+//! several API nodes must share one limit.
 
-use std::num::NonZeroU32;
+use std::sync::Arc;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use chorus_cluster::rate_limit::{RateLimitStore, RateLimiter};
 
+use crate::ApiLimits;
 use crate::error::ApiError;
 
-/// Keys kept before stale ones are purged.
-const PURGE_ABOVE: usize = 100_000;
-
+/// One limit.
 pub struct Limiter {
-    inner: DefaultKeyedRateLimiter<String>,
+    inner: Arc<dyn RateLimiter>,
 }
 
 impl Limiter {
-    pub fn per_minute(count: u32) -> Self {
-        let count = NonZeroU32::new(count.max(1)).expect("at least one");
-        Limiter {
-            inner: RateLimiter::keyed(Quota::per_minute(count)),
-        }
-    }
-
     /// Counts one request for `key`; a 429 with `Retry-After` when over the limit.
-    pub fn check(&self, key: &str) -> Result<(), ApiError> {
-        if self.inner.len() > PURGE_ABOVE {
-            self.inner.retain_recent();
-        }
-        self.inner.check_key(&key.to_string()).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::rate_limited(wait.as_secs_f64().ceil() as u64)
-        })
+    pub async fn check(&self, key: &str) -> Result<(), ApiError> {
+        self.inner
+            .check(key)
+            .await
+            .map_err(|wait| ApiError::rate_limited(wait.as_secs_f64().ceil() as u64))
     }
 }
 
@@ -42,4 +30,17 @@ pub struct Limiters {
     pub login_ip: Limiter,
     pub login_account: Limiter,
     pub register_ip: Limiter,
+}
+
+impl Limiters {
+    pub fn new(store: &dyn RateLimitStore, limits: &ApiLimits) -> Self {
+        let limiter = |name: &str, per_minute: u32| Limiter {
+            inner: store.limiter(name, per_minute),
+        };
+        Limiters {
+            login_ip: limiter("login-ip", limits.login_per_minute_per_ip),
+            login_account: limiter("login-account", limits.login_per_minute_per_account),
+            register_ip: limiter("register-ip", limits.register_per_minute_per_ip),
+        }
+    }
 }

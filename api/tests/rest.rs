@@ -28,6 +28,7 @@ impl Api {
             store,
             messages: messages.clone(),
             limits,
+            rate_limits: Arc::new(chorus_cluster::rate_limit::LocalRateLimits),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -6,8 +6,10 @@
 //! - [`FanoutBus`]: carries committed events from channel nodes to every gateway. [`LocalBus`] is the
 //!   in-process bus of the embedded node; [`RedisBus`] carries events between processes through
 //!   Redis pub/sub.
+//! - [`rate_limit`]: rate-limit counters, local or shared through Redis across nodes.
 
 mod bus;
+pub mod rate_limit;
 mod redis_bus;
 mod router;
 

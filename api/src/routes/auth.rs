@@ -62,7 +62,11 @@ pub async fn register(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Body(request): Body<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
-    state.limiters.register_ip.check(&peer.ip().to_string())?;
+    state
+        .limiters
+        .register_ip
+        .check(&peer.ip().to_string())
+        .await?;
     let email = request.email.trim().to_lowercase();
     if !valid_email(&email) {
         return Err(ApiError::bad_request(
@@ -156,8 +160,12 @@ pub async fn login(
     Body(request): Body<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     let email = request.email.trim().to_lowercase();
-    state.limiters.login_ip.check(&peer.ip().to_string())?;
-    state.limiters.login_account.check(&email)?;
+    state
+        .limiters
+        .login_ip
+        .check(&peer.ip().to_string())
+        .await?;
+    state.limiters.login_account.check(&email).await?;
     let credentials = state.api.store.user_by_email(&email).await?;
     let hash = credentials.as_ref().map(|c| c.password_hash.clone());
     let password = request.password;
