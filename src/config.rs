@@ -22,6 +22,11 @@ pub struct NodeConfig {
     /// HS256 secret for access tokens. When unset, a random one is created once and kept in
     /// `<data_dir>/jwt-secret`, so tokens survive restarts.
     pub jwt_secret: Option<String>,
+    /// Metadata store: unset for SQLite in `data_dir`, `sqlite://PATH`, or `postgres://…`.
+    pub metadata_url: Option<String>,
+    /// Message history: unset for redb in `data_dir`, `redb://PATH`, `postgres://…` or
+    /// `scylla://host:port[,host:port]/keyspace[?replication_factor=N]`.
+    pub messages_url: Option<String>,
     /// The fan-out bus: unset (or `local`) for the in-process bus, `redis://host:port` for Redis
     /// pub/sub (required as soon as more than one gateway process serves the same channels).
     pub bus_url: Option<String>,
@@ -41,6 +46,8 @@ impl Default for NodeConfig {
             api_addr: "127.0.0.1:8080".parse().expect("valid address"),
             ws_addr: "127.0.0.1:8081".parse().expect("valid address"),
             jwt_secret: None,
+            metadata_url: None,
+            messages_url: None,
             bus_url: None,
             presence_url: None,
             rate_limit_url: None,

@@ -28,7 +28,7 @@ struct Cli {
 enum Command {
     /// Run an embedded node: REST API, WebSocket gateway and channel service in one process
     /// (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// A WebSocket client for trying the protocol by hand: sends each line of standard input as
     /// a frame and prints each frame received.
     Connect {
@@ -54,6 +54,12 @@ struct ServeArgs {
     /// Secret that signs access tokens; every node of a deployment must share it.
     #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// Metadata store: sqlite://PATH or postgres://… [default: SQLite in the data directory].
+    #[arg(long, env = "CHORUS_METADATA_URL", hide_env_values = true)]
+    metadata_url: Option<String>,
+    /// Message store: redb://PATH, postgres://… or scylla://… [default: redb in the data directory].
+    #[arg(long, env = "CHORUS_MESSAGES_URL", hide_env_values = true)]
+    messages_url: Option<String>,
     /// Fan-out bus: `local` (default) or a redis:// URL.
     #[arg(long, env = "CHORUS_BUS_URL")]
     bus_url: Option<String>,
@@ -63,6 +69,12 @@ struct ServeArgs {
     /// Rate-limit counters: `local` (default) or a redis:// URL.
     #[arg(long, env = "CHORUS_RATE_LIMIT_URL")]
     rate_limit_url: Option<String>,
+}
+
+impl Default for Command {
+    fn default() -> Self {
+        Command::Serve(Box::default())
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -92,8 +104,8 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => NodeConfig::from_file(path)?,
         None => NodeConfig::default(),
     };
-    let args = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-        Command::Serve(args) => args,
+    let args = match cli.command.unwrap_or_default() {
+        Command::Serve(args) => *args,
         Command::Connect { url } => return chorus::connect::run(&url).await,
         Command::Openapi => {
             println!("{}", chorus_api::openapi().to_pretty_json()?);
@@ -111,6 +123,12 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.jwt_secret.is_some() {
         config.jwt_secret = args.jwt_secret;
+    }
+    if args.metadata_url.is_some() {
+        config.metadata_url = args.metadata_url;
+    }
+    if args.messages_url.is_some() {
+        config.messages_url = args.messages_url;
     }
     if args.bus_url.is_some() {
         config.bus_url = args.bus_url;

@@ -10,7 +10,9 @@ use chorus_channel_node::{ChannelNodeConfig, ChannelService, StateLimits};
 use chorus_cluster::rate_limit::{LocalRateLimits, RateLimitStore, RedisRateLimits};
 use chorus_cluster::{FanoutBus, LocalBus, RedisBus};
 use chorus_core::auth::Authenticator;
-use chorus_core::{MetadataStore, RedbMessageStore, SqliteMetadataStore};
+use chorus_core::{
+    MessageStore, MetadataStore, RedbMessageStore, ScyllaMessageStore, SqliteMetadataStore,
+};
 use chorus_gateway::GatewayDeps;
 use chorus_presence::{MemoryPresence, PresenceStore, RedisPresence};
 use tokio::net::TcpListener;
@@ -38,13 +40,12 @@ impl Node {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
-        let store: Arc<dyn MetadataStore> = Arc::new(
-            SqliteMetadataStore::open(&config.data_dir.join("metadata.db"))
-                .await
-                .context("cannot open the metadata store")?,
-        );
-        let messages = RedbMessageStore::open(&config.data_dir.join("messages.redb"))
-            .context("cannot open the message store")?;
+        let store = open_metadata(config.metadata_url.as_deref(), &config.data_dir)
+            .await
+            .context("cannot open the metadata store (metadata_url)")?;
+        let messages = open_messages(config.messages_url.as_deref(), &config.data_dir)
+            .await
+            .context("cannot open the message store (messages_url)")?;
         let bus = open_bus(config.bus_url.as_deref()).await?;
         let mut channel_config = ChannelNodeConfig::new(config.data_dir.join("channels"));
         channel_config.limits = StateLimits {
@@ -77,7 +78,7 @@ impl Node {
         };
         let api_state = ApiState {
             store: store.clone(),
-            messages: Arc::new(messages),
+            messages,
             auth: auth.clone(),
             limits: ApiLimits {
                 login_per_minute_per_ip: config.api.login_per_minute_per_ip,
@@ -126,6 +127,47 @@ impl Node {
             }
         }
         self.channels.shutdown().await;
+    }
+}
+
+/// The metadata store named by `metadata_url` (default: SQLite in the data directory).
+async fn open_metadata(
+    url: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<Arc<dyn MetadataStore>> {
+    let sqlite = |path: &Path| {
+        let path = path.to_owned();
+        async move { Ok(Arc::new(SqliteMetadataStore::open(&path).await?) as Arc<dyn MetadataStore>) }
+    };
+    match url {
+        None => sqlite(&data_dir.join("metadata.db")).await,
+        Some(url) if url.starts_with("sqlite://") => {
+            sqlite(Path::new(&url["sqlite://".len()..])).await
+        }
+        Some(other) => {
+            anyhow::bail!("unsupported metadata_url {other:?}: use sqlite://PATH or postgres://…")
+        }
+    }
+}
+
+/// The message store named by `messages_url` (default: redb in the data directory).
+async fn open_messages(
+    url: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<Arc<dyn MessageStore>> {
+    match url {
+        None => Ok(Arc::new(RedbMessageStore::open(
+            &data_dir.join("messages.redb"),
+        )?)),
+        Some(url) if url.starts_with("redb://") => Ok(Arc::new(RedbMessageStore::open(
+            Path::new(&url["redb://".len()..]),
+        )?)),
+        Some(url) if url.starts_with("scylla://") => {
+            Ok(Arc::new(ScyllaMessageStore::connect(url).await?))
+        }
+        Some(other) => anyhow::bail!(
+            "unsupported messages_url {other:?}: use redb://PATH, postgres://… or scylla://…"
+        ),
     }
 }
 

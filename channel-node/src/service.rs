@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chorus_cluster::{
     ChannelRouter, FanoutBus, PublishAck, PublishRequest, PublishTicket, Replay, RouteError,
 };
-use chorus_core::RedbMessageStore;
+use chorus_core::MessageStore;
 use chrono::Utc;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
@@ -73,12 +73,13 @@ impl ChannelService {
     /// and applies every committed entry before returning.
     pub async fn start(
         config: ChannelNodeConfig,
-        messages: RedbMessageStore,
+        messages: Arc<dyn MessageStore>,
         bus: Arc<dyn FanoutBus>,
     ) -> Result<Self, ChannelNodeError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let log = LogStore::open(&config.data_dir.join("raft.redb"))?;
         let state = StateMachineStore::open(&config.data_dir, config.limits, messages, bus)
+            .await
             .map_err(|err| ChannelNodeError::Raft(err.to_string()))?;
         let raft_config = Config {
             cluster_name: "chorus-channels".into(),

@@ -1,23 +1,23 @@
 //! openraft's view of the channel state: applies committed entries to [`ChannelsState`], writes the
 //! new messages to the message store, publishes them on the bus, and takes snapshots.
 //!
-//! Durability: messages are written to the message store without an fsync of their own. They are
-//! already fsynced in the Raft log, and a snapshot — the only thing that lets the log be purged —
-//! is taken only after the message store has been synced. After a crash the entries since the last
-//! snapshot are applied again; message-store writes are idempotent by (channel, seq), and nothing
-//! is published to clients during that catch-up because no gateway is attached yet.
+//! Durability: messages go to the message store with `append_replayable`, which lets a store skip
+//! its own fsync (the embedded redb store does). They are already fsynced in the Raft log, and a
+//! snapshot — the only thing that lets the log be purged — is taken only after the message store
+//! has been synced. After a crash the entries since the last snapshot are applied again;
+//! message-store writes are idempotent by (channel, seq), and nothing is published to clients
+//! during that catch-up because no gateway is attached yet.
 
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chorus_cluster::{BusEvent, FanoutBus};
-use chorus_core::{HistoryQuery, RedbMessageStore};
+use chorus_core::{HistoryQuery, MessageStore};
 use chorus_protocol::MessageEvent;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StorageIOError};
 use parking_lot::RwLock;
-use redb::Durability;
 use serde::{Deserialize, Serialize};
 
 use crate::raft_types::{Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig};
@@ -44,7 +44,7 @@ struct Shared {
     /// Held from the start of an apply until its messages are in the message store, and while a
     /// snapshot captures the state, so a snapshot never covers a message the store lacks.
     persist: tokio::sync::Mutex<()>,
-    messages: RedbMessageStore,
+    messages: Arc<dyn MessageStore>,
     bus: Arc<dyn FanoutBus>,
     snapshot_path: PathBuf,
 }
@@ -65,10 +65,10 @@ fn sm_write_err(err: impl std::fmt::Display) -> StorageError {
 
 impl StateMachineStore {
     /// Loads the latest snapshot from `dir` (if any) and refills replay buffers from `messages`.
-    pub fn open(
+    pub async fn open(
         dir: &Path,
         limits: StateLimits,
-        messages: RedbMessageStore,
+        messages: Arc<dyn MessageStore>,
         bus: Arc<dyn FanoutBus>,
     ) -> Result<Self, StorageError> {
         let snapshot_path = dir.join("state-snapshot.json");
@@ -76,7 +76,7 @@ impl StateMachineStore {
             Ok(bytes) => {
                 let file: SnapshotFile = serde_json::from_slice(&bytes).map_err(sm_read_err)?;
                 let mut state = ChannelsState::restore(limits, file.state);
-                refill(&mut state, &messages)?;
+                refill(&mut state, messages.as_ref()).await?;
                 Applied {
                     state,
                     last_applied: file.last_applied,
@@ -126,17 +126,21 @@ impl StateMachineStore {
 }
 
 /// Refills every replay buffer from the newest stored messages.
-fn refill(state: &mut ChannelsState, messages: &RedbMessageStore) -> Result<(), StorageError> {
+async fn refill(
+    state: &mut ChannelsState,
+    messages: &dyn MessageStore,
+) -> Result<(), StorageError> {
     let limit = state.limits().replay_buffer;
     for (channel, last_seq) in state.channels_to_refill() {
         let mut newest = messages
-            .read_page(
+            .page(
                 channel,
                 HistoryQuery::Before {
                     before: Some(last_seq + 1),
                     limit,
                 },
             )
+            .await
             .map_err(sm_read_err)?;
         newest.reverse();
         state.refill(channel, newest);
@@ -176,16 +180,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             }
         };
         let bytes = serde_json::to_vec(&file).map_err(sm_write_err)?;
+        // The store must hold every message the snapshot covers before the log can be purged.
+        shared.messages.sync().await.map_err(sm_write_err)?;
         let path = shared.snapshot_path.clone();
-        let messages = shared.messages.clone();
         let data = bytes.clone();
-        tokio::task::spawn_blocking(move || {
-            // The store must hold every message the snapshot covers before the log can be purged.
-            messages.sync().map_err(sm_write_err)?;
-            write_durably(&path, &data).map_err(sm_write_err)
-        })
-        .await
-        .map_err(sm_write_err)??;
+        tokio::task::spawn_blocking(move || write_durably(&path, &data))
+            .await
+            .map_err(sm_write_err)?
+            .map_err(sm_write_err)?;
         Ok(Snapshot {
             meta: SnapshotMeta {
                 last_log_id: file.last_applied,
@@ -213,7 +215,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let shared = self.shared.clone();
         let persist = shared.persist.lock().await;
         let mut outcomes = Vec::new();
-        let mut published: Vec<Arc<MessageEvent>> = Vec::new();
+        let mut published: Vec<MessageEvent> = Vec::new();
         {
             let mut applied = shared.applied.write();
             for entry in entries {
@@ -227,24 +229,21 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     }
                 };
                 if let Outcome::Published(event) = &outcome {
-                    published.push(Arc::new(event.clone()));
+                    published.push(event.clone());
                 }
                 outcomes.push(outcome);
             }
         }
         if !published.is_empty() {
-            let messages = shared.messages.clone();
-            let batch = published.clone();
-            tokio::task::spawn_blocking(move || {
-                messages.write_batch(batch.iter().map(|m| m.as_ref()), Durability::None)
-            })
-            .await
-            .map_err(sm_write_err)?
-            .map_err(sm_write_err)?;
+            shared
+                .messages
+                .append_replayable(&published)
+                .await
+                .map_err(sm_write_err)?;
         }
         drop(persist);
         for event in published {
-            shared.bus.publish(BusEvent::Message(event)).await;
+            shared.bus.publish(BusEvent::Message(Arc::new(event))).await;
         }
         Ok(outcomes)
     }
@@ -268,7 +267,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let _persist = shared.persist.lock().await;
         let limits = shared.applied.read().state.limits();
         let mut state = ChannelsState::restore(limits, file.state);
-        refill(&mut state, &shared.messages)?;
+        refill(&mut state, shared.messages.as_ref()).await?;
         let path = shared.snapshot_path.clone();
         tokio::task::spawn_blocking(move || write_durably(&path, &bytes))
             .await

@@ -28,10 +28,13 @@ impl Fixture {
         let mut config = ChannelNodeConfig::new(self.dir.path().join("channels"));
         config.limits = limits;
         config.snapshot_every = snapshot_every;
-        let service =
-            ChannelService::start(config, messages.clone(), bus.clone() as Arc<dyn FanoutBus>)
-                .await
-                .unwrap();
+        let service = ChannelService::start(
+            config,
+            Arc::new(messages.clone()),
+            bus.clone() as Arc<dyn FanoutBus>,
+        )
+        .await
+        .unwrap();
         (service, messages, bus)
     }
 }

@@ -11,5 +11,5 @@ pub mod metadata;
 pub mod model;
 
 pub use error::StoreError;
-pub use messages::{HistoryQuery, MessageStore, RedbMessageStore};
+pub use messages::{HistoryQuery, MessageStore, RedbMessageStore, ScyllaMessageStore};
 pub use metadata::{MetadataStore, SqliteMetadataStore};

@@ -25,8 +25,19 @@ pub enum HistoryQuery {
 /// Durable history of every channel, keyed by (channel, seq).
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
-    /// Stores messages. Idempotent: writing a (channel, seq) that exists leaves one copy.
+    /// Stores messages durably. Idempotent: writing a (channel, seq) that exists leaves one copy.
     async fn append(&self, messages: &[MessageEvent]) -> Result<(), StoreError>;
+
+    /// Stores messages that the caller can write again after a crash (the channel service, whose
+    /// Raft log holds them): a store may defer their durability until [`MessageStore::sync`].
+    async fn append_replayable(&self, messages: &[MessageEvent]) -> Result<(), StoreError> {
+        self.append(messages).await
+    }
+
+    /// Makes every earlier `append_replayable` durable.
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Reads one page of a channel's history.
     async fn page(
         &self,

@@ -1,9 +1,9 @@
 //! The embedded message store: one redb table keyed by (channel id, seq).
 //!
-//! The channel service shares the redb [`Database`] with its Raft log so that a message written
-//! while applying a committed entry ([`RedbMessageStore::write_batch`] with [`Durability::None`])
-//! becomes durable with the next fsynced log append at no extra fsync; if the node dies first, the
-//! entry is still in the Raft log and is applied (and written) again on restart.
+//! The channel service writes through `append_replayable`: a commit without an fsync
+//! ([`Durability::None`]), made durable by `sync` before any snapshot lets the Raft log forget the
+//! entries. If the node dies first, the entries are still in the Raft log and are applied (and
+//! written) again on restart.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -122,6 +122,22 @@ impl MessageStore for RedbMessageStore {
         let store = self.clone();
         let messages = messages.to_vec();
         tokio::task::spawn_blocking(move || store.write_batch(&messages, Durability::Immediate))
+            .await
+            .map_err(StoreError::backend)?
+    }
+
+    /// Without an fsync of its own: it rides on the next durable commit (see the module docs).
+    async fn append_replayable(&self, messages: &[MessageEvent]) -> Result<(), StoreError> {
+        let store = self.clone();
+        let messages = messages.to_vec();
+        tokio::task::spawn_blocking(move || store.write_batch(&messages, Durability::None))
+            .await
+            .map_err(StoreError::backend)?
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || RedbMessageStore::sync(&store))
             .await
             .map_err(StoreError::backend)?
     }
