@@ -11,7 +11,8 @@ use chorus_cluster::rate_limit::{LocalRateLimits, RateLimitStore, RedisRateLimit
 use chorus_cluster::{FanoutBus, LocalBus, RedisBus};
 use chorus_core::auth::Authenticator;
 use chorus_core::{
-    MessageStore, MetadataStore, RedbMessageStore, ScyllaMessageStore, SqliteMetadataStore,
+    MessageStore, MetadataStore, PostgresMessageStore, PostgresMetadataStore, RedbMessageStore,
+    ScyllaMessageStore, SqliteMetadataStore,
 };
 use chorus_gateway::GatewayDeps;
 use chorus_presence::{MemoryPresence, PresenceStore, RedisPresence};
@@ -144,10 +145,15 @@ async fn open_metadata(
         Some(url) if url.starts_with("sqlite://") => {
             sqlite(Path::new(&url["sqlite://".len()..])).await
         }
+        Some(url) if is_postgres(url) => Ok(Arc::new(PostgresMetadataStore::connect(url).await?)),
         Some(other) => {
             anyhow::bail!("unsupported metadata_url {other:?}: use sqlite://PATH or postgres://…")
         }
     }
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// The message store named by `messages_url` (default: redb in the data directory).
@@ -165,6 +171,7 @@ async fn open_messages(
         Some(url) if url.starts_with("scylla://") => {
             Ok(Arc::new(ScyllaMessageStore::connect(url).await?))
         }
+        Some(url) if is_postgres(url) => Ok(Arc::new(PostgresMessageStore::connect(url).await?)),
         Some(other) => anyhow::bail!(
             "unsupported messages_url {other:?}: use redb://PATH, postgres://… or scylla://…"
         ),

@@ -1,15 +1,19 @@
 //! The Chorus domain: its records, the storage traits every role shares, and credentials.
 //!
 //! Data enters through the storage traits ([`MetadataStore`], [`MessageStore`]) and leaves as the
-//! plain records of [`model`]. Each trait has an embedded implementation here (SQLite for metadata,
-//! redb for messages); the real backends of a cluster deployment implement the same traits.
+//! plain records of [`model`]. Each trait has an embedded implementation (SQLite for metadata,
+//! redb for messages) and real ones (PostgreSQL; ScyllaDB for messages), all held to one
+//! conformance suite per trait.
 
 pub mod auth;
 pub mod error;
 pub mod messages;
 pub mod metadata;
 pub mod model;
+pub mod testing;
 
 pub use error::StoreError;
-pub use messages::{HistoryQuery, MessageStore, RedbMessageStore, ScyllaMessageStore};
-pub use metadata::{MetadataStore, SqliteMetadataStore};
+pub use messages::{
+    HistoryQuery, MessageStore, PostgresMessageStore, RedbMessageStore, ScyllaMessageStore,
+};
+pub use metadata::{MetadataStore, PostgresMetadataStore, SqliteMetadataStore};

@@ -1,5 +1,7 @@
 //! The message store: every committed message, for history. Written only by the channel service.
 
+pub mod conformance;
+mod postgres_store;
 mod redb_store;
 mod scylla_store;
 
@@ -9,6 +11,7 @@ use uuid::Uuid;
 
 use crate::StoreError;
 
+pub use postgres_store::PostgresMessageStore;
 pub use redb_store::RedbMessageStore;
 pub use scylla_store::{ScyllaMessageStore, ScyllaUri, parse_uri as parse_scylla_uri};
 

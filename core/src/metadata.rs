@@ -1,6 +1,7 @@
 //! The metadata store: users, sessions, workspaces, channels and memberships (not messages).
 
 pub mod conformance;
+pub(crate) mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ use crate::model::{
     Channel, ChannelAccess, ChannelKind, Role, Session, User, UserCredentials, Workspace,
 };
 
+pub use postgres::PostgresMetadataStore;
 pub use sqlite::SqliteMetadataStore;
 
 /// A channel as listed to one user.
