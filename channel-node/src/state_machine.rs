@@ -148,6 +148,24 @@ async fn refill(
     Ok(())
 }
 
+/// Writes applied messages to the message store, retrying with backoff while it is unavailable.
+///
+/// Failing the apply would stop Raft; the messages are safe in the log meanwhile, so the right
+/// answer to a history backend outage is to wait for it (sequencing pauses, nothing is lost).
+async fn write_history(messages: &dyn MessageStore, published: &[MessageEvent]) {
+    let mut delay = std::time::Duration::from_millis(50);
+    loop {
+        match messages.append_replayable(published).await {
+            Ok(()) => return,
+            Err(err) => {
+                tracing::error!(error = %err, retry_in_ms = delay.as_millis() as u64, "message store write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync directory.
 fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
@@ -235,11 +253,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
         }
         if !published.is_empty() {
-            shared
-                .messages
-                .append_replayable(&published)
-                .await
-                .map_err(sm_write_err)?;
+            write_history(shared.messages.as_ref(), &published).await;
         }
         drop(persist);
         for event in published {

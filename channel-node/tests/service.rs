@@ -191,3 +191,93 @@ async fn a_restarted_node_keeps_sequences_nonces_and_replay_buffers() {
     );
     service.shutdown().await;
 }
+
+/// A message store that refuses writes until told to recover, like a database during an outage.
+struct FlakyStore {
+    inner: RedbMessageStore,
+    down: std::sync::atomic::AtomicBool,
+    refused: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl MessageStore for FlakyStore {
+    async fn append(
+        &self,
+        messages: &[chorus_protocol::MessageEvent],
+    ) -> Result<(), chorus_core::StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(chorus_core::StoreError::Backend(
+                "connection refused".into(),
+            ));
+        }
+        self.inner.append(messages).await
+    }
+
+    async fn page(
+        &self,
+        channel: Uuid,
+        query: HistoryQuery,
+    ) -> Result<Vec<chorus_protocol::MessageEvent>, chorus_core::StoreError> {
+        self.inner.page(channel, query).await
+    }
+}
+
+#[tokio::test]
+async fn a_message_store_outage_pauses_sequencing_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(FlakyStore {
+        inner: RedbMessageStore::open(&dir.path().join("messages.redb")).unwrap(),
+        down: std::sync::atomic::AtomicBool::new(true),
+        refused: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let service = ChannelService::start(
+        ChannelNodeConfig::new(dir.path().join("channels")),
+        flaky.clone(),
+        Arc::new(LocalBus::new(64)),
+    )
+    .await
+    .unwrap();
+    let (channel, author) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut tickets = Vec::new();
+    for n in 0..5 {
+        tickets.push(
+            service
+                .submit(request(channel, author, &n.to_string()))
+                .await
+                .unwrap(),
+        );
+    }
+    // The store refuses writes for a while; then it comes back.
+    while flaky.refused.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    flaky.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut seqs = Vec::new();
+    for ticket in tickets {
+        seqs.push(
+            ticket
+                .await
+                .expect("acknowledged once the store is back")
+                .seq,
+        );
+    }
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    let stored = flaky
+        .page(
+            channel,
+            HistoryQuery::After {
+                after: 0,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.len(),
+        5,
+        "nothing acknowledged is missing from history"
+    );
+    service.shutdown().await;
+}

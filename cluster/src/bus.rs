@@ -123,6 +123,13 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn local_bus_passes_the_conformance_suite() {
+        crate::bus_conformance::watched_channels_receive_events_in_order(&LocalBus::new(1024))
+            .await;
+        crate::bus_conformance::every_watching_gateway_receives(&LocalBus::new(1024)).await;
+    }
+
+    #[tokio::test]
     async fn a_detached_gateway_is_forgotten() {
         let bus = LocalBus::new(1);
         drop(bus.attach());

@@ -9,6 +9,7 @@
 //! - [`rate_limit`]: rate-limit counters, local or shared through Redis across nodes.
 
 mod bus;
+pub mod bus_conformance;
 pub mod rate_limit;
 mod redis_bus;
 mod router;
