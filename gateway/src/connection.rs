@@ -98,7 +98,9 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
         check_origin,
         Some(ws_config(&shared)),
     );
-    let mut ws = match tokio::time::timeout(shared.config.auth_timeout, handshake).await {
+    // Futures only alive during one phase are boxed, so an idle connection's task keeps only the
+    // small state of its main loop (memory per connection is the gateway's main cost).
+    let mut ws = match tokio::time::timeout(shared.config.auth_timeout, Box::pin(handshake)).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(err)) => {
             tracing::debug!(error = %err, "websocket handshake failed");
@@ -115,16 +117,16 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
     if ws.send(Message::Text(text(&hello))).await.is_err() {
         return;
     }
-    let end = match authenticate(&mut ws, &shared).await {
+    let end = match Box::pin(authenticate(&mut ws, &shared)).await {
         Ok((first, principal)) => {
             let mut connection = Connection::new(ws, shared.clone(), principal);
             let end = connection.serve(first).await;
-            connection.finish(end).await;
+            Box::pin(connection.finish(end)).await;
             return;
         }
         Err(end) => end,
     };
-    close(&mut ws, end).await;
+    Box::pin(close(&mut ws, end)).await;
 }
 
 /// The authentication frame a connection opened with.
@@ -276,8 +278,8 @@ impl Connection {
     }
 
     async fn serve(&mut self, opening: Opening) -> End {
-        self.renew_presence().await;
-        if let Err(end) = self.open_session(opening).await {
+        Box::pin(self.renew_presence()).await;
+        if let Err(end) = Box::pin(self.open_session(opening)).await {
             return end;
         }
         let outbox = self.outbox.clone();
@@ -289,8 +291,8 @@ impl Connection {
                 biased;
                 code = outbox.killed() => Err(End::Close(code)),
                 _ = tokio::time::sleep_until(deadline) => Err(End::Close(CloseCode::HeartbeatTimeout)),
-                _ = outbox.ready() => self.write_outbox().await,
-                message = self.ws.next() => self.on_message(message).await,
+                _ = outbox.ready() => Box::pin(self.write_outbox()).await,
+                message = self.ws.next() => Box::pin(self.on_message(message)).await,
             };
             if let Err(end) = step {
                 return end;
