@@ -4,6 +4,7 @@
 //! API, runs, prints a summary and writes a JSON result that two runs can be compared with.
 
 mod api;
+mod fanout;
 mod hold;
 mod latency;
 mod report;
@@ -36,6 +37,9 @@ enum Scenario {
     Latency(latency::Args),
     /// Open N idle authenticated connections, heartbeat them, and measure the server's memory.
     Hold(hold::Args),
+    /// C channels × M subscribers, one publisher per channel at a total rate: deliveries/s,
+    /// loss, duplicates, order and end-to-end latency.
+    Fanout(fanout::Args),
 }
 
 #[tokio::main]
@@ -45,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
     let result = match cli.scenario {
         Scenario::Latency(args) => latency::run(&api, cli.ws, args).await?,
         Scenario::Hold(args) => hold::run(&api, cli.ws, args).await?,
+        Scenario::Fanout(args) => fanout::run(&api, cli.ws, args).await?,
     };
     report::finish(&result, cli.out.as_deref())
 }
