@@ -11,6 +11,7 @@
 mod bus;
 pub mod bus_conformance;
 pub mod rate_limit;
+pub mod redis;
 mod redis_bus;
 mod router;
 

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fred::prelude::{Builder, Client, ClientLike, Config, LuaInterface, ReconnectPolicy};
-use fred::types::RespVersion;
+use fred::prelude::{Client, LuaInterface};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter as Governor};
 
@@ -84,18 +83,9 @@ pub struct RedisRateLimits {
 impl RedisRateLimits {
     /// Connects (failing after 5 s if Redis cannot be reached; reconnecting forever afterwards).
     pub async fn connect(url: &str) -> Result<Self, String> {
-        let mut config = Config::from_url(url).map_err(|e| e.to_string())?;
-        config.version = RespVersion::RESP3;
-        config.fail_fast = true;
-        let client = Builder::from_config(config)
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
-            .build()
-            .map_err(|e| e.to_string())?;
-        match tokio::time::timeout(Duration::from_secs(5), client.init()).await {
-            Ok(Ok(_)) => Ok(RedisRateLimits { client }),
-            Ok(Err(e)) => Err(format!("cannot reach Redis for rate limits: {e}")),
-            Err(_) => Err("cannot reach Redis for rate limits: timed out after 5 s".into()),
-        }
+        Ok(RedisRateLimits {
+            client: crate::redis::connect(url).await?,
+        })
     }
 }
 

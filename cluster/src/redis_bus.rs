@@ -18,10 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chorus_protocol::MessageEvent;
 use fred::clients::SubscriberClient;
-use fred::prelude::{
-    Builder, Client, ClientLike, Config, EventInterface, PubsubInterface, ReconnectPolicy,
-};
-use fred::types::RespVersion;
+use fred::prelude::{Client, ClientLike, EventInterface, PubsubInterface};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, mpsc};
@@ -41,14 +38,10 @@ const PUBLISH_QUEUE: usize = 65_536;
 /// Publishes sent to Redis in one pipeline.
 const PUBLISH_BATCH: usize = 512;
 
-/// Why the bus could not start.
+/// Why the bus could not start (the URL is invalid or Redis cannot be reached).
 #[derive(Debug, thiserror::Error)]
-pub enum RedisBusError {
-    #[error("invalid Redis URL: {0}")]
-    Url(String),
-    #[error("cannot reach Redis at {url}: {cause}")]
-    Unreachable { url: String, cause: String },
-}
+#[error("{0}")]
+pub struct RedisBusError(pub String);
 
 /// What travels on a Redis channel.
 #[derive(Serialize, Deserialize)]
@@ -89,31 +82,10 @@ impl RedisBus {
     /// Connects a publisher and a subscriber; fails fast (5 s) if Redis cannot be reached, and
     /// reconnects with backoff (forever) if it goes away later.
     pub async fn connect(url: &str, queue_len: usize) -> Result<Self, RedisBusError> {
-        let mut config = Config::from_url(url).map_err(|e| RedisBusError::Url(e.to_string()))?;
-        config.version = RespVersion::RESP3;
-        config.fail_fast = true;
-        let policy = ReconnectPolicy::new_exponential(0, 50, 2_000, 2);
-        let unreachable = |cause: String| RedisBusError::Unreachable {
-            url: redact(url),
-            cause,
-        };
-        let mut builder = Builder::from_config(config);
-        builder.set_policy(policy).with_performance_config(|perf| {
-            // The subscriber's internal broadcast buffer; overflowing it is detected (lag) and
-            // answered with a resync, so it only needs to absorb ordinary bursts.
-            perf.broadcast_channel_capacity = 4096;
-        });
-        let publisher = builder.build().map_err(|e| unreachable(e.to_string()))?;
-        let subscriber = builder
-            .build_subscriber_client()
-            .map_err(|e| unreachable(e.to_string()))?;
-        for client in [&publisher as &dyn Init, &subscriber as &dyn Init] {
-            match tokio::time::timeout(Duration::from_secs(5), client.start()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(cause)) => return Err(unreachable(cause)),
-                Err(_) => return Err(unreachable("timed out after 5 s".into())),
-            }
-        }
+        let publisher = crate::redis::connect(url).await.map_err(RedisBusError)?;
+        let subscriber = crate::redis::connect_subscriber(url)
+            .await
+            .map_err(RedisBusError)?;
         let shared = Arc::new(Shared {
             gateways: Mutex::new(Vec::new()),
             desired: Mutex::new(HashSet::new()),
@@ -125,39 +97,6 @@ impl RedisBus {
         let (outgoing, queued) = mpsc::channel(PUBLISH_QUEUE);
         tokio::spawn(publish_queued(publisher, queued));
         Ok(RedisBus { outgoing, shared })
-    }
-}
-
-/// Hides a password in a URL for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
-}
-
-/// Starting either kind of fred client behind one interface.
-trait Init {
-    fn start(
-        &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>>;
-}
-
-impl Init for Client {
-    fn start(
-        &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async move { self.init().await.map(drop).map_err(|e| e.to_string()) })
-    }
-}
-
-impl Init for SubscriberClient {
-    fn start(
-        &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async move { self.init().await.map(drop).map_err(|e| e.to_string()) })
     }
 }
 
@@ -320,15 +259,6 @@ impl FanoutBus for RedisBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_never_appear_in_messages() {
-        assert_eq!(
-            redact("redis://user:secret@host:6379/0"),
-            "redis://***@host:6379/0"
-        );
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-    }
 
     #[test]
     fn wire_events_round_trip() {

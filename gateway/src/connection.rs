@@ -370,11 +370,14 @@ impl Connection {
                     .into_iter()
                     .take(self.shared.config.max_subscriptions)
                 {
-                    if let Ok(count) = self
+                    // A channel the user may no longer read is answered with its error frame;
+                    // the others resume.
+                    match self
                         .subscribe(position.channel_id, Some(position.last_seq))
                         .await
                     {
-                        replayed += count;
+                        Ok(count) => replayed += count,
+                        Err(error) => self.reply(&error),
                     }
                 }
                 self.reply(&ServerFrame::Resumed {
@@ -817,6 +820,8 @@ impl Connection {
 
     /// Unregisters everything and closes the socket.
     async fn finish(&mut self, end: End) {
+        // Refuse further pushes (acks still in flight, fan-out racing the unsubscribes below);
+        // the code is only the outbox's, the client gets `end`.
         self.outbox.close(CloseCode::ServerRestart);
         for channel in self.subscriptions.keys() {
             self.shared.hub.unsubscribe(*channel, self.id);

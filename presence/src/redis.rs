@@ -8,11 +8,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use fred::prelude::{
-    Builder, Client, ClientLike, Config, KeysInterface, LuaInterface, ReconnectPolicy,
-    SortedSetsInterface,
-};
-use fred::types::RespVersion;
+use fred::prelude::{Client, KeysInterface, LuaInterface, SortedSetsInterface};
 use uuid::Uuid;
 
 use crate::Transition;
@@ -92,22 +88,11 @@ pub struct RedisPresence {
 impl RedisPresence {
     /// Connects (failing after 5 s if Redis cannot be reached; reconnecting forever afterwards).
     pub async fn connect(url: &str) -> Result<Self, PresenceError> {
-        let mut config = Config::from_url(url).map_err(err)?;
-        config.version = RespVersion::RESP3;
-        config.fail_fast = true;
-        let client = Builder::from_config(config)
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
-            .build()
-            .map_err(err)?;
-        match tokio::time::timeout(std::time::Duration::from_secs(5), client.init()).await {
-            Ok(Ok(_)) => Ok(RedisPresence { client }),
-            Ok(Err(e)) => Err(PresenceError(format!(
-                "cannot reach Redis for presence: {e}"
-            ))),
-            Err(_) => Err(PresenceError(
-                "cannot reach Redis for presence: timed out after 5 s".into(),
-            )),
-        }
+        Ok(RedisPresence {
+            client: chorus_cluster::redis::connect(url)
+                .await
+                .map_err(PresenceError)?,
+        })
     }
 
     async fn script(
