@@ -1,8 +1,14 @@
 //! The REST calls a scenario needs to set itself up.
 
 use anyhow::{Context, bail};
+use futures_util::{StreamExt, TryStreamExt};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+/// Users registered at once: each registration and login hashes a password (Argon2id) on the
+/// server, so more at once only queue there.
+const SETUP_CONCURRENCY: usize = 4;
 
 /// A user the scenario created and logged in.
 #[derive(Clone, Debug)]
@@ -11,9 +17,31 @@ pub struct User {
     pub token: String,
 }
 
+#[derive(Clone)]
 pub struct Api {
     base: String,
     http: reqwest::Client,
+}
+
+/// One page of `GET /v1/channels/{id}/messages`: the `seq`s it holds, in order.
+#[derive(Deserialize, Debug)]
+pub struct Page {
+    pub messages: Vec<PageMessage>,
+    pub has_more: bool,
+}
+
+#[derive(Deserialize, Debug)]
+pub struct PageMessage {
+    pub seq: u64,
+    pub text: String,
+}
+
+/// Where a history page starts.
+#[derive(Clone, Copy, Debug)]
+pub enum Cursor {
+    Newest,
+    Before(u64),
+    After(u64),
 }
 
 impl Api {
@@ -22,6 +50,10 @@ impl Api {
             base: base.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
         }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
@@ -62,6 +94,64 @@ impl Api {
             email,
             token: login["access_token"].as_str().context("token")?.to_string(),
         })
+    }
+
+    /// Registers and logs in `count` users labelled `{label}{n}`, a few at a time, in order.
+    pub async fn users(&self, label: &str, count: usize) -> anyhow::Result<Vec<User>> {
+        futures_util::stream::iter(0..count)
+            .map(|n| async move { self.user(&format!("{label}{n}")).await })
+            .buffered(SETUP_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// Adds each user to the workspace and has it join each of `channels`, a few at a time.
+    pub async fn enroll(
+        &self,
+        owner: &User,
+        workspace: Uuid,
+        users: &[User],
+        channels: &[Uuid],
+    ) -> anyhow::Result<()> {
+        futures_util::stream::iter(users)
+            .map(|user| async move {
+                self.add_member(owner, workspace, user).await?;
+                for channel in channels {
+                    self.join(user, *channel).await?;
+                }
+                anyhow::Ok(())
+            })
+            .buffer_unordered(2 * SETUP_CONCURRENCY)
+            .try_collect::<()>()
+            .await
+    }
+
+    /// One history page; `Err` carries the HTTP status for anything but 200.
+    pub async fn history(
+        &self,
+        token: &str,
+        channel: Uuid,
+        cursor: Cursor,
+        limit: usize,
+    ) -> anyhow::Result<Page> {
+        let mut url = format!("{}/v1/channels/{channel}/messages?limit={limit}", self.base);
+        match cursor {
+            Cursor::Newest => {}
+            Cursor::Before(seq) => url.push_str(&format!("&before={seq}")),
+            Cursor::After(seq) => url.push_str(&format!("&after={seq}")),
+        }
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .context("GET history")?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("GET history answered {status}");
+        }
+        response.json().await.context("history page")
     }
 
     pub async fn workspace(&self, owner: &User) -> anyhow::Result<Uuid> {

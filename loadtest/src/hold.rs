@@ -1,187 +1,255 @@
 //! `hold`: N idle authenticated connections, each heartbeating; the server's RSS per connection.
+//!
+//! One process can hold only as many connections as its open-file limit allows (20,000 here), so
+//! `--workers W` spreads the connections over W child processes (`workers.rs`); this process
+//! then only sets up, reads the server's memory and adds up what the workers report.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
 use chorus_protocol::ClientFrame;
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::task::JoinHandle;
 
 use crate::api::Api;
+use crate::net::{Spread, check_open_files, rss_bytes};
 use crate::report::percentiles_ms;
 use crate::ws::Conn;
+use crate::{progress, ramp, workers};
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Connections to open.
     #[arg(long, default_value_t = 1000)]
-    connections: usize,
+    pub connections: usize,
     /// Distinct users the connections log in as (connections are spread over them).
     #[arg(long, default_value_t = 50)]
-    users: usize,
+    pub users: usize,
     /// Channels each user is a member of (and so each connection is subscribed to).
     #[arg(long, default_value_t = 2)]
-    channels: usize,
-    /// Connections opened at once.
-    #[arg(long, default_value_t = 64)]
-    concurrency: usize,
+    pub channels: usize,
     /// How long to hold the connections once all are open.
     #[arg(long, default_value_t = 10)]
-    hold_secs: u64,
+    pub hold_secs: u64,
     /// Heartbeat period of each connection.
     #[arg(long, default_value_t = 25)]
-    heartbeat_secs: u64,
-    /// Source addresses 127.0.0.1..=127.0.0.N are used in turn (each has ~28k ephemeral ports).
-    #[arg(long, default_value_t = 1)]
-    source_ips: u8,
+    pub heartbeat_secs: u64,
     /// PID of the server, to read its resident memory before and after.
     #[arg(long)]
-    server_pid: Option<u32>,
+    pub server_pid: Option<u32>,
+    /// Child processes to spread the connections over (each has its own open-file limit).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// The loadtest binary the workers run (default: this one).
+    #[arg(long, hide = true)]
+    pub worker_exe: Option<PathBuf>,
+    #[command(flatten)]
+    pub spread: Spread,
 }
 
-/// Resident set size of a process in bytes, from /proc.
-fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .context("no VmRSS line")?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()?;
-    Ok(kib * 1024)
+impl Default for Args {
+    fn default() -> Self {
+        crate::defaults()
+    }
 }
 
-/// The soft limit on open files of this process.
-fn open_files_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
+/// What connections need to be opened and held, by this process or by a worker.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Plan {
+    /// Connection `n` logs in with `tokens[n % tokens.len()]`.
+    pub tokens: Vec<String>,
+    pub heartbeat_secs: u64,
+    pub concurrency: usize,
+    pub source_ips: u8,
+}
+
+impl Plan {
+    pub fn spread(&self) -> Spread {
+        Spread {
+            concurrency: self.concurrency,
+            source_ips: self.source_ips,
+        }
+    }
+}
+
+/// How opening a share of the connections went.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Opened {
+    pub open: usize,
+    pub failures: usize,
+    pub seconds: f64,
+    /// The handshake histogram as (µs, count) pairs, so a parent can add workers' histograms.
+    pub handshakes: Vec<(u64, u64)>,
+}
+
+impl Opened {
+    pub fn histogram(&self) -> anyhow::Result<Histogram<u64>> {
+        let mut h = Histogram::<u64>::new(3)?;
+        for (value, count) in &self.handshakes {
+            h.record_n(*value, *count)?;
+        }
+        Ok(h)
+    }
+}
+
+/// Connections being held: each heartbeats and drains what the server sends, in its own task.
+pub struct Held {
+    tasks: Vec<JoinHandle<()>>,
+    closed: Arc<AtomicUsize>,
+}
+
+impl Held {
+    /// Connections that ended while held (closed by the server or failed).
+    pub fn dropped(&self) -> usize {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    pub fn release(self) -> usize {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.dropped()
+    }
+}
+
+/// Opens connections `first..first + count` of `plan` and starts holding them.
+pub async fn open_and_hold(
+    ws: SocketAddr,
+    plan: &Plan,
+    first: usize,
+    count: usize,
+    on_open: impl Fn(),
+) -> anyhow::Result<(Opened, Held)> {
+    let tokens = &plan.tokens;
+    let ramp = ramp::open(
+        ws,
+        &plan.spread(),
+        first,
+        count,
+        |n| tokens[n % tokens.len()].clone(),
+        on_open,
+    )
+    .await?;
+    let opened = Opened {
+        open: ramp.conns.len(),
+        failures: ramp.failures,
+        seconds: ramp.seconds,
+        handshakes: ramp
+            .handshakes
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect(),
+    };
+    let closed = Arc::new(AtomicUsize::new(0));
+    let heartbeat = Duration::from_secs(plan.heartbeat_secs.max(1));
+    let tasks = ramp
+        .conns
+        .into_iter()
+        .map(|c| tokio::spawn(hold(c.conn, heartbeat, closed.clone())))
+        .collect();
+    Ok((opened, Held { tasks, closed }))
+}
+
+async fn hold(mut conn: Conn, heartbeat: Duration, closed: Arc<AtomicUsize>) {
+    let mut tick = tokio::time::interval(heartbeat);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if conn.send(&ClientFrame::Heartbeat).await.is_err() {
+                    break;
+                }
+            }
+            message = conn.ws.next() => {
+                if !matches!(message, Some(Ok(_))) {
+                    break;
+                }
+            }
+        }
+    }
+    closed.fetch_add(1, Ordering::Relaxed);
 }
 
 pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value> {
-    if let Some(limit) = open_files_limit()
-        && (args.connections as u64 + 100) > limit
-    {
-        bail!(
-            "{} connections do not fit this process's open-file limit of {limit}; \
-             run several loadtest processes with fewer connections each",
-            args.connections
-        );
-    }
+    let workers = args.workers.max(1);
+    let share = args.connections.div_ceil(workers);
+    check_open_files(
+        share,
+        &format!(
+            "split the run over more worker processes (--workers {})",
+            (args.connections as u64)
+                .div_ceil(19_000)
+                .max(workers as u64 + 1)
+        ),
+    )?;
+    let setup = progress::spinner("creating users and channels");
     let owner = api.user("owner").await?;
     let workspace = api.workspace(&owner).await?;
     let mut channels = Vec::new();
     for n in 0..args.channels {
         channels.push(api.channel(&owner, workspace, &format!("hold-{n}")).await?);
     }
-    let mut users = Vec::new();
-    for n in 0..args.users.max(1) {
-        let user = api.user(&format!("holder{n}")).await?;
-        api.add_member(&owner, workspace, &user).await?;
-        for channel in &channels {
-            api.join(&user, *channel).await?;
-        }
-        users.push(user);
-    }
+    let users = api.users("holder", args.users.max(1)).await?;
+    api.enroll(&owner, workspace, &users, &channels).await?;
+    setup.finish_and_clear();
+    let plan = Plan {
+        tokens: users.into_iter().map(|u| u.token).collect(),
+        heartbeat_secs: args.heartbeat_secs,
+        concurrency: args.spread.concurrency,
+        source_ips: args.spread.source_ips,
+    };
     let rss_before = args.server_pid.map(rss_bytes).transpose()?;
 
-    let gate = Arc::new(Semaphore::new(args.concurrency.max(1)));
-    let handshakes = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
-    let started = Instant::now();
-    let mut opening = Vec::with_capacity(args.connections);
-    for n in 0..args.connections {
-        let token = users[n % users.len()].token.clone();
-        let source = (args.source_ips > 1).then(|| {
-            IpAddr::V4(Ipv4Addr::new(
-                127,
-                0,
-                0,
-                1 + (n % args.source_ips as usize) as u8,
-            ))
-        });
-        let gate = gate.clone();
-        let handshakes = handshakes.clone();
-        opening.push(tokio::spawn(async move {
-            let _permit = gate.acquire_owned().await?;
-            let begun = Instant::now();
-            let mut conn = Conn::connect(ws, source).await?;
-            conn.identify(&token).await?;
-            handshakes
-                .lock()
-                .await
-                .record(begun.elapsed().as_micros() as u64)?;
-            anyhow::Ok(conn)
-        }));
-    }
-    let mut conns = Vec::with_capacity(args.connections);
-    let mut failures = 0usize;
-    for task in opening {
-        match task.await? {
-            Ok(conn) => conns.push(conn),
-            Err(err) => {
-                failures += 1;
-                if failures <= 5 {
-                    eprintln!("connection failed: {err:#}");
-                }
-            }
-        }
-    }
-    let connect_secs = started.elapsed().as_secs_f64();
-    let open = conns.len();
-    eprintln!(
-        "{open} connections open in {connect_secs:.1}s ({failures} failed); holding {}s",
-        args.hold_secs
-    );
+    let hold_for = Duration::from_secs(args.hold_secs);
+    let (opened, dropped, rss_after) = if workers > 1 {
+        let exe = match &args.worker_exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe()?,
+        };
+        let server_pid = args.server_pid;
+        let outcome =
+            workers::run_parent(&exe, ws, &plan, args.connections, workers, hold_for, || {
+                server_pid.map(rss_bytes).transpose()
+            })
+            .await?;
+        (outcome.opened, outcome.dropped, outcome.rss_after)
+    } else {
+        let bar = progress::bar(args.connections as u64, "connecting");
+        let (opened, held) = open_and_hold(ws, &plan, 0, args.connections, || bar.inc(1)).await?;
+        bar.finish_and_clear();
+        eprintln!(
+            "{} connections open in {:.1}s ({} failed); holding {}s",
+            opened.open, opened.seconds, opened.failures, args.hold_secs
+        );
+        tokio::time::sleep(hold_for).await;
+        let rss_after = args.server_pid.map(rss_bytes).transpose()?;
+        let dropped = held.release();
+        (vec![opened], dropped, rss_after)
+    };
 
-    // Each connection heartbeats and drains what the server sends, in its own task.
-    let closed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let heartbeat = Duration::from_secs(args.heartbeat_secs.max(1));
-    let mut holders = Vec::with_capacity(open);
-    for mut conn in conns {
-        let closed = closed.clone();
-        holders.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(heartbeat);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        if conn.send(&ClientFrame::Heartbeat).await.is_err() {
-                            break;
-                        }
-                    }
-                    message = conn.ws.next() => {
-                        if !matches!(message, Some(Ok(_))) {
-                            break;
-                        }
-                    }
-                }
-            }
-            closed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }));
+    let open: usize = opened.iter().map(|o| o.open).sum();
+    let failures: usize = opened.iter().map(|o| o.failures).sum();
+    // Workers ramp in parallel: the ramp took as long as the slowest.
+    let connect_secs = opened.iter().map(|o| o.seconds).fold(0.0, f64::max);
+    let mut handshakes = Histogram::<u64>::new(3)?;
+    for o in &opened {
+        handshakes.add(o.histogram()?)?;
     }
-    tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
-    let rss_after = args.server_pid.map(rss_bytes).transpose()?;
-    let dropped = closed.load(std::sync::atomic::Ordering::Relaxed);
-    for holder in holders {
-        holder.abort();
-    }
-
     let per_connection = match (rss_before, rss_after) {
         (Some(before), Some(after)) if open > 0 => {
             Some((after.saturating_sub(before)) as f64 / open as f64)
         }
         _ => None,
     };
-    let handshakes = handshakes.lock().await;
     Ok(json!({
         "scenario": "hold",
+        "workers": workers,
         "connections_requested": args.connections,
         "connections_open": open,
         "connection_failures": failures,

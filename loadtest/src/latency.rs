@@ -12,17 +12,23 @@ use crate::api::Api;
 use crate::report::percentiles_ms;
 use crate::ws::Conn;
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Messages to send.
     #[arg(long, default_value_t = 1000)]
-    messages: u64,
+    pub messages: u64,
     /// Pause between messages.
     #[arg(long, default_value_t = 5)]
-    interval_ms: u64,
+    pub interval_ms: u64,
     /// Message size in bytes.
     #[arg(long, default_value_t = 100)]
-    size: usize,
+    pub size: usize,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        crate::defaults()
+    }
 }
 
 pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value> {

@@ -1,0 +1,97 @@
+//! `loadtest`: drives a Chorus deployment through its public REST API and WebSocket protocol.
+//!
+//! Each subcommand is one scenario. It creates its own users, workspace and channels through the
+//! API, runs, prints a summary table and writes a JSON result that two runs can be compared with.
+//! The scenarios are a library so that `tests/smoke.rs` runs each of them, at a tiny scale,
+//! against a real node: a harness that is never run rots.
+
+pub mod api;
+pub mod fanout;
+pub mod history;
+pub mod hold;
+pub mod latency;
+pub mod net;
+pub mod plot;
+pub mod progress;
+pub mod publisher;
+pub mod ramp;
+pub mod report;
+pub mod storm;
+pub mod timeline;
+pub mod wire;
+pub mod workers;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "loadtest", version, about)]
+pub struct Cli {
+    /// REST API base URL of the deployment.
+    #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
+    pub api: String,
+    /// WebSocket gateway address.
+    #[arg(long, default_value = "127.0.0.1:8081", global = true)]
+    pub ws: SocketAddr,
+    /// Where to write the JSON result.
+    #[arg(long, global = true)]
+    pub out: Option<PathBuf>,
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Scenario {
+    /// Send-to-receipt latency between two clients in one channel, one message at a time.
+    Latency(latency::Args),
+    /// Open N idle authenticated connections, heartbeat them, and measure the server's memory.
+    Hold(hold::Args),
+    /// C channels × M members, P publishers at a total rate: deliveries/s, loss, duplicates,
+    /// order and end-to-end latency.
+    Fanout(fanout::Args),
+    /// N connections dropped at once reconnect with backoff and resume: time to recover, resume
+    /// latency, and no event missed or repeated across the drop.
+    Storm(storm::Args),
+    /// K concurrent clients paging a channel's history over REST: requests/s and latency.
+    History(history::Args),
+    /// One share of a `hold --workers` run (started by `hold`, not by hand).
+    #[command(hide = true)]
+    HoldWorker(workers::WorkerArgs),
+}
+
+/// The defaults of a scenario's arguments, as the command line would give them: the single
+/// source of defaults is the `#[arg(default_value…)]` attributes.
+pub fn defaults<A: clap::Args>() -> A {
+    let command = A::augment_args(clap::Command::new("loadtest").no_binary_name(true));
+    let matches = command.get_matches_from(std::iter::empty::<String>());
+    A::from_arg_matches(&matches).expect("scenario defaults parse")
+}
+
+/// Runs the scenario the command line names, prints its summary and writes its result.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let api = api::Api::new(&cli.api);
+    let mut plot_to = None;
+    let result = match cli.scenario {
+        Scenario::Latency(args) => latency::run(&api, cli.ws, args).await?,
+        Scenario::Hold(args) => hold::run(&api, cli.ws, args).await?,
+        Scenario::Fanout(args) => {
+            plot_to = args.plot.clone();
+            fanout::run(&api, cli.ws, args).await?
+        }
+        Scenario::Storm(args) => storm::run(&api, cli.ws, args).await?,
+        Scenario::History(args) => {
+            plot_to = args.plot.clone();
+            history::run(&api, cli.ws, args).await?
+        }
+        // A worker speaks to its parent on stdout; it prints no table.
+        Scenario::HoldWorker(args) => return workers::worker_main(cli.ws, args).await,
+    };
+    if let Some(path) = plot_to {
+        plot::write(&result, &path)?;
+        eprintln!("plot written to {}", path.display());
+    }
+    report::finish(&result, cli.out.as_deref())
+}

@@ -1,0 +1,76 @@
+//! What many connections need from this machine: source addresses, open files, server memory.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use anyhow::{Context, bail};
+
+/// How connections are opened: how many at once, and from which loopback addresses.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Spread {
+    /// Connections opened at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Source addresses 127.0.0.1..=127.0.0.N are used in turn (each has ~28k ephemeral ports).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub source_ips: u8,
+}
+
+impl Default for Spread {
+    fn default() -> Self {
+        crate::defaults()
+    }
+}
+
+impl Spread {
+    /// The source address of the `n`th connection; `None` lets the kernel choose (one address).
+    pub fn source(&self, n: usize) -> Option<IpAddr> {
+        (self.source_ips > 1).then(|| {
+            IpAddr::V4(Ipv4Addr::new(
+                127,
+                0,
+                0,
+                1 + (n % self.source_ips as usize) as u8,
+            ))
+        })
+    }
+}
+
+/// File descriptors a run needs besides its WebSocket connections: the runtime, HTTP clients to
+/// the API, stdio.
+pub const SPARE_FILES: u64 = 100;
+
+/// The soft limit on open files of this process.
+pub fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Fails up front, rather than halfway through a ramp with EMFILE, when `connections` sockets do
+/// not fit this process's open-file limit. `hint` says how to split the run.
+pub fn check_open_files(connections: usize, hint: &str) -> anyhow::Result<()> {
+    if let Some(limit) = open_files_limit()
+        && connections as u64 + SPARE_FILES > limit
+    {
+        bail!(
+            "{connections} connections (plus ~{SPARE_FILES} other files) do not fit this \
+             process's open-file limit of {limit}: {hint}"
+        );
+    }
+    Ok(())
+}
+
+/// Resident set size of a process in bytes, from /proc.
+pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .context("no VmRSS line")?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kib * 1024)
+}

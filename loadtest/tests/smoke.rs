@@ -1,0 +1,280 @@
+//! Smoke test: every scenario, at a tiny scale, against a real node, so the harness cannot rot.
+//!
+//! The node is the `chorus` binary of this build profile (`target/<profile>/chorus`), started
+//! with `deploy/bench.toml` on ports chosen by the kernel. `cargo test --workspace` builds it
+//! (it is the bin target of a workspace member that has integration tests); a run of this crate
+//! alone needs `cargo build` first, and says so instead of skipping.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chorus_loadtest::api::Api;
+use chorus_loadtest::{fanout, history, hold, latency, plot, storm};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A scenario that takes longer than this at smoke scale is broken.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
+
+struct Node {
+    child: Child,
+    api: Api,
+    ws: SocketAddr,
+    data_dir: PathBuf,
+    /// What the node printed, for the failure message.
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// `target/<profile>/chorus`, next to the `deps/` directory this test runs from.
+fn chorus_binary() -> PathBuf {
+    let test = std::env::current_exe().expect("test executable path");
+    let profile_dir = test
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("tests run from target/<profile>/deps/");
+    let binary = profile_dir.join(format!("chorus{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "build the chorus binary first (cargo build): {} does not exist",
+        binary.display()
+    );
+    binary
+}
+
+async fn start_node() -> Node {
+    let data_dir = std::env::temp_dir().join(format!(
+        "loadtest-smoke-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/bench.toml");
+    let mut child = Command::new(chorus_binary())
+        .args(["serve", "--config", config, "--data-dir"])
+        .arg(&data_dir)
+        .args(["--api-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chorus");
+    // The node prints where it listens; everything it prints is kept (and drained, so that a full
+    // pipe never blocks it).
+    let log = Arc::new(Mutex::new(String::new()));
+    let (addrs, mut found) = tokio::sync::mpsc::unbounded_channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let (log, addrs) = (log.clone(), addrs.clone());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                for prefix in ["chorus REST API", "chorus WebSocket"] {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        let _ = addrs.send((prefix, rest.trim().to_string()));
+                    }
+                }
+                let mut log = log.lock().unwrap();
+                if log.len() < 100_000 {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            }
+        });
+    }
+    let (mut api, mut ws) = (None, None);
+    while api.is_none() || ws.is_none() {
+        match tokio::time::timeout(Duration::from_secs(30), found.recv()).await {
+            Ok(Some(("chorus REST API", url))) => api = Some(url),
+            Ok(Some((_, url))) => {
+                ws = Some(
+                    url.trim_start_matches("ws://")
+                        .parse::<SocketAddr>()
+                        .expect("ws address"),
+                )
+            }
+            _ => panic!(
+                "the node did not say where it listens:\n{}",
+                log.lock().unwrap()
+            ),
+        }
+    }
+    Node {
+        child,
+        api: Api::new(&api.unwrap()),
+        ws: ws.unwrap(),
+        data_dir,
+        log,
+    }
+}
+
+/// Runs a scenario with a deadline, failing with the node's output.
+async fn scenario(node: &Node, run: impl Future<Output = anyhow::Result<Value>>) -> Value {
+    match tokio::time::timeout(SCENARIO_TIMEOUT, run).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(err)) => panic!(
+            "scenario failed: {err:#}\nnode:\n{}",
+            node.log.lock().unwrap()
+        ),
+        Err(_) => panic!("scenario timed out\nnode:\n{}", node.log.lock().unwrap()),
+    }
+}
+
+fn n(result: &Value, field: &str) -> u64 {
+    result[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no `{field}` in {result:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_delivers_everything_once_in_order() {
+    let node = start_node().await;
+    let args = fanout::Args {
+        channels: 2,
+        members: 10,
+        users_per_channel: 2,
+        publishers: 3,
+        rate: 60,
+        duration_secs: 2,
+        ..Default::default()
+    };
+    let result = scenario(&node, fanout::run(&node.api, node.ws, args)).await;
+    assert!(n(&result, "sent") > 0, "{result:#}");
+    assert_eq!(n(&result, "acked"), n(&result, "sent"), "{result:#}");
+    assert_eq!(n(&result, "receivers_connected"), 20, "{result:#}");
+    assert_eq!(
+        n(&result, "expected_deliveries"),
+        n(&result, "acked") * 10,
+        "{result:#}"
+    );
+    assert_eq!(
+        n(&result, "received_deliveries"),
+        n(&result, "expected_deliveries"),
+        "{result:#}"
+    );
+    for zero in [
+        "lost",
+        "duplicates",
+        "order_violations",
+        "unacked_deliveries",
+        "foreign_deliveries",
+        "receivers_closed_early",
+    ] {
+        assert_eq!(n(&result, zero), 0, "{zero}: {result:#}");
+    }
+    assert_eq!(
+        result["send_to_receipt_ms"]["count"],
+        result["received_deliveries"]
+    );
+    let page = plot::html(&result).expect("fanout results plot");
+    assert!(page.contains("<svg"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_resumes_everyone_without_missing_or_repeating() {
+    let node = start_node().await;
+    let args = storm::Args {
+        connections: 60,
+        channels: 2,
+        users: 4,
+        rate: 40,
+        before_secs: 1,
+        after_secs: 1,
+        ..Default::default()
+    };
+    let result = scenario(&node, storm::run(&node.api, node.ws, args)).await;
+    assert_eq!(n(&result, "connections_open"), 60, "{result:#}");
+    assert_eq!(n(&result, "resumed"), 60, "{result:#}");
+    assert!(n(&result, "acked") > 0, "{result:#}");
+    for zero in [
+        "clients_failed",
+        "missed",
+        "duplicated",
+        "unacked_seqs_below_final",
+    ] {
+        assert_eq!(n(&result, zero), 0, "{zero}: {result:#}");
+    }
+    assert_eq!(
+        n(&result, "events_live")
+            + n(&result, "events_replayed")
+            + n(&result, "events_fetched_after_resync"),
+        n(&result, "expected_events"),
+        "{result:#}"
+    );
+    assert_eq!(result["resume_ms"]["count"], 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_are_right() {
+    let node = start_node().await;
+    let args = history::Args {
+        concurrency: 8,
+        duration_secs: 2,
+        messages: 300,
+        seed_connections: 3,
+        users: 2,
+        ..Default::default()
+    };
+    let result = scenario(&node, history::run(&node.api, node.ws, args)).await;
+    assert!(n(&result, "requests_ok") > 0, "{result:#}");
+    assert_eq!(n(&result, "errors"), 0, "{result:#}");
+    assert_eq!(n(&result, "bad_pages"), 0, "{result:#}");
+    assert!(plot::html(&result).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_in_process_and_over_workers() {
+    let node = start_node().await;
+    let server_pid = node.child.id();
+    let args = hold::Args {
+        connections: 30,
+        users: 3,
+        hold_secs: 1,
+        server_pid,
+        ..Default::default()
+    };
+    let result = scenario(&node, hold::run(&node.api, node.ws, args)).await;
+    assert_eq!(n(&result, "connections_open"), 30, "{result:#}");
+    assert_eq!(n(&result, "dropped_while_holding"), 0, "{result:#}");
+    assert!(result["server_rss_after_bytes"].is_u64(), "{result:#}");
+
+    // The workers are the real binary, re-executed as `hold-worker`.
+    let args = hold::Args {
+        connections: 41,
+        users: 3,
+        hold_secs: 1,
+        workers: 2,
+        worker_exe: Some(env!("CARGO_BIN_EXE_loadtest").into()),
+        server_pid,
+        ..Default::default()
+    };
+    let result = scenario(&node, hold::run(&node.api, node.ws, args)).await;
+    assert_eq!(n(&result, "workers"), 2, "{result:#}");
+    assert_eq!(n(&result, "connections_open"), 41, "{result:#}");
+    assert_eq!(n(&result, "connection_failures"), 0, "{result:#}");
+    assert_eq!(result["handshake_plus_identify_ms"]["count"], 41);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_measures_every_message() {
+    let node = start_node().await;
+    let args = latency::Args {
+        messages: 20,
+        interval_ms: 1,
+        ..Default::default()
+    };
+    let result = scenario(&node, latency::run(&node.api, node.ws, args)).await;
+    assert_eq!(result["send_to_receipt_ms"]["count"], 20);
+}
