@@ -16,7 +16,7 @@ use chorus_core::{
 };
 use chorus_gateway::GatewayDeps;
 use chorus_presence::{MemoryPresence, PresenceStore, RedisPresence};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -64,10 +64,10 @@ impl Node {
         };
         let auth = Authenticator::new(&secret, store.clone());
 
-        let api_listener = TcpListener::bind(config.api_addr)
+        let api_listener = listen(config.api_addr)
             .await
             .with_context(|| format!("cannot listen on {} (api_addr)", config.api_addr))?;
-        let ws_listener = TcpListener::bind(config.ws_addr)
+        let ws_listener = listen(config.ws_addr)
             .await
             .with_context(|| format!("cannot listen on {} (ws_addr)", config.ws_addr))?;
         let api_addr = api_listener.local_addr()?;
@@ -129,6 +129,24 @@ impl Node {
         }
         self.channels.shutdown().await;
     }
+}
+
+/// Connections the kernel queues before `accept` (tokio's default is 1,024).
+///
+/// A reconnect storm arrives all at once; with a short queue the overflow waits a full second for
+/// the SYN retransmit (the kernel still caps this at `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 8_192;
+
+/// A listening socket with a backlog sized for reconnect storms.
+async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// The metadata store named by `metadata_url` (default: SQLite in the data directory).

@@ -307,7 +307,7 @@ impl Connection {
                 let session_id = self
                     .shared
                     .sessions
-                    .create(self.user, now)
+                    .create(self.user, self.id, now)
                     .map_err(|_| End::Close(CloseCode::ServerRestart))?;
                 self.session_id = Some(session_id);
                 let user = self.load_user().await?;
@@ -359,7 +359,7 @@ impl Connection {
                 if self
                     .shared
                     .sessions
-                    .resume(session_id, self.user, now)
+                    .resume(session_id, self.user, self.id, now)
                     .is_err()
                 {
                     return Err(End::Close(CloseCode::SessionInvalid));
@@ -839,9 +839,12 @@ impl Connection {
         if let Some(session_id) = self.session_id {
             match end {
                 End::Close(CloseCode::AuthenticationFailed) => {
-                    self.shared.sessions.forget(session_id)
+                    self.shared.sessions.forget(session_id, self.id)
                 }
-                _ => self.shared.sessions.release(session_id, Instant::now()),
+                _ => self
+                    .shared
+                    .sessions
+                    .release(session_id, self.id, Instant::now()),
             }
         }
         close(&mut self.ws, end).await;
