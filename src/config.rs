@@ -22,6 +22,8 @@ pub struct NodeConfig {
     /// HS256 secret for access tokens. When unset, a random one is created once and kept in
     /// `<data_dir>/jwt-secret`, so tokens survive restarts.
     pub jwt_secret: Option<String>,
+    /// Operator token for `/v1/admin/*` (header `x-chorus-admin-token`); unset disables them.
+    pub admin_token: Option<String>,
     /// Metadata store: unset for SQLite in `data_dir`, `sqlite://PATH`, or `postgres://…`.
     pub metadata_url: Option<String>,
     /// Message history: unset for redb in `data_dir`, `redb://PATH`, `postgres://…` or
@@ -46,6 +48,7 @@ impl Default for NodeConfig {
             api_addr: "127.0.0.1:8080".parse().expect("valid address"),
             ws_addr: "127.0.0.1:8081".parse().expect("valid address"),
             jwt_secret: None,
+            admin_token: None,
             metadata_url: None,
             messages_url: None,
             bus_url: None,
@@ -146,6 +149,9 @@ pub struct ApiSection {
     pub login_per_minute_per_ip: u32,
     pub login_per_minute_per_account: u32,
     pub register_per_minute_per_ip: u32,
+    pub register_per_minute_per_account: u32,
+    /// REST message posts, edits, deletions and reactions per user.
+    pub writes_per_minute_per_user: u32,
 }
 
 impl Default for ApiSection {
@@ -155,6 +161,8 @@ impl Default for ApiSection {
             login_per_minute_per_ip: d.login_per_minute_per_ip,
             login_per_minute_per_account: d.login_per_minute_per_account,
             register_per_minute_per_ip: d.register_per_minute_per_ip,
+            register_per_minute_per_account: d.register_per_minute_per_account,
+            writes_per_minute_per_user: d.writes_per_minute_per_user,
         }
     }
 }

@@ -54,6 +54,9 @@ struct ServeArgs {
     /// Secret that signs access tokens; every node of a deployment must share it.
     #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// Operator token for /v1/admin/* (disabling accounts) [default: unset, routes disabled].
+    #[arg(long, env = "CHORUS_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
     /// Metadata store: sqlite://PATH or postgres://… [default: SQLite in the data directory].
     #[arg(long, env = "CHORUS_METADATA_URL", hide_env_values = true)]
     metadata_url: Option<String>,
@@ -123,6 +126,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.jwt_secret.is_some() {
         config.jwt_secret = args.jwt_secret;
+    }
+    if args.admin_token.is_some() {
+        config.admin_token = args.admin_token;
     }
     if args.metadata_url.is_some() {
         config.metadata_url = args.metadata_url;

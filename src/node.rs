@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chorus_api::{ApiLimits, ApiState};
 use chorus_channel_node::{ChannelNodeConfig, ChannelService, StateLimits};
+use chorus_cluster::access::{AccessNotifier, LocalAccessNotifier, RedisAccessNotifier};
 use chorus_cluster::rate_limit::{LocalRateLimits, RateLimitStore, RedisRateLimits};
 use chorus_cluster::{FanoutBus, LocalBus, RedisBus};
 use chorus_core::auth::Authenticator;
@@ -77,6 +78,7 @@ impl Node {
         let until_stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        let access = open_access(config.bus_url.as_deref()).await?;
         let api_state = ApiState {
             store: store.clone(),
             messages,
@@ -85,8 +87,13 @@ impl Node {
                 login_per_minute_per_ip: config.api.login_per_minute_per_ip,
                 login_per_minute_per_account: config.api.login_per_minute_per_account,
                 register_per_minute_per_ip: config.api.register_per_minute_per_ip,
+                register_per_minute_per_account: config.api.register_per_minute_per_account,
+                writes_per_minute_per_user: config.api.writes_per_minute_per_user,
             },
             rate_limits: open_rate_limits(config.rate_limit_url.as_deref()).await?,
+            router: Arc::new(channels.clone()),
+            access: access.clone(),
+            admin_token: config.admin_token.clone(),
         };
         let api = tokio::spawn(chorus_api::serve(
             api_listener,
@@ -99,6 +106,7 @@ impl Node {
             router: Arc::new(channels.clone()),
             bus,
             presence: open_presence(config.presence_url.as_deref()).await?,
+            access,
         };
         let gateway = tokio::spawn(chorus_gateway::serve(
             ws_listener,
@@ -206,6 +214,22 @@ async fn open_bus(url: Option<&str>) -> anyhow::Result<Arc<dyn FanoutBus>> {
                 .context("cannot start the Redis fan-out bus (bus_url)")?;
             Ok(Arc::new(bus))
         }
+        Some(other) => {
+            anyhow::bail!("unsupported bus_url {other:?}: use `local` or a redis:// URL")
+        }
+    }
+}
+
+/// How access notices travel: with the bus (in process, or through the same Redis).
+async fn open_access(bus_url: Option<&str>) -> anyhow::Result<Arc<dyn AccessNotifier>> {
+    match bus_url {
+        None | Some("local") => Ok(Arc::new(LocalAccessNotifier::default())),
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => Ok(Arc::new(
+            RedisAccessNotifier::connect(url)
+                .await
+                .map_err(anyhow::Error::msg)
+                .context("cannot start the Redis access notices (bus_url)")?,
+        )),
         Some(other) => {
             anyhow::bail!("unsupported bus_url {other:?}: use `local` or a redis:// URL")
         }

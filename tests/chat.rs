@@ -87,6 +87,7 @@ async fn a_repeated_nonce_yields_one_message() {
         channel_id: channel,
         nonce: "same-nonce".into(),
         text: "once".into(),
+        parent_seq: None,
     })
     .await;
     let again = ws
@@ -242,6 +243,7 @@ async fn a_restarted_node_keeps_history_and_continues_the_sequence() {
         channel_id: channel,
         nonce: "n2".into(),
         text: "before restart".into(),
+        parent_seq: None,
     })
     .await;
     match ws
@@ -294,6 +296,7 @@ async fn a_non_member_can_neither_subscribe_to_nor_read_a_channel() {
         channel_id: channel,
         nonce: "x".into(),
         text: "let me in".into(),
+        parent_seq: None,
     })
     .await;
     assert!(matches!(
@@ -348,6 +351,7 @@ async fn bad_frames_get_documented_errors_and_the_connection_survives() {
         channel_id: channel,
         nonce: "long".into(),
         text: long,
+        parent_seq: None,
     })
     .await;
     match ws.next().await {
@@ -542,6 +546,7 @@ async fn a_client_that_stops_reading_is_closed_as_slow_while_others_keep_receivi
             channel_id: channel,
             nonce: n.to_string(),
             text: text.clone(),
+            parent_seq: None,
         };
         futures_util::SinkExt::send(
             &mut sink,

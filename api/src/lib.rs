@@ -1,12 +1,19 @@
-//! The REST API (axum): accounts, workspaces, channels and history, with an OpenAPI document.
+//! The REST API (axum): accounts, workspaces, channels, direct messages, messages and history,
+//! search and the audit log, with an OpenAPI document.
 //!
-//! Requests enter through [`router`]; handlers (in `routes/`) read and write the metadata store
-//! and read the message store. The API never writes messages: that is the channel service's job.
-//! Every error is a JSON body with a status code (`error.rs`); no request can panic the server.
+//! Requests enter through [`router`]; handlers (in `routes/`) check permissions (`policy.rs`),
+//! read and write the metadata store and read the message store. Messages, edits, deletions and
+//! reactions are never written here: they are submitted to the channel service through the
+//! [`ChannelRouter`], which sequences them with WebSocket sends. Changes to someone's rights are
+//! announced through the [`AccessNotifier`] so gateways re-check open connections. Every error is
+//! a JSON body with a status code (`error.rs`); no request can panic the server.
 
+mod audit;
+mod context;
 mod error;
 mod extract;
 mod openapi;
+pub mod policy;
 mod rate_limit;
 mod routes;
 mod views;
@@ -19,7 +26,9 @@ use axum::Json;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post, put};
+use chorus_cluster::ChannelRouter;
+use chorus_cluster::access::AccessNotifier;
 use chorus_core::auth::Authenticator;
 use chorus_core::{MessageStore, MetadataStore};
 use tower_http::trace::TraceLayer;
@@ -43,6 +52,13 @@ pub struct ApiState {
     pub limits: ApiLimits,
     /// Where rate-limit counters live (this process, or Redis shared by every API node).
     pub rate_limits: Arc<dyn RateLimitStore>,
+    /// Sequences messages, edits, deletions and reactions posted over REST.
+    pub router: Arc<dyn ChannelRouter>,
+    /// Tells gateways when someone's access changed.
+    pub access: Arc<dyn AccessNotifier>,
+    /// The operator's token for `/v1/admin/*` (disabling accounts); those routes answer 404 when
+    /// it is unset.
+    pub admin_token: Option<String>,
 }
 
 /// Rate limits of the credential endpoints.
@@ -51,6 +67,9 @@ pub struct ApiLimits {
     pub login_per_minute_per_ip: u32,
     pub login_per_minute_per_account: u32,
     pub register_per_minute_per_ip: u32,
+    pub register_per_minute_per_account: u32,
+    /// REST message posts, edits and reactions per user.
+    pub writes_per_minute_per_user: u32,
 }
 
 impl Default for ApiLimits {
@@ -59,6 +78,8 @@ impl Default for ApiLimits {
             login_per_minute_per_ip: 20,
             login_per_minute_per_account: 10,
             register_per_minute_per_ip: 10,
+            register_per_minute_per_account: 5,
+            writes_per_minute_per_user: 600,
         }
     }
 }
@@ -80,36 +101,136 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .route("/openapi.json", get(openapi_json))
-        .route("/v1/auth/register", post(routes::auth::register))
-        .route("/v1/auth/login", post(routes::auth::login))
-        .route("/v1/auth/refresh", post(routes::auth::refresh))
-        .route("/v1/auth/logout", post(routes::auth::logout))
-        .route("/v1/users/me", get(routes::auth::me))
+        .merge(account_routes())
+        .merge(workspace_routes())
+        .merge(channel_routes())
+        .merge(message_routes())
         .route(
-            "/v1/workspaces",
-            post(routes::workspaces::create).get(routes::workspaces::list),
+            "/v1/admin/users/{user_id}/disable",
+            post(routes::admin::disable_user),
         )
         .route(
-            "/v1/workspaces/{workspace_id}/members",
-            post(routes::workspaces::add_member),
-        )
-        .route(
-            "/v1/workspaces/{workspace_id}/channels",
-            post(routes::workspaces::create_channel).get(routes::workspaces::list_channels),
-        )
-        .route(
-            "/v1/channels/{channel_id}/join",
-            post(routes::channels::join),
-        )
-        .route(
-            "/v1/channels/{channel_id}/messages",
-            get(routes::channels::history),
+            "/v1/admin/users/{user_id}/enable",
+            post(routes::admin::enable_user),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+fn account_routes() -> Router<AppState> {
+    use routes::{account, auth};
+    Router::new()
+        .route("/v1/auth/register", post(auth::register))
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/auth/refresh", post(auth::refresh))
+        .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/users/me", get(auth::me).patch(account::update_profile))
+        .route("/v1/users/me/password", post(account::change_password))
+        .route("/v1/users/me/sessions", get(account::sessions))
+        .route(
+            "/v1/users/me/sessions/{session_id}",
+            delete(account::revoke_session),
+        )
+        .route("/v1/users/{user_id}", get(account::profile))
+}
+
+fn workspace_routes() -> Router<AppState> {
+    use routes::{audit_log, dms, invites, members, search, workspaces};
+    Router::new()
+        .route(
+            "/v1/workspaces",
+            post(workspaces::create).get(workspaces::list),
+        )
+        .route(
+            "/v1/workspaces/{workspace_id}",
+            get(workspaces::get).patch(workspaces::rename),
+        )
+        .route(
+            "/v1/workspaces/{workspace_id}/members",
+            post(workspaces::add_member).get(members::list),
+        )
+        .route(
+            "/v1/workspaces/{workspace_id}/members/{user_id}",
+            patch(members::change_role).delete(members::remove),
+        )
+        .route(
+            "/v1/workspaces/{workspace_id}/invites",
+            post(invites::create).get(invites::list),
+        )
+        .route("/v1/invites/accept", post(invites::accept))
+        .route(
+            "/v1/workspaces/{workspace_id}/channels",
+            post(workspaces::create_channel).get(workspaces::list_channels),
+        )
+        .route("/v1/workspaces/{workspace_id}/dms", post(dms::open))
+        .route("/v1/workspaces/{workspace_id}/search", get(search::search))
+        .route("/v1/workspaces/{workspace_id}/audit", get(audit_log::list))
+}
+
+fn channel_routes() -> Router<AppState> {
+    use routes::{channel_members, channels};
+    Router::new()
+        .route(
+            "/v1/channels/{channel_id}",
+            get(channels::get).patch(channels::update),
+        )
+        .route("/v1/channels/{channel_id}/archive", post(channels::archive))
+        .route(
+            "/v1/channels/{channel_id}/unarchive",
+            post(channels::unarchive),
+        )
+        .route("/v1/channels/{channel_id}/join", post(channels::join))
+        .route(
+            "/v1/channels/{channel_id}/leave",
+            post(channel_members::leave),
+        )
+        .route(
+            "/v1/channels/{channel_id}/members",
+            get(channel_members::list).post(channel_members::add),
+        )
+        .route(
+            "/v1/channels/{channel_id}/members/{user_id}",
+            delete(channel_members::remove),
+        )
+        .route(
+            "/v1/channels/{channel_id}/mute",
+            put(channel_members::set_mute),
+        )
+        .route(
+            "/v1/channels/{channel_id}/read",
+            post(channel_members::mark_read),
+        )
+}
+
+fn message_routes() -> Router<AppState> {
+    use routes::{history, messages, reactions};
+    Router::new()
+        .route(
+            "/v1/channels/{channel_id}/messages",
+            get(history::history).post(messages::post),
+        )
+        .route("/v1/channels/{channel_id}/events", get(history::events))
+        .route(
+            "/v1/channels/{channel_id}/messages/{seq}",
+            get(history::message)
+                .patch(messages::edit)
+                .delete(messages::delete),
+        )
+        .route(
+            "/v1/channels/{channel_id}/messages/{seq}/edits",
+            get(history::edits),
+        )
+        .route(
+            "/v1/channels/{channel_id}/messages/{seq}/replies",
+            get(history::replies),
+        )
+        .route(
+            "/v1/channels/{channel_id}/messages/{seq}/reactions/{emoji}",
+            put(reactions::add).delete(reactions::remove),
+        )
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.

@@ -11,9 +11,11 @@ use crate::views;
 #[openapi(
     info(
         title = "Chorus REST API",
-        description = "Accounts, workspaces, channels and history. Real-time events use the \
-                       WebSocket protocol (docs/PROTOCOL.md). Every error is JSON: \
-                       `{\"error\": {\"code\", \"message\"}}`."
+        description = "Accounts, workspaces, channels, direct messages, messages, history, \
+                       search and the audit log. Real-time events use the WebSocket protocol \
+                       (docs/PROTOCOL.md). Every error is JSON: \
+                       `{\"error\": {\"code\", \"message\"}}`. Who may call what: \
+                       docs/PERMISSIONS.md."
     ),
     paths(
         routes::auth::register,
@@ -21,21 +23,61 @@ use crate::views;
         routes::auth::refresh,
         routes::auth::logout,
         routes::auth::me,
+        routes::account::update_profile,
+        routes::account::change_password,
+        routes::account::sessions,
+        routes::account::revoke_session,
+        routes::account::profile,
         routes::workspaces::create,
         routes::workspaces::list,
+        routes::workspaces::get,
+        routes::workspaces::rename,
         routes::workspaces::add_member,
+        routes::members::list,
+        routes::members::change_role,
+        routes::members::remove,
+        routes::invites::create,
+        routes::invites::list,
+        routes::invites::accept,
+        routes::audit_log::list,
         routes::workspaces::create_channel,
         routes::workspaces::list_channels,
+        routes::dms::open,
+        routes::channels::get,
+        routes::channels::update,
+        routes::channels::archive,
+        routes::channels::unarchive,
         routes::channels::join,
-        routes::channels::history,
+        routes::channel_members::leave,
+        routes::channel_members::list,
+        routes::channel_members::add,
+        routes::channel_members::remove,
+        routes::channel_members::set_mute,
+        routes::channel_members::mark_read,
+        routes::messages::post,
+        routes::messages::edit,
+        routes::messages::delete,
+        routes::reactions::add,
+        routes::reactions::remove,
+        routes::history::history,
+        routes::history::events,
+        routes::history::message,
+        routes::history::edits,
+        routes::history::replies,
+        routes::search::search,
+        routes::admin::disable_user,
+        routes::admin::enable_user,
         crate::health,
     ),
-    components(schemas(ErrorBody, ErrorDetail, views::MessageView)),
+    components(schemas(ErrorBody, ErrorDetail, views::MessageView, views::EventView)),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Registration, login, tokens"),
-        (name = "workspaces", description = "Workspaces and their members"),
-        (name = "channels", description = "Channels and history"),
+        (name = "account", description = "The caller's profile, password and sessions; other users' profiles"),
+        (name = "workspaces", description = "Workspaces, members, roles, invitations, audit log"),
+        (name = "channels", description = "Channels, direct messages, membership, mute, read position"),
+        (name = "messages", description = "Posting, editing, deleting, reactions, threads, history, search"),
+        (name = "admin", description = "Operator actions (x-chorus-admin-token)"),
     )
 )]
 pub struct ApiDoc;

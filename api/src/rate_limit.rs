@@ -30,6 +30,9 @@ pub struct Limiters {
     pub login_ip: Limiter,
     pub login_account: Limiter,
     pub register_ip: Limiter,
+    pub register_account: Limiter,
+    /// REST message writes (posts, edits, deletions, reactions) per user.
+    pub writes_user: Limiter,
 }
 
 impl Limiters {
@@ -41,6 +44,8 @@ impl Limiters {
             login_ip: limiter("login-ip", limits.login_per_minute_per_ip),
             login_account: limiter("login-account", limits.login_per_minute_per_account),
             register_ip: limiter("register-ip", limits.register_per_minute_per_ip),
+            register_account: limiter("register-account", limits.register_per_minute_per_account),
+            writes_user: limiter("writes-user", limits.writes_per_minute_per_user),
         }
     }
 }

@@ -1,7 +1,14 @@
 //! The JSON shapes of requests and responses (documented in the OpenAPI document).
 
-use chorus_core::model::{Channel, Role, User, Workspace};
-use chorus_protocol::MessageEvent;
+mod account;
+mod messages;
+mod workspace;
+
+pub use account::*;
+pub use messages::*;
+pub use workspace::*;
+
+use chorus_core::model::{Channel, ChannelMember, Role, User, Workspace};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -33,6 +40,9 @@ pub struct UserView {
     pub email: String,
     pub display_name: String,
     pub created_at: DateTime<Utc>,
+    pub avatar_url: Option<String>,
+    /// IANA zone name.
+    pub time_zone: Option<String>,
 }
 
 impl From<User> for UserView {
@@ -42,6 +52,8 @@ impl From<User> for UserView {
             email: user.email,
             display_name: user.display_name,
             created_at: user.created_at,
+            avatar_url: user.avatar_url,
+            time_zone: user.time_zone,
         }
     }
 }
@@ -127,9 +139,21 @@ pub struct ChannelView {
     pub is_archived: bool,
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
-    /// Whether the caller is a member (in listings).
+    /// Whether the caller is a member (in listings and single reads).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_member: Option<bool>,
+    /// The caller's read position (members only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_read_seq: Option<u64>,
+    /// Whether the caller muted the channel (members only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub muted: Option<bool>,
+    /// The channel's newest event `seq` (in listings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
+    /// Messages after the caller's read position, counted up to 1,000 (members, in listings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread_count: Option<u64>,
 }
 
 impl ChannelView {
@@ -147,54 +171,21 @@ impl ChannelView {
             created_by: channel.created_by,
             created_at: channel.created_at,
             is_member,
+            last_read_seq: None,
+            muted: None,
+            last_seq: None,
+            unread_count: None,
         }
     }
-}
 
-/// One message of a channel's history (the same fields as the WebSocket `message` event).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MessageView {
-    pub channel_id: Uuid,
-    /// Position in the channel: 1, 2, 3, … — use it as the pagination cursor.
-    pub seq: u64,
-    pub id: Uuid,
-    pub author_id: Uuid,
-    pub text: String,
-    pub created_at: DateTime<Utc>,
-    pub nonce: String,
-}
-
-impl From<MessageEvent> for MessageView {
-    fn from(m: MessageEvent) -> Self {
-        MessageView {
-            channel_id: m.channel_id,
-            seq: m.seq,
-            id: m.id,
-            author_id: m.author_id,
-            text: m.text,
-            created_at: m.created_at,
-            nonce: m.nonce,
+    /// The view for a caller with this membership (or none).
+    pub fn for_member(channel: Channel, membership: Option<&ChannelMember>) -> Self {
+        ChannelView {
+            last_read_seq: membership.map(|m| m.last_read_seq),
+            muted: membership.map(|m| m.muted),
+            ..ChannelView::new(channel, Some(membership.is_some()))
         }
     }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HistoryPage {
-    /// In ascending `seq` order.
-    pub messages: Vec<MessageView>,
-    /// More messages exist beyond this page in the direction asked (older for `before`, newer for
-    /// `after`).
-    pub has_more: bool,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct HistoryParams {
-    /// 1 to 200; default 50.
-    pub limit: Option<usize>,
-    /// Messages with `seq` below this (newest first page when neither cursor is given).
-    pub before: Option<u64>,
-    /// Messages with `seq` above this.
-    pub after: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

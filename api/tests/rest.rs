@@ -3,6 +3,9 @@
 use std::sync::Arc;
 
 use chorus_api::{ApiLimits, ApiState};
+use chorus_channel_node::{ChannelNodeConfig, ChannelService};
+use chorus_cluster::LocalBus;
+use chorus_cluster::access::LocalAccessNotifier;
 use chorus_core::auth::Authenticator;
 use chorus_core::{MessageStore, MetadataStore, RedbMessageStore, SqliteMetadataStore};
 use chorus_protocol::MessageEvent;
@@ -23,12 +26,22 @@ impl Api {
         let store: Arc<dyn MetadataStore> =
             Arc::new(SqliteMetadataStore::in_memory().await.unwrap());
         let messages = Arc::new(RedbMessageStore::open(&dir.path().join("messages.redb")).unwrap());
+        let channels = ChannelService::start(
+            ChannelNodeConfig::new(dir.path().join("channels")),
+            messages.clone(),
+            Arc::new(LocalBus::new(1024)),
+        )
+        .await
+        .unwrap();
         let state = ApiState {
             auth: Authenticator::new(b"rest-test-secret-rest-test-secret", store.clone()),
             store,
             messages: messages.clone(),
             limits,
             rate_limits: Arc::new(chorus_cluster::rate_limit::LocalRateLimits),
+            router: Arc::new(channels),
+            access: Arc::new(LocalAccessNotifier::default()),
+            admin_token: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -542,14 +555,16 @@ async fn history_pages_both_ways() {
     let channel_id: Uuid = channel["id"].as_str().unwrap().parse().unwrap();
     let author: Uuid = owner["user"]["id"].as_str().unwrap().parse().unwrap();
     let messages: Vec<MessageEvent> = (1..=120)
-        .map(|seq| MessageEvent {
-            channel_id,
-            seq,
-            id: Uuid::now_v7(),
-            author_id: author,
-            text: format!("m{seq}"),
-            created_at: chrono::Utc::now(),
-            nonce: format!("n{seq}"),
+        .map(|seq| {
+            MessageEvent::new_message(
+                channel_id,
+                seq,
+                Uuid::now_v7(),
+                author,
+                format!("m{seq}"),
+                chrono::Utc::now(),
+                format!("n{seq}"),
+            )
         })
         .collect();
     api.messages.append(&messages).await.unwrap();

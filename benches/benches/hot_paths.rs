@@ -3,7 +3,7 @@
 
 use chorus_channel_node::StateLimits;
 use chorus_channel_node::state::{ChannelsState, Command, PublishCommand};
-use chorus_protocol::{ClientFrame, MessageEvent, ServerFrame};
+use chorus_protocol::{ClientFrame, EventKind, MessageEvent, ServerFrame};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use uuid::Uuid;
 
@@ -12,17 +12,18 @@ fn frames(c: &mut Criterion) {
         channel_id: Uuid::new_v4(),
         nonce: "c-0001".into(),
         text: "x".repeat(100),
+        parent_seq: None,
     }
     .to_json();
-    let event = ServerFrame::Message(MessageEvent {
-        channel_id: Uuid::new_v4(),
-        seq: 42,
-        id: Uuid::now_v7(),
-        author_id: Uuid::new_v4(),
-        text: "x".repeat(100),
-        created_at: chrono::Utc::now(),
-        nonce: "c-0001".into(),
-    });
+    let event = ServerFrame::Message(MessageEvent::new_message(
+        Uuid::new_v4(),
+        42,
+        Uuid::now_v7(),
+        Uuid::new_v4(),
+        "x".repeat(100),
+        chrono::Utc::now(),
+        "c-0001",
+    ));
     let mut group = c.benchmark_group("frame");
     group.throughput(Throughput::Elements(1));
     group.bench_function("decode_send_100B", |b| {
@@ -46,6 +47,11 @@ fn state_machine(c: &mut Criterion) {
                 text: "x".repeat(100),
                 message_id: Uuid::now_v7(),
                 proposed_at: chrono::Utc::now(),
+                kind: EventKind::Message,
+                target_seq: None,
+                parent_seq: None,
+                emoji: None,
+                mentions: Vec::new(),
             })
         })
         .collect();

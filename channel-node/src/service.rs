@@ -150,6 +150,11 @@ impl ChannelRouter for ChannelService {
             text: request.text,
             message_id: Uuid::now_v7(),
             proposed_at: Utc::now(),
+            kind: request.kind,
+            target_seq: request.target_seq,
+            parent_seq: request.parent_seq,
+            emoji: request.emoji,
+            mentions: request.mentions,
         });
         // `client_write_ff` queues the entry now, so submits are ordered as they are awaited.
         let response = self
@@ -177,6 +182,8 @@ impl ChannelRouter for ChannelService {
                         created_at,
                         duplicate: true,
                     }),
+                    // Decided by the state machine, so every replica agrees: no seq was taken.
+                    Outcome::Rejected(why) => Err(RouteError::Rejected(why)),
                     Outcome::Internal => Err(RouteError::Internal(
                         "publish applied as an internal entry".into(),
                     )),

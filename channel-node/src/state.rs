@@ -2,13 +2,14 @@
 //!
 //! Every replica applies the same [`Command`]s in the same order and reaches the same state, so
 //! all decisions here depend only on the command and the state: sequence numbers, timestamps
-//! (kept monotonic per channel) and nonce deduplication. The Raft glue in `state_machine.rs` feeds
+//! (kept monotonic per channel), nonce deduplication, and whether the seqs an edit, deletion,
+//! reaction or thread reply refers to exist (every replica rejects the same ones). The Raft glue in `state_machine.rs` feeds
 //! it committed entries and writes what it returns to storage and to the bus.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use chorus_protocol::MessageEvent;
+use chorus_protocol::{EventKind, MessageEvent};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -37,8 +38,11 @@ pub enum Command {
     Publish(PublishCommand),
 }
 
-/// A message to sequence. `message_id` and `proposed_at` are chosen by the proposer so that every
-/// replica stores the same values.
+/// An event to sequence: a message, or an edit, deletion or reaction of one. `message_id` and
+/// `proposed_at` are chosen by the proposer so that every replica stores the same values.
+///
+/// The fields after `proposed_at` came with event kinds; they default so that log entries and
+/// snapshots written before them still decode (as plain messages).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishCommand {
     pub channel_id: Uuid,
@@ -47,6 +51,16 @@ pub struct PublishCommand {
     pub text: String,
     pub message_id: Uuid,
     pub proposed_at: DateTime<Utc>,
+    #[serde(default)]
+    pub kind: EventKind,
+    #[serde(default)]
+    pub target_seq: Option<u64>,
+    #[serde(default)]
+    pub parent_seq: Option<u64>,
+    #[serde(default)]
+    pub emoji: Option<String>,
+    #[serde(default)]
+    pub mentions: Vec<Uuid>,
 }
 
 /// The result of applying one entry.
@@ -60,6 +74,9 @@ pub enum Outcome {
         seq: u64,
         created_at: DateTime<Utc>,
     },
+    /// The command names a target or parent the channel does not have, or one its kind cannot
+    /// have; nothing changed and no seq was consumed. The text says why, for the caller.
+    Rejected(String),
     /// A Raft-internal entry (blank or membership) with no application effect.
     Internal,
 }
@@ -112,6 +129,40 @@ pub struct ChannelSnapshot {
     nonces: Vec<(Uuid, String, NonceRecord)>,
 }
 
+/// Checks a command's references against the channel's newest seq. Only what the state machine
+/// knows is checked — that the seqs exist; whether a target is a message of the right author is
+/// the caller's business (it reads history), and would make the state machine depend on it.
+fn validate(
+    kind: EventKind,
+    target_seq: Option<u64>,
+    parent_seq: Option<u64>,
+    last_seq: u64,
+) -> Result<(), String> {
+    let exists = |seq: u64| (1..=last_seq).contains(&seq);
+    match (kind, target_seq) {
+        (EventKind::Message, Some(_)) => {
+            return Err("a message has no target_seq".into());
+        }
+        (EventKind::Message, None) => {}
+        (_, None) => return Err(format!("{} needs a target_seq", kind.as_str())),
+        (_, Some(target)) if !exists(target) => {
+            return Err(format!(
+                "target_seq {target} is not an event of this channel (last seq {last_seq})"
+            ));
+        }
+        (_, Some(_)) => {}
+    }
+    match parent_seq {
+        Some(_) if kind != EventKind::Message => {
+            Err(format!("{} cannot have a parent_seq", kind.as_str()))
+        }
+        Some(parent) if !exists(parent) => Err(format!(
+            "parent_seq {parent} is not an event of this channel (last seq {last_seq})"
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl ChannelsState {
     pub fn new(limits: StateLimits) -> Self {
         ChannelsState {
@@ -129,15 +180,23 @@ impl ChannelsState {
 
     fn publish(&mut self, cmd: PublishCommand) -> Outcome {
         let limits = self.limits;
-        let channel = self.channels.entry(cmd.channel_id).or_default();
         let key = (cmd.author_id, cmd.nonce);
-        if let Some(record) = channel.nonces.get(&key) {
+        let existing = self.channels.get(&cmd.channel_id);
+        // A retry of something already committed is answered before validation: its target
+        // existed then, and it still does (seqs only grow).
+        if let Some(record) = existing.and_then(|c| c.nonces.get(&key)) {
             return Outcome::Duplicate {
                 message_id: record.message_id,
                 seq: record.seq,
                 created_at: record.created_at,
             };
         }
+        let last_seq = existing.map_or(0, |c| c.last_seq);
+        if let Err(why) = validate(cmd.kind, cmd.target_seq, cmd.parent_seq, last_seq) {
+            // Not even an empty channel entry: a rejection leaves the state exactly as it was.
+            return Outcome::Rejected(why);
+        }
+        let channel = self.channels.entry(cmd.channel_id).or_default();
         // Clocks of proposers may disagree; a channel's timestamps never go backwards.
         let created_at = match channel.last_created_at {
             Some(last) if last > cmd.proposed_at => last,
@@ -153,6 +212,11 @@ impl ChannelsState {
             text: cmd.text,
             created_at,
             nonce: key.1.clone(),
+            kind: cmd.kind,
+            target_seq: cmd.target_seq,
+            parent_seq: cmd.parent_seq,
+            emoji: cmd.emoji,
+            mentions: cmd.mentions,
         };
         channel.nonces.insert(
             key.clone(),
@@ -175,7 +239,7 @@ impl ChannelsState {
         Outcome::Published(event)
     }
 
-    /// The newest sequence number of a channel (0 if it has no message).
+    /// The newest sequence number of a channel (0 if it has no event).
     pub fn last_seq(&self, channel: Uuid) -> u64 {
         self.channels.get(&channel).map_or(0, |c| c.last_seq)
     }
@@ -276,14 +340,41 @@ impl ChannelsState {
 mod tests {
     use super::*;
 
-    fn publish(channel: Uuid, author: Uuid, nonce: &str, at: i64) -> Command {
-        Command::Publish(PublishCommand {
+    fn message_command(channel: Uuid, author: Uuid, nonce: &str, at: i64) -> PublishCommand {
+        PublishCommand {
             channel_id: channel,
             author_id: author,
             nonce: nonce.into(),
             text: format!("text {nonce}"),
             message_id: Uuid::new_v4(),
             proposed_at: DateTime::from_timestamp(at, 0).unwrap(),
+            kind: EventKind::Message,
+            target_seq: None,
+            parent_seq: None,
+            emoji: None,
+            mentions: Vec::new(),
+        }
+    }
+
+    fn publish(channel: Uuid, author: Uuid, nonce: &str, at: i64) -> Command {
+        Command::Publish(message_command(channel, author, nonce, at))
+    }
+
+    /// An event of `kind` acting on `target`.
+    fn acting(channel: Uuid, author: Uuid, nonce: &str, kind: EventKind, target: u64) -> Command {
+        Command::Publish(PublishCommand {
+            kind,
+            target_seq: Some(target),
+            emoji: matches!(kind, EventKind::ReactionAdd | EventKind::ReactionRemove)
+                .then(|| "tada".to_string()),
+            ..message_command(channel, author, nonce, 0)
+        })
+    }
+
+    fn reply(channel: Uuid, author: Uuid, nonce: &str, parent: u64) -> Command {
+        Command::Publish(PublishCommand {
+            parent_seq: Some(parent),
+            ..message_command(channel, author, nonce, 0)
         })
     }
 
@@ -404,5 +495,145 @@ mod tests {
             published(restored.apply(publish(channel, user, "4", 9))).seq,
             4
         );
+    }
+
+    #[test]
+    fn every_kind_takes_the_next_seq_and_keeps_its_fields() {
+        let mut state = ChannelsState::new(StateLimits::default());
+        let (channel, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        published(state.apply(publish(channel, alice, "m", 0)));
+        let edit = published(state.apply(acting(channel, alice, "e", EventKind::Edit, 1)));
+        let reaction = published(state.apply(acting(channel, bob, "r", EventKind::ReactionAdd, 1)));
+        let unreact =
+            published(state.apply(acting(channel, bob, "u", EventKind::ReactionRemove, 1)));
+        let answer = published(state.apply(reply(channel, bob, "t", 1)));
+        let delete = published(state.apply(acting(channel, alice, "d", EventKind::Delete, 1)));
+        let seqs: Vec<u64> = [&edit, &reaction, &unreact, &answer, &delete]
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, vec![2, 3, 4, 5, 6]);
+        assert_eq!((edit.kind, edit.target_seq), (EventKind::Edit, Some(1)));
+        assert_eq!(
+            (reaction.kind, reaction.emoji.as_deref(), reaction.author_id),
+            (EventKind::ReactionAdd, Some("tada"), bob)
+        );
+        assert_eq!(
+            (answer.kind, answer.parent_seq),
+            (EventKind::Message, Some(1))
+        );
+        assert_eq!(delete.kind, EventKind::Delete);
+        // Every kind is replayed like a message.
+        match state.replay(channel, 1) {
+            BufferedReplay::Events(events) => assert_eq!(events.len(), 5),
+            other => panic!("expected events, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn mentions_are_carried_to_the_event() {
+        let mut state = ChannelsState::new(StateLimits::default());
+        let (channel, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let event = published(state.apply(Command::Publish(PublishCommand {
+            mentions: vec![bob],
+            ..message_command(channel, alice, "m", 0)
+        })));
+        assert_eq!(event.mentions, vec![bob]);
+    }
+
+    #[test]
+    fn bad_targets_are_rejected_without_consuming_a_seq() {
+        let mut state = ChannelsState::new(StateLimits::default());
+        let (channel, user) = (Uuid::new_v4(), Uuid::new_v4());
+        // On a channel with no event, even seq 1 does not exist — and no channel entry appears.
+        let empty = state.clone();
+        assert!(matches!(
+            state.apply(acting(channel, user, "x", EventKind::Edit, 1)),
+            Outcome::Rejected(_)
+        ));
+        assert_eq!(state, empty);
+
+        published(state.apply(publish(channel, user, "1", 0)));
+        published(state.apply(publish(channel, user, "2", 0)));
+        let before = state.clone();
+        let bad = [
+            acting(channel, user, "a", EventKind::Edit, 3),
+            acting(channel, user, "b", EventKind::Delete, 0),
+            acting(channel, user, "c", EventKind::ReactionAdd, u64::MAX),
+            Command::Publish(PublishCommand {
+                kind: EventKind::ReactionRemove,
+                ..message_command(channel, user, "d", 0)
+            }),
+            reply(channel, user, "e", 3),
+            reply(channel, user, "f", 0),
+            Command::Publish(PublishCommand {
+                parent_seq: Some(1),
+                ..match acting(channel, user, "g", EventKind::Edit, 1) {
+                    Command::Publish(cmd) => cmd,
+                }
+            }),
+            Command::Publish(PublishCommand {
+                target_seq: Some(1),
+                ..message_command(channel, user, "h", 0)
+            }),
+        ];
+        for command in bad {
+            let outcome = state.apply(command.clone());
+            assert!(
+                matches!(&outcome, Outcome::Rejected(why) if !why.is_empty()),
+                "{command:?} gave {outcome:?}"
+            );
+        }
+        assert_eq!(state, before, "a rejection changes nothing");
+        // The rejected nonces were not remembered: they may be used for a valid event.
+        let edit = published(state.apply(acting(channel, user, "a", EventKind::Edit, 2)));
+        assert_eq!(edit.seq, 3);
+        assert_eq!(published(state.apply(reply(channel, user, "e", 3))).seq, 4);
+    }
+
+    #[test]
+    fn a_repeated_nonce_of_any_kind_returns_the_original() {
+        let mut state = ChannelsState::new(StateLimits::default());
+        let (channel, user) = (Uuid::new_v4(), Uuid::new_v4());
+        published(state.apply(publish(channel, user, "m", 0)));
+        let reaction =
+            published(state.apply(acting(channel, user, "r", EventKind::ReactionAdd, 1)));
+        assert_eq!(
+            state.apply(acting(channel, user, "r", EventKind::ReactionAdd, 1)),
+            Outcome::Duplicate {
+                message_id: reaction.id,
+                seq: 2,
+                created_at: reaction.created_at
+            }
+        );
+        // The nonce is the key, whatever the retry carries.
+        assert!(matches!(
+            state.apply(publish(channel, user, "r", 0)),
+            Outcome::Duplicate { seq: 2, .. }
+        ));
+        assert_eq!(state.last_seq(channel), 2);
+    }
+
+    #[test]
+    fn commands_logged_before_event_kinds_still_decode() {
+        let channel = Uuid::new_v4();
+        let json = format!(
+            r#"{{"Publish":{{"channel_id":"{channel}","author_id":"{channel}","nonce":"n",
+                "text":"hi","message_id":"{channel}","proposed_at":"2024-01-01T00:00:00Z"}}}}"#
+        );
+        let Command::Publish(cmd) = serde_json::from_str::<Command>(&json).unwrap();
+        assert_eq!(cmd.kind, EventKind::Message);
+        assert_eq!(
+            (
+                cmd.target_seq,
+                cmd.parent_seq,
+                cmd.emoji.as_deref(),
+                cmd.mentions.len()
+            ),
+            (None, None, None, 0)
+        );
+        let mut state = ChannelsState::new(StateLimits::default());
+        let event = published(state.apply(Command::Publish(cmd)));
+        assert_eq!((event.seq, event.kind), (1, EventKind::Message));
     }
 }

@@ -1,5 +1,6 @@
 //! openraft's view of the channel state: applies committed entries to [`ChannelsState`], writes the
-//! new messages to the message store, publishes them on the bus, and takes snapshots.
+//! new events (messages, edits, deletions, reactions) to the message store, publishes them on the
+//! bus, and takes snapshots. Entries the state machine rejects or deduplicates write nothing.
 //!
 //! Durability: messages go to the message store with `append_replayable`, which lets a store skip
 //! its own fsync (the embedded redb store does). They are already fsynced in the Raft log, and a

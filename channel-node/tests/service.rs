@@ -3,8 +3,11 @@
 use std::sync::Arc;
 
 use chorus_channel_node::{ChannelNodeConfig, ChannelService, StateLimits};
-use chorus_cluster::{BusEvent, ChannelRouter, FanoutBus, LocalBus, PublishRequest, Replay};
+use chorus_cluster::{
+    BusEvent, ChannelRouter, FanoutBus, LocalBus, PublishRequest, Replay, RouteError,
+};
 use chorus_core::{HistoryQuery, MessageStore, RedbMessageStore};
+use chorus_protocol::EventKind;
 use uuid::Uuid;
 
 struct Fixture {
@@ -40,12 +43,7 @@ impl Fixture {
 }
 
 fn request(channel: Uuid, author: Uuid, nonce: &str) -> PublishRequest {
-    PublishRequest {
-        channel_id: channel,
-        author_id: author,
-        nonce: nonce.into(),
-        text: format!("message {nonce}"),
-    }
+    PublishRequest::message(channel, author, nonce.into(), format!("message {nonce}"))
 }
 
 #[tokio::test]
@@ -192,6 +190,62 @@ async fn a_restarted_node_keeps_sequences_nonces_and_replay_buffers() {
     service.shutdown().await;
 }
 
+#[tokio::test]
+async fn edits_and_reactions_are_validated_sequenced_and_replayed() {
+    let fixture = Fixture::new();
+    let (service, messages, _bus) = fixture.start(StateLimits::default(), 20_000).await;
+    let (channel, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let submit = |request: PublishRequest| {
+        let service = service.clone();
+        async move { service.submit(request).await.unwrap().await }
+    };
+    let first = submit(request(channel, alice, "m1")).await.unwrap();
+    assert_eq!(first.seq, 1);
+
+    // An edit of a seq the channel does not have is refused, and takes no seq.
+    let edit_of_nothing = PublishRequest {
+        kind: EventKind::Edit,
+        target_seq: Some(7),
+        ..request(channel, alice, "e1")
+    };
+    assert!(matches!(
+        submit(edit_of_nothing).await,
+        Err(RouteError::Rejected(why)) if why.contains('7')
+    ));
+    assert_eq!(service.last_seqs(&[channel]).await.unwrap(), vec![1]);
+
+    let reaction = PublishRequest {
+        kind: EventKind::ReactionAdd,
+        target_seq: Some(1),
+        emoji: Some("tada".into()),
+        text: String::new(),
+        ..request(channel, bob, "r1")
+    };
+    let ack = submit(reaction).await.unwrap();
+    assert_eq!((ack.seq, ack.duplicate), (2, false));
+
+    match service.replay(channel, 1).await.unwrap() {
+        Replay::Events(events) => {
+            assert_eq!(events.len(), 1);
+            let event = &events[0];
+            assert_eq!(
+                (event.seq, event.kind, event.target_seq, event.author_id),
+                (2, EventKind::ReactionAdd, Some(1), bob)
+            );
+            assert_eq!(event.emoji.as_deref(), Some("tada"));
+        }
+        other => panic!("expected events, got {other:?}"),
+    }
+    let stored = messages.event(channel, 2).await.unwrap().expect("stored");
+    assert_eq!(stored.kind, EventKind::ReactionAdd);
+    assert_eq!(
+        messages.related(channel, &[1]).await.unwrap().len(),
+        1,
+        "the reaction is related to its message"
+    );
+    service.shutdown().await;
+}
+
 /// A message store that refuses writes until told to recover, like a database during an outage.
 struct FlakyStore {
     inner: RedbMessageStore,
@@ -221,6 +275,46 @@ impl MessageStore for FlakyStore {
         query: HistoryQuery,
     ) -> Result<Vec<chorus_protocol::MessageEvent>, chorus_core::StoreError> {
         self.inner.page(channel, query).await
+    }
+
+    async fn message_page(
+        &self,
+        channel: Uuid,
+        query: HistoryQuery,
+    ) -> Result<Vec<chorus_protocol::MessageEvent>, chorus_core::StoreError> {
+        self.inner.message_page(channel, query).await
+    }
+
+    async fn event(
+        &self,
+        channel: Uuid,
+        seq: u64,
+    ) -> Result<Option<chorus_protocol::MessageEvent>, chorus_core::StoreError> {
+        self.inner.event(channel, seq).await
+    }
+
+    async fn related(
+        &self,
+        channel: Uuid,
+        seqs: &[u64],
+    ) -> Result<Vec<chorus_protocol::MessageEvent>, chorus_core::StoreError> {
+        self.inner.related(channel, seqs).await
+    }
+
+    async fn search(
+        &self,
+        query: &chorus_core::messages::SearchQuery,
+    ) -> Result<Vec<chorus_protocol::MessageEvent>, chorus_core::StoreError> {
+        self.inner.search(query).await
+    }
+
+    async fn count_messages_after(
+        &self,
+        channel: Uuid,
+        after: u64,
+        cap: u64,
+    ) -> Result<u64, chorus_core::StoreError> {
+        self.inner.count_messages_after(channel, after, cap).await
     }
 }
 

@@ -127,6 +127,7 @@ mod tests {
         crate::bus_conformance::watched_channels_receive_events_in_order(&LocalBus::new(1024))
             .await;
         crate::bus_conformance::every_watching_gateway_receives(&LocalBus::new(1024)).await;
+        crate::bus_conformance::every_event_kind_arrives_intact(&LocalBus::new(1024)).await;
     }
 
     #[tokio::test]

@@ -4,22 +4,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chorus_protocol::MessageEvent;
+use chorus_protocol::{EventKind, MessageEvent};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::bus::{BusEvent, FanoutBus};
 
 fn message(channel_id: Uuid, seq: u64) -> BusEvent {
-    BusEvent::Message(Arc::new(MessageEvent {
+    BusEvent::Message(Arc::new(MessageEvent::new_message(
         channel_id,
         seq,
-        id: Uuid::new_v4(),
-        author_id: Uuid::nil(),
-        text: format!("m{seq}"),
-        created_at: chrono::Utc::now(),
-        nonce: format!("n{seq}"),
-    }))
+        Uuid::new_v4(),
+        Uuid::nil(),
+        format!("m{seq}"),
+        chrono::Utc::now(),
+        format!("n{seq}"),
+    )))
 }
 
 /// The next event that is not a resync (resyncs are always allowed).
@@ -92,5 +92,69 @@ pub async fn every_watching_gateway_receives(bus: &dyn FanoutBus) {
     bus.publish(message(channel, 1)).await;
     for gateway in [&mut first, &mut second] {
         assert!(matches!(next_event(gateway).await, BusEvent::Message(m) if m.seq == 1));
+    }
+}
+
+/// Edits, deletions, reactions and thread replies arrive with every field intact.
+pub async fn every_event_kind_arrives_intact(bus: &dyn FanoutBus) {
+    let mut gateway = bus.attach();
+    let channel = Uuid::new_v4();
+    bus.watch(channel);
+    settle(&mut gateway, channel).await;
+    let base = |seq: u64| {
+        MessageEvent::new_message(
+            channel,
+            seq,
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            format!("m{seq}"),
+            chrono::DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(),
+            format!("n{seq}"),
+        )
+    };
+    let events = [
+        MessageEvent {
+            mentions: vec![Uuid::new_v4()],
+            ..base(1)
+        },
+        MessageEvent {
+            kind: EventKind::Edit,
+            target_seq: Some(1),
+            ..base(2)
+        },
+        MessageEvent {
+            kind: EventKind::ReactionAdd,
+            target_seq: Some(1),
+            emoji: Some("tada".into()),
+            text: String::new(),
+            ..base(3)
+        },
+        MessageEvent {
+            kind: EventKind::ReactionRemove,
+            target_seq: Some(1),
+            emoji: Some("tada".into()),
+            text: String::new(),
+            ..base(4)
+        },
+        MessageEvent {
+            parent_seq: Some(1),
+            ..base(5)
+        },
+        MessageEvent {
+            kind: EventKind::Delete,
+            target_seq: Some(1),
+            text: String::new(),
+            ..base(6)
+        },
+    ];
+    for event in &events {
+        bus.publish(BusEvent::Message(Arc::new(event.clone())))
+            .await;
+    }
+    for event in events {
+        match next_event(&mut gateway).await {
+            BusEvent::Message(received) => assert_eq!(*received, event),
+            other => panic!("expected event {}, got {other:?}", event.seq),
+        }
     }
 }

@@ -6,10 +6,13 @@
 //! - [`FanoutBus`]: carries committed events from channel nodes to every gateway. [`LocalBus`] is the
 //!   in-process bus of the embedded node; [`RedisBus`] carries events between processes through
 //!   Redis pub/sub.
+//! - [`access`]: notices that someone's rights changed, so gateways re-check open connections.
 //! - [`rate_limit`]: rate-limit counters, local or shared through Redis across nodes.
 
+pub mod access;
 mod bus;
 pub mod bus_conformance;
+mod bus_wire;
 pub mod rate_limit;
 pub mod redis;
 mod redis_bus;

@@ -16,15 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chorus_protocol::MessageEvent;
 use fred::clients::SubscriberClient;
 use fred::prelude::{Client, ClientLike, EventInterface, PubsubInterface};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, mpsc};
 use uuid::Uuid;
 
 use crate::bus::{BusEvent, FanoutBus};
+use crate::bus_wire;
 
 const KEY_PREFIX: &str = "chorus:ch:";
 
@@ -42,14 +41,6 @@ const PUBLISH_BATCH: usize = 512;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct RedisBusError(pub String);
-
-/// What travels on a Redis channel.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum WireEvent {
-    Message(MessageEvent),
-    Typing { channel_id: Uuid, user_id: Uuid },
-}
 
 fn key(channel: Uuid) -> String {
     format!("{KEY_PREFIX}{channel}")
@@ -109,11 +100,8 @@ async fn receive(subscriber: SubscriberClient, shared: Arc<Shared>) {
             message = messages.recv() => match message {
                 Ok(message) => {
                     let Some(bytes) = message.value.as_bytes() else { continue };
-                    match serde_json::from_slice::<WireEvent>(bytes) {
-                        Ok(WireEvent::Message(event)) => shared.deliver(BusEvent::Message(Arc::new(event))).await,
-                        Ok(WireEvent::Typing { channel_id, user_id }) => {
-                            shared.deliver(BusEvent::Typing { channel_id, user_id }).await
-                        }
+                    match bus_wire::decode(bytes) {
+                        Ok(event) => shared.deliver(event).await,
                         Err(err) => tracing::warn!(error = %err, channel = %message.channel, "undecodable bus event"),
                     }
                 }
@@ -208,23 +196,10 @@ async fn reconcile(subscriber: SubscriberClient, shared: Arc<Shared>) {
 #[async_trait]
 impl FanoutBus for RedisBus {
     async fn publish(&self, event: BusEvent) {
-        let (channel, wire) = match event {
-            BusEvent::Message(message) => {
-                (message.channel_id, WireEvent::Message((*message).clone()))
-            }
-            BusEvent::Typing {
-                channel_id,
-                user_id,
-            } => (
-                channel_id,
-                WireEvent::Typing {
-                    channel_id,
-                    user_id,
-                },
-            ),
-            BusEvent::Resync { .. } => return,
+        let Some((channel, payload)) = bus_wire::encode(&event) else {
+            return;
         };
-        let payload = match serde_json::to_vec(&wire) {
+        let payload = match payload {
             Ok(payload) => payload,
             Err(err) => {
                 tracing::error!(error = %err, "cannot encode bus event");
@@ -253,24 +228,5 @@ impl FanoutBus for RedisBus {
         if self.shared.desired.lock().remove(&channel) {
             self.shared.changed.notify_one();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wire_events_round_trip() {
-        let channel_id = Uuid::new_v4();
-        let json = serde_json::to_string(&WireEvent::Typing {
-            channel_id,
-            user_id: channel_id,
-        })
-        .unwrap();
-        assert!(matches!(
-            serde_json::from_str::<WireEvent>(&json).unwrap(),
-            WireEvent::Typing { channel_id: c, .. } if c == channel_id
-        ));
     }
 }

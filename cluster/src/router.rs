@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use chorus_protocol::MessageEvent;
+use chorus_protocol::{EventKind, MessageEvent};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -14,9 +14,36 @@ use uuid::Uuid;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PublishRequest {
     pub channel_id: Uuid,
+    /// The author of a message, or who acts for the other kinds.
     pub author_id: Uuid,
     pub nonce: String,
     pub text: String,
+    /// What to sequence: a message, or an edit, deletion or reaction of `target_seq`.
+    pub kind: EventKind,
+    /// The message acted on (every kind but `Message`). The caller has checked that it is a
+    /// message of this channel and that the author may act on it.
+    pub target_seq: Option<u64>,
+    /// A thread reply's parent message.
+    pub parent_seq: Option<u64>,
+    pub emoji: Option<String>,
+    pub mentions: Vec<Uuid>,
+}
+
+impl PublishRequest {
+    /// A new top-level message.
+    pub fn message(channel_id: Uuid, author_id: Uuid, nonce: String, text: String) -> Self {
+        PublishRequest {
+            channel_id,
+            author_id,
+            nonce,
+            text,
+            kind: EventKind::Message,
+            target_seq: None,
+            parent_seq: None,
+            emoji: None,
+            mentions: Vec::new(),
+        }
+    }
 }
 
 /// The acknowledgement of a durably committed message.
@@ -48,6 +75,10 @@ pub enum RouteError {
     /// The channel's owner cannot be reached or is not the leader; retry with the same nonce.
     #[error("channel service unavailable: {0}")]
     Unavailable(String),
+    /// The request names a target the channel does not have (a `target_seq` or `parent_seq`
+    /// beyond the channel's newest event); the text says which.
+    #[error("rejected: {0}")]
+    Rejected(String),
     /// An unexpected failure; the text is for logs only.
     #[error("channel service error: {0}")]
     Internal(String),

@@ -14,6 +14,7 @@ async fn redis_bus_passes_the_conformance_suite() {
         .unwrap_or_else(|err| panic!("Redis is required for this test: {err}"));
     bus_conformance::watched_channels_receive_events_in_order(&bus).await;
     bus_conformance::every_watching_gateway_receives(&bus).await;
+    bus_conformance::every_event_kind_arrives_intact(&bus).await;
 }
 
 #[tokio::test]

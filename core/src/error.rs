@@ -10,6 +10,9 @@ pub enum StoreError {
     /// The record the operation depends on does not exist.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The backend cannot do this at all (full-text search on ScyllaDB).
+    #[error("not supported by this backend: {0}")]
+    Unsupported(String),
     /// The backend failed (I/O, connection, corruption).
     #[error("storage backend error: {0}")]
     Backend(String),

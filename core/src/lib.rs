@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod mentions;
 pub mod messages;
 pub mod metadata;
 pub mod model;

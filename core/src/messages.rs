@@ -1,19 +1,41 @@
 //! The message store: every committed message, for history. Written only by the channel service.
 
 pub mod conformance;
+mod materialize;
 mod postgres_store;
 mod redb_store;
+mod scylla_reads;
+mod scylla_rows;
+mod scylla_schema;
 mod scylla_store;
+mod search_scan;
 
 use async_trait::async_trait;
 use chorus_protocol::MessageEvent;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::StoreError;
 
+pub use materialize::{Edit, MessageState, Reaction, materialize};
 pub use postgres_store::PostgresMessageStore;
 pub use redb_store::RedbMessageStore;
 pub use scylla_store::{ScyllaMessageStore, ScyllaUri, parse_uri as parse_scylla_uri};
+
+/// What to search for (RF-08.3). Every filter is optional but `channels`, which the caller has
+/// already narrowed to the channels the searcher may read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchQuery {
+    pub channels: Vec<Uuid>,
+    /// Case-insensitive substring of the text.
+    pub text: Option<String>,
+    pub author: Option<Uuid>,
+    /// Created at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Created strictly before.
+    pub to: Option<DateTime<Utc>>,
+    pub limit: usize,
+}
 
 /// Which page of a channel's history to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,4 +69,38 @@ pub trait MessageStore: Send + Sync + 'static {
         channel: Uuid,
         query: HistoryQuery,
     ) -> Result<Vec<MessageEvent>, StoreError>;
+
+    /// Like [`MessageStore::page`] but counting and returning only events of kind `message`
+    /// (top-level messages and thread replies). `before`/`after` are channel seqs like any other:
+    /// the events of other kinds in between are walked past, not counted.
+    async fn message_page(
+        &self,
+        channel: Uuid,
+        query: HistoryQuery,
+    ) -> Result<Vec<MessageEvent>, StoreError>;
+
+    /// One event by its sequence number.
+    async fn event(&self, channel: Uuid, seq: u64) -> Result<Option<MessageEvent>, StoreError>;
+
+    /// Every event of `channel` that acts on or replies to one of `seqs` — whose `target_seq` or
+    /// `parent_seq` is in `seqs` — in seq order. What [`materialize`] needs to show those
+    /// messages as they are now.
+    async fn related(&self, channel: Uuid, seqs: &[u64]) -> Result<Vec<MessageEvent>, StoreError>;
+
+    /// Candidates for a search: `message` events in `query.channels` matching the author and
+    /// date filters whose own text, or the text of one of their `edit` events, contains
+    /// `query.text` (case-insensitive), newest first, at most `query.limit`. The caller
+    /// materialises them and drops those whose current text no longer matches or that are
+    /// deleted. Newest first means by `created_at`, then `seq`, then channel id, all descending,
+    /// so every store breaks ties alike. `StoreError::Unsupported` from a store that cannot search.
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<MessageEvent>, StoreError>;
+
+    /// How many `message` events of `channel` have `seq > after`, counting at most `cap` (a
+    /// store may stop reading there: "99+" needs no exact count).
+    async fn count_messages_after(
+        &self,
+        channel: Uuid,
+        after: u64,
+        cap: u64,
+    ) -> Result<u64, StoreError>;
 }

@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use crate::StoreError;
 use crate::model::{
-    Channel, ChannelAccess, ChannelKind, Role, Session, User, UserCredentials, Workspace,
+    AuditEntry, Channel, ChannelAccess, ChannelKind, ChannelMember, ChannelUpdate, Invite,
+    ProfileUpdate, Role, Session, User, UserCredentials, Workspace, WorkspaceMember,
 };
 
 pub use postgres::PostgresMetadataStore;
@@ -20,7 +21,8 @@ pub use sqlite::SqliteMetadataStore;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChannelListing {
     pub channel: Channel,
-    pub is_member: bool,
+    /// The caller's membership (read position, mute), `None` when not a member.
+    pub membership: Option<ChannelMember>,
 }
 
 /// Fields of a channel to create.
@@ -91,4 +93,119 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn channel_ids_of(&self, user: Uuid) -> Result<Vec<Uuid>, StoreError>;
     /// What `user` may do with `channel`.
     async fn channel_access(&self, channel: Uuid, user: Uuid) -> Result<ChannelAccess, StoreError>;
+
+    // ---- accounts ----
+
+    /// Applies a profile change and returns the user as it is now. `NotFound` for no such user.
+    async fn update_profile(&self, user: Uuid, update: &ProfileUpdate) -> Result<User, StoreError>;
+    /// Replaces the Argon2id PHC string of a user's password.
+    async fn set_password_hash(&self, user: Uuid, password_hash: &str) -> Result<(), StoreError>;
+    /// The user's sessions that are active at `now`, newest first.
+    async fn active_sessions_of(
+        &self,
+        user: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError>;
+    /// Revokes every active session of `user` except `keep`; returns how many were revoked.
+    async fn revoke_sessions_of(
+        &self,
+        user: Uuid,
+        keep: Option<Uuid>,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+    /// Disables (`Some(at)`) or re-enables (`None`) an account. Disabling also revokes every
+    /// session of the user, in the same transaction.
+    async fn set_user_disabled(
+        &self,
+        user: Uuid,
+        disabled_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+
+    // ---- workspaces ----
+
+    /// Renames a workspace. `NotFound` for no such workspace.
+    async fn rename_workspace(&self, id: Uuid, name: &str) -> Result<Workspace, StoreError>;
+    /// Every member of a workspace with their role, oldest member first.
+    async fn workspace_members(&self, workspace: Uuid) -> Result<Vec<WorkspaceMember>, StoreError>;
+    /// Removes a member from the workspace and from every channel of it, in one transaction.
+    /// Returns false when the user was not a member.
+    async fn remove_workspace_member(
+        &self,
+        workspace: Uuid,
+        user: Uuid,
+    ) -> Result<bool, StoreError>;
+    /// How many owners a workspace has (the last owner cannot leave or be demoted).
+    async fn count_owners(&self, workspace: Uuid) -> Result<u64, StoreError>;
+
+    // ---- invitations ----
+
+    async fn create_invite(&self, invite: &Invite) -> Result<(), StoreError>;
+    async fn invite_by_token_hash(&self, token_hash: &str) -> Result<Option<Invite>, StoreError>;
+    /// Pending (not accepted, not expired at `now`) invitations of a workspace, newest first.
+    async fn pending_invites(
+        &self,
+        workspace: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Invite>, StoreError>;
+    /// Marks the invitation accepted by `user` and makes `user` a member with the invitation's
+    /// role (keeping a stronger role the user may already have), in one transaction. Returns false
+    /// (and changes nothing) when it was already accepted.
+    async fn accept_invite(
+        &self,
+        invite: Uuid,
+        user: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    // ---- channels ----
+
+    /// Applies a metadata change and returns the channel as it is now. `Conflict` if the new name
+    /// is taken in the workspace, `NotFound` for no such channel.
+    async fn update_channel(&self, id: Uuid, update: &ChannelUpdate)
+    -> Result<Channel, StoreError>;
+    /// Removes `user` from the channel's members; returns false when they were not a member.
+    async fn remove_channel_member(&self, channel: Uuid, user: Uuid) -> Result<bool, StoreError>;
+    /// Every member of a channel, oldest first.
+    async fn channel_members(&self, channel: Uuid) -> Result<Vec<ChannelMember>, StoreError>;
+    /// One user's membership of a channel.
+    async fn channel_membership(
+        &self,
+        channel: Uuid,
+        user: Uuid,
+    ) -> Result<Option<ChannelMember>, StoreError>;
+    /// Mutes or unmutes the channel for a member; false when `user` is not a member.
+    async fn set_channel_muted(
+        &self,
+        channel: Uuid,
+        user: Uuid,
+        muted: bool,
+    ) -> Result<bool, StoreError>;
+    /// Raises the member's read position to `seq` (never lowers it) and returns the position now.
+    /// `NotFound` when `user` is not a member.
+    async fn mark_read(&self, channel: Uuid, user: Uuid, seq: u64) -> Result<u64, StoreError>;
+
+    // ---- direct messages ----
+
+    /// The direct-message channel of exactly `members` (sorted, distinct, 2 to 8 users, all in
+    /// the workspace) — created with every one of them as a member on first use, the same channel
+    /// on every later call. Returns the channel and whether it was created now.
+    async fn open_dm(
+        &self,
+        workspace: Uuid,
+        members: &[Uuid],
+        created_by: Uuid,
+    ) -> Result<(Channel, bool), StoreError>;
+
+    // ---- audit log ----
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// A workspace's audit log, newest first: its own entries, and account entries (logins)
+    /// whose actor is a current member of it. `before`: only entries strictly older than this one
+    /// (a cursor: the id of the last entry of the previous page).
+    async fn audit_log(
+        &self,
+        workspace: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
 }

@@ -11,6 +11,14 @@ pub struct User {
     pub email: String,
     pub display_name: String,
     pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+    /// IANA time zone name, e.g. `Europe/Paris`.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Set when an admin disabled the account: it cannot log in and has no active session.
+    #[serde(default)]
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 /// A user with the Argon2id PHC string of their password, for login only.
@@ -147,4 +155,80 @@ impl ChannelAccess {
     pub fn can_post(self) -> bool {
         matches!(self, ChannelAccess::Member { archived: false })
     }
+}
+
+/// A change to a user's profile; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProfileUpdate {
+    pub display_name: Option<String>,
+    /// `Some(None)` clears the avatar.
+    pub avatar_url: Option<Option<String>>,
+    /// An IANA zone name such as `Europe/Paris`; `Some(None)` clears it.
+    pub time_zone: Option<Option<String>>,
+}
+
+/// A member of a workspace, with the user's public profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkspaceMember {
+    pub user: User,
+    pub role: Role,
+    pub joined_at: DateTime<Utc>,
+}
+
+/// An invitation to join a workspace, sent to an e-mail address. The token itself is given to
+/// the inviter once; only its SHA-256 is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invite {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    /// Lowercase.
+    pub email: String,
+    /// The role the invitee gets (never owner).
+    pub role: Role,
+    pub token_hash: String,
+    pub invited_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub accepted_by: Option<Uuid>,
+    pub accepted_at: Option<DateTime<Utc>>,
+}
+
+/// A change to a channel's metadata; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChannelUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// New topic, who set it and when.
+    pub topic: Option<(String, Uuid, DateTime<Utc>)>,
+    pub kind: Option<ChannelKind>,
+    pub is_archived: Option<bool>,
+}
+
+/// A user's membership of a channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelMember {
+    pub channel_id: Uuid,
+    pub user_id: Uuid,
+    pub joined_at: DateTime<Utc>,
+    /// The newest channel sequence number the member has read ("mark read"); never decreases.
+    pub last_read_seq: u64,
+    pub muted: bool,
+}
+
+/// One entry of the audit log (RF-01.6). Never holds a secret: no password, token or hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: Uuid,
+    /// The workspace the action happened in; `None` for account actions such as logins.
+    pub workspace_id: Option<Uuid>,
+    /// Who acted; `None` when unknown (a failed login for an unknown e-mail).
+    pub actor_id: Option<Uuid>,
+    /// snake_case: `login_succeeded`, `login_failed`, `role_changed`, `member_removed`,
+    /// `message_deleted`, `channel_archived`, `channel_unarchived`, `user_disabled`, …
+    pub action: String,
+    /// The user, channel or message acted on.
+    pub target_id: Option<Uuid>,
+    /// Action-specific facts (old and new role, channel seq, e-mail of a failed login, …).
+    pub details: serde_json::Value,
+    pub at: DateTime<Utc>,
 }

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use chorus_cluster::{BusEvent, PublishRequest, Replay, RouteError};
 use chorus_core::auth::{AuthError, Principal};
+use chorus_core::mentions::parse_mentions;
 use chorus_core::model::ChannelAccess;
 use chorus_protocol::limits::{MAX_FRAME_BYTES, MAX_MESSAGE_CHARS, MAX_NONCE_BYTES};
 use chorus_protocol::{
@@ -32,7 +33,7 @@ use uuid::Uuid;
 
 use crate::Shared;
 use crate::hub::ConnId;
-use crate::outbox::{Outbox, Outgoing};
+use crate::outbox::{Outbox, Outgoing, Recheck};
 
 type Socket = WebSocketStream<TcpStream>;
 
@@ -214,6 +215,8 @@ struct Connection {
     shared: Arc<Shared>,
     outbox: Arc<Outbox>,
     user: Uuid,
+    /// The login session the token belongs to: revoking it ends this connection.
+    auth_session: Uuid,
     session_id: Option<Uuid>,
     subscriptions: HashMap<Uuid, Subscription>,
     limiter: DefaultDirectRateLimiter,
@@ -248,6 +251,7 @@ impl Connection {
             ws,
             outbox,
             user: principal.user_id,
+            auth_session: principal.session_id,
             session_id: None,
             subscriptions: HashMap::new(),
             limiter: RateLimiter::direct(quota),
@@ -480,8 +484,9 @@ impl Connection {
                 channel_id,
                 nonce,
                 text,
+                parent_seq,
             } => {
-                if let Err(error) = self.send(channel_id, nonce, text).await {
+                if let Err(error) = self.send(channel_id, nonce, text, parent_seq).await {
                     self.reply(&error);
                 }
                 Ok(())
@@ -649,6 +654,7 @@ impl Connection {
         channel: Uuid,
         nonce: String,
         text: String,
+        parent_seq: Option<u64>,
     ) -> Result<(), ServerFrame> {
         let nonce_error = |code, message: &str| ServerFrame::Error {
             code,
@@ -718,10 +724,9 @@ impl Connection {
             }
         }
         let request = PublishRequest {
-            channel_id: channel,
-            author_id: self.user,
-            nonce: nonce.clone(),
-            text,
+            parent_seq,
+            mentions: parse_mentions(&text),
+            ..PublishRequest::message(channel, self.user, nonce.clone(), text)
         };
         let ticket = self
             .shared
@@ -766,6 +771,7 @@ impl Connection {
                         frames.push(frame);
                     }
                 }
+                Outgoing::Recheck(recheck) => frames.extend(self.recheck(recheck).await?),
                 Outgoing::CatchUp { channel_id } => match self.catch_up(channel_id).await {
                     Ok(missing) => frames.extend(missing.into_iter().map(|(_, f)| f)),
                     Err(err) => return Err(internal("catch up", err)),
@@ -816,6 +822,61 @@ impl Connection {
             },
             code = outbox.killed() => Err(End::Close(code)),
         }
+    }
+
+    /// Re-reads the user's rights after an access notice. Ends the connection (4100) when its
+    /// login session is gone; drops subscriptions the user may no longer read, telling the client
+    /// with a `forbidden` error and `unsubscribed`; refreshes whether the user may post.
+    async fn recheck(&mut self, recheck: Recheck) -> Result<Vec<Utf8Bytes>, End> {
+        if matches!(recheck, Recheck::Session | Recheck::Everything) {
+            let session = self
+                .shared
+                .deps
+                .store
+                .session(self.auth_session)
+                .await
+                .map_err(|err| internal("session check", err))?;
+            if !session.is_some_and(|s| s.is_active(chrono::Utc::now())) {
+                return Err(End::Close(CloseCode::AuthenticationFailed));
+            }
+        }
+        let channels: Vec<Uuid> = match recheck {
+            Recheck::Session => return Ok(Vec::new()),
+            Recheck::Channel(channel) => vec![channel],
+            Recheck::AllChannels | Recheck::Everything => {
+                self.subscriptions.keys().copied().collect()
+            }
+        };
+        let mut frames = Vec::new();
+        for channel in channels {
+            if !self.subscriptions.contains_key(&channel) {
+                continue;
+            }
+            let access = self
+                .shared
+                .deps
+                .store
+                .channel_access(channel, self.user)
+                .await
+                .map_err(|err| internal("access check", err))?;
+            if access.can_read() {
+                if let Some(subscription) = self.subscriptions.get_mut(&channel) {
+                    subscription.can_post = Some(access.can_post());
+                }
+                continue;
+            }
+            self.shared.hub.unsubscribe(channel, self.id);
+            self.subscriptions.remove(&channel);
+            frames.push(text(&channel_error(
+                ErrorCode::Forbidden,
+                "you no longer have access to this channel",
+                channel,
+            )));
+            frames.push(text(&ServerFrame::Unsubscribed {
+                channel_id: channel,
+            }));
+        }
+        Ok(frames)
     }
 
     /// Unregisters everything and closes the socket.
@@ -883,6 +944,10 @@ fn route_error(err: RouteError, nonce: Option<String>, channel: Option<Uuid>) ->
         RouteError::Unavailable(_) => {
             (ErrorCode::Unavailable, "channel service unavailable; retry")
         }
+        RouteError::Rejected(_) => (
+            ErrorCode::NotFound,
+            "parent_seq names no message of this channel",
+        ),
         RouteError::Internal(_) => {
             tracing::error!(error = %err, "channel service error");
             (

@@ -54,6 +54,15 @@ impl Hub {
         }
     }
 
+    /// Pushes `item` to every local subscriber of `channel`.
+    pub fn push_to_channel(&self, channel: Uuid, item: Outgoing) {
+        if let Some(subscribers) = self.channels.read().get(&channel) {
+            for outbox in subscribers.values() {
+                outbox.push(item.clone());
+            }
+        }
+    }
+
     /// Delivers one bus event to the local subscribers of its channel.
     pub fn fan_out(&self, event: &BusEvent) {
         let channels = self.channels.read();

@@ -6,6 +6,7 @@
 //! to each subscriber's bounded [`outbox`]. Each connection is one task (`connection.rs`) that reads
 //! frames, writes its outbox, and watches its heartbeat deadline.
 
+mod access_watch;
 mod config;
 mod connection;
 mod hub;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use chorus_cluster::access::AccessNotifier;
 use chorus_cluster::{ChannelRouter, FanoutBus};
 use chorus_core::MetadataStore;
 use chorus_core::auth::Authenticator;
@@ -41,6 +43,8 @@ pub struct GatewayDeps {
     pub router: Arc<dyn ChannelRouter>,
     pub bus: Arc<dyn FanoutBus>,
     pub presence: Arc<dyn PresenceStore>,
+    /// Notices that someone's rights changed (logout, removal, archiving, disabled account).
+    pub access: Arc<dyn AccessNotifier>,
 }
 
 /// State shared by every connection of a gateway.
@@ -79,6 +83,11 @@ pub async fn serve(
         open: AtomicUsize::new(0),
     });
 
+    let watcher = tokio::spawn(access_watch::run(
+        shared.deps.access.subscribe(),
+        shared.clone(),
+    ));
+
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -103,6 +112,7 @@ pub async fn serve(
     }
 
     drop(listener);
+    watcher.abort();
     let outboxes: Vec<Arc<Outbox>> = shared
         .connections
         .read()

@@ -28,6 +28,21 @@ pub enum Outgoing {
     /// Events of the channel may have been lost on the bus: fetch what came after the last one
     /// delivered.
     CatchUp { channel_id: Uuid },
+    /// The user's rights may have changed: re-read them from the metadata store.
+    Recheck(Recheck),
+}
+
+/// What a connection re-reads when told that rights changed (`chorus_cluster::access`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recheck {
+    /// Whether the connection's login session is still active (close 4100 if not).
+    Session,
+    /// Whether the user may still read (and post in) one subscribed channel.
+    Channel(Uuid),
+    /// Every subscribed channel.
+    AllChannels,
+    /// The session and every subscribed channel (notices may have been lost).
+    Everything,
 }
 
 #[derive(Default)]

@@ -262,6 +262,7 @@ async fn write(
                 channel_id: channel,
                 nonce: format!("seed{writer}-{next}"),
                 text: stamped_text(next, size),
+                parent_seq: None,
             })
             .await?;
             next += 1;

@@ -57,6 +57,7 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
                 channel_id: channel,
                 nonce: nonce.clone(),
                 text: text.clone(),
+                parent_seq: None,
             })
             .await?;
         loop {

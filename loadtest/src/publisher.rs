@@ -138,6 +138,7 @@ pub async fn publish(
             channel_id,
             nonce: format!("p{publisher}-{sent}"),
             text: stamped_text(now, size),
+            parent_seq: None,
         };
         if sink
             .send(Message::Text(frame.to_json().into()))

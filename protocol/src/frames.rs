@@ -35,6 +35,9 @@ pub enum ClientFrame {
         channel_id: Uuid,
         nonce: String,
         text: String,
+        /// Reply in the thread of this message (its `seq`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_seq: Option<u64>,
     },
     /// The user is typing in a channel.
     Typing { channel_id: Uuid },
@@ -77,6 +80,96 @@ pub struct MessageEvent {
     pub created_at: DateTime<Utc>,
     /// The nonce the author sent with the message, so the author's client can match its echo.
     pub nonce: String,
+    /// What the event does; absent means `message` (a new message).
+    #[serde(default, skip_serializing_if = "EventKind::is_message")]
+    pub kind: EventKind,
+    /// For `edit`, `delete`, `reaction_add`, `reaction_remove`: the `seq` of the message acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_seq: Option<u64>,
+    /// For a thread reply (`message`): the `seq` of the thread's parent message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_seq: Option<u64>,
+    /// For `reaction_add` and `reaction_remove`: the emoji (a short name such as `thumbsup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji: Option<String>,
+    /// For `message` and `edit`: the users mentioned in `text` (as `<@user-uuid>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<Uuid>,
+}
+
+/// What a channel event does. Every kind takes its own `seq` in the channel's total order, so
+/// edits, deletions and reactions reach every subscriber in channel order and are replayed on
+/// resume like messages. For every kind but `message`, `author_id` is who acted, and `text` is the
+/// new text (`edit`) or empty.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A new message (a thread reply when `parent_seq` is set).
+    #[default]
+    Message,
+    /// The author changed the text of message `target_seq`.
+    Edit,
+    /// Message `target_seq` was deleted (soft: its history keeps a tombstone).
+    Delete,
+    /// `author_id` reacted to message `target_seq` with `emoji`.
+    ReactionAdd,
+    /// `author_id` took back their `emoji` reaction to message `target_seq`.
+    ReactionRemove,
+}
+
+impl EventKind {
+    pub fn is_message(&self) -> bool {
+        matches!(self, EventKind::Message)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Message => "message",
+            EventKind::Edit => "edit",
+            EventKind::Delete => "delete",
+            EventKind::ReactionAdd => "reaction_add",
+            EventKind::ReactionRemove => "reaction_remove",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EventKind> {
+        match text {
+            "message" => Some(EventKind::Message),
+            "edit" => Some(EventKind::Edit),
+            "delete" => Some(EventKind::Delete),
+            "reaction_add" => Some(EventKind::ReactionAdd),
+            "reaction_remove" => Some(EventKind::ReactionRemove),
+            _ => None,
+        }
+    }
+}
+
+impl MessageEvent {
+    /// A new top-level message with no mentions (tests, benchmarks, load tools).
+    pub fn new_message(
+        channel_id: Uuid,
+        seq: u64,
+        id: Uuid,
+        author_id: Uuid,
+        text: impl Into<String>,
+        created_at: DateTime<Utc>,
+        nonce: impl Into<String>,
+    ) -> Self {
+        MessageEvent {
+            channel_id,
+            seq,
+            id,
+            author_id,
+            text: text.into(),
+            created_at,
+            nonce: nonce.into(),
+            kind: EventKind::Message,
+            target_seq: None,
+            parent_seq: None,
+            emoji: None,
+            mentions: Vec::new(),
+        }
+    }
 }
 
 /// A frame sent by the server.
@@ -234,6 +327,7 @@ mod tests {
             channel_id: id,
             nonce: "n1".into(),
             text: "hi".into(),
+            parent_seq: None,
         };
         let json: serde_json::Value = serde_json::from_str(&frame.to_json()).unwrap();
         assert_eq!(
@@ -245,15 +339,15 @@ mod tests {
 
     #[test]
     fn message_event_is_flattened_into_the_frame() {
-        let event = MessageEvent {
-            channel_id: Uuid::nil(),
-            seq: 7,
-            id: Uuid::nil(),
-            author_id: Uuid::nil(),
-            text: "x".into(),
-            created_at: DateTime::from_timestamp(0, 0).unwrap(),
-            nonce: "n".into(),
-        };
+        let event = MessageEvent::new_message(
+            Uuid::nil(),
+            7,
+            Uuid::nil(),
+            Uuid::nil(),
+            "x",
+            DateTime::from_timestamp(0, 0).unwrap(),
+            "n",
+        );
         let json: serde_json::Value =
             serde_json::from_str(&ServerFrame::Message(event.clone()).to_json()).unwrap();
         assert_eq!(json["type"], "message");
@@ -262,6 +356,90 @@ mod tests {
             ServerFrame::parse(&json.to_string()).unwrap(),
             ServerFrame::Message(event)
         );
+    }
+
+    #[test]
+    fn a_plain_message_omits_the_event_fields() {
+        let event = MessageEvent::new_message(
+            Uuid::nil(),
+            1,
+            Uuid::nil(),
+            Uuid::nil(),
+            "hi",
+            DateTime::from_timestamp(0, 0).unwrap(),
+            "n",
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
+        // Clients written before event kinds see exactly the frame they know.
+        for absent in ["kind", "target_seq", "parent_seq", "emoji", "mentions"] {
+            assert!(json.get(absent).is_none(), "{absent} should be omitted");
+        }
+        let old = r#"{"channel_id":"00000000-0000-0000-0000-000000000000","seq":1,
+            "id":"00000000-0000-0000-0000-000000000000","author_id":"00000000-0000-0000-0000-000000000000",
+            "text":"hi","created_at":"1970-01-01T00:00:00Z","nonce":"n"}"#;
+        assert_eq!(serde_json::from_str::<MessageEvent>(old).unwrap(), event);
+    }
+
+    #[test]
+    fn an_edit_event_names_its_kind_and_target() {
+        let mentioned = Uuid::from_u128(9);
+        let edit = MessageEvent {
+            kind: EventKind::Edit,
+            target_seq: Some(3),
+            mentions: vec![mentioned],
+            ..MessageEvent::new_message(
+                Uuid::nil(),
+                4,
+                Uuid::nil(),
+                Uuid::nil(),
+                "fixed",
+                DateTime::from_timestamp(0, 0).unwrap(),
+                "n",
+            )
+        };
+        let frame = ServerFrame::Message(edit.clone()).to_json();
+        let json: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(json["type"], "message");
+        assert_eq!(json["kind"], "edit");
+        assert_eq!(json["target_seq"], 3);
+        assert_eq!(json["mentions"], serde_json::json!([mentioned]));
+        assert!(json.get("parent_seq").is_none() && json.get("emoji").is_none());
+        assert_eq!(
+            ServerFrame::parse(&frame).unwrap(),
+            ServerFrame::Message(edit)
+        );
+    }
+
+    #[test]
+    fn reaction_kinds_are_snake_case() {
+        for kind in [
+            EventKind::Message,
+            EventKind::Edit,
+            EventKind::Delete,
+            EventKind::ReactionAdd,
+            EventKind::ReactionRemove,
+        ] {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(EventKind::parse("shout"), None);
+    }
+
+    #[test]
+    fn a_send_may_name_a_thread_parent() {
+        let frame = ClientFrame::parse(
+            r#"{"type":"send","channel_id":"00000000-0000-0000-0000-000000000000","nonce":"n","text":"re","parent_seq":5}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            frame,
+            ClientFrame::Send {
+                parent_seq: Some(5),
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -90,6 +90,26 @@ impl TestNode {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Any method, optional bearer token and JSON body; returns status and body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method.parse().unwrap(), self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Registers and logs in a user; returns (user id, access token).
     pub async fn user(&self, name: &str) -> (Uuid, String) {
         let email = format!("{name}-{}@example.com", Uuid::new_v4().simple());
@@ -308,6 +328,7 @@ impl Client {
             channel_id: channel,
             nonce: nonce.into(),
             text: text.into(),
+            parent_seq: None,
         })
         .await;
         match self

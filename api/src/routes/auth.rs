@@ -15,9 +15,12 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::audit::{self, Audit};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Body, Caller};
 use crate::views::{LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, UserView};
+use chorus_cluster::access::AccessNotice;
+use serde_json::json;
 
 /// A hash of a password nobody has, verified when the e-mail is unknown so that a login takes as
 /// long for an unknown account as for a wrong password (no account enumeration by timing).
@@ -44,10 +47,24 @@ pub fn valid_email(email: &str) -> bool {
         && !domain.contains("..")
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(ApiError::internal)
+}
+
+/// Password rules: 8 to 256 characters.
+pub(crate) fn valid_password(password: &str) -> ApiResult<()> {
+    if (8..=256).contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "weak_password",
+            "password must be 8 to 256 characters",
+        ))
+    }
 }
 
 #[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = RegisterRequest,
@@ -55,7 +72,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         (status = 201, description = "Registered", body = UserView),
         (status = 400, description = "`invalid_email`, `weak_password`, `invalid_display_name`, `invalid_json`, `invalid_body`", body = ErrorBody),
         (status = 409, description = "`email_taken`", body = ErrorBody),
-        (status = 429, description = "`rate_limited` (per IP), with Retry-After", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (per IP and per e-mail), with Retry-After", body = ErrorBody),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -74,13 +91,8 @@ pub async fn register(
             "not a valid e-mail address",
         ));
     }
-    let length = request.password.chars().count();
-    if !(8..=256).contains(&length) {
-        return Err(ApiError::bad_request(
-            "weak_password",
-            "password must be 8 to 256 characters",
-        ));
-    }
+    state.limiters.register_account.check(&email).await?;
+    valid_password(&request.password)?;
     let display_name = match request.display_name.as_deref().map(str::trim) {
         Some(name) if !name.is_empty() => name.to_string(),
         _ => email.split('@').next().unwrap_or_default().to_string(),
@@ -152,6 +164,7 @@ fn tokens(state: &AppState, user: User, session_id: Uuid, refresh_token: String)
         (status = 200, description = "Logged in", body = TokenResponse),
         (status = 400, description = "`invalid_json`, `invalid_body`", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
+        (status = 403, description = "`account_disabled` (only told to someone who knows the password)", body = ErrorBody),
         (status = 429, description = "`rate_limited` (per IP and per account), with Retry-After", body = ErrorBody),
     ))]
 pub async fn login(
@@ -172,12 +185,50 @@ pub async fn login(
     let matches =
         blocking(move || verify_password(&password, &hash.unwrap_or_else(dummy_hash))).await?;
     match credentials {
-        Some(credentials) if matches => {
+        Some(credentials) if matches && credentials.user.disabled_at.is_none() => {
             tracing::info!(user_id = %credentials.user.id, "login");
-            Ok(Json(open_session(&state, credentials.user).await?))
+            let user_id = credentials.user.id;
+            let tokens = open_session(&state, credentials.user).await?;
+            audit::record(
+                &state,
+                Audit {
+                    workspace_id: None,
+                    actor_id: Some(user_id),
+                    action: "login_succeeded",
+                    target_id: Some(tokens.session_id),
+                    details: json!({"ip": peer.ip().to_string()}),
+                },
+            )
+            .await;
+            Ok(Json(tokens))
         }
-        _ => {
+        credentials => {
             tracing::info!(%email, "login failed");
+            let disabled = credentials
+                .as_ref()
+                .is_some_and(|c| matches && c.user.disabled_at.is_some());
+            audit::record(
+                &state,
+                Audit {
+                    workspace_id: None,
+                    actor_id: credentials.as_ref().map(|c| c.user.id),
+                    action: "login_failed",
+                    target_id: None,
+                    details: json!({
+                        "email": email,
+                        "ip": peer.ip().to_string(),
+                        "reason": if disabled { "account_disabled" } else { "invalid_credentials" },
+                    }),
+                },
+            )
+            .await;
+            if disabled {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "account_disabled",
+                    "this account has been disabled",
+                ));
+            }
             Err(ApiError::unauthenticated(
                 "invalid_credentials",
                 "wrong e-mail or password",
@@ -234,7 +285,7 @@ pub async fn refresh(
 
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses(
-        (status = 204, description = "Session revoked: its access and refresh tokens stop working"),
+        (status = 204, description = "Session revoked: its access and refresh tokens stop working, and its WebSockets close with 4100"),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
     ))]
 pub async fn logout(
@@ -246,6 +297,14 @@ pub async fn logout(
         .store
         .revoke_session(caller.session_id, Utc::now())
         .await?;
+    state
+        .api
+        .access
+        .notify(AccessNotice::Sessions {
+            user_id: caller.user_id,
+            session_id: Some(caller.session_id),
+        })
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

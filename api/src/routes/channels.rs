@@ -1,19 +1,231 @@
-//! A channel: join it and read its history.
+//! A channel's metadata: read, edit (name, description, topic, privacy), archive, join.
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chorus_core::HistoryQuery;
-use chorus_core::model::{ChannelAccess, ChannelKind};
+use axum::http::StatusCode;
+use chorus_cluster::access::AccessNotice;
+use chorus_core::StoreError;
+use chorus_core::model::{ChannelKind, ChannelUpdate, Role};
+use chrono::Utc;
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::audit::{self, Audit};
+use crate::context::{ChannelContext, archived, require};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Caller, Params};
-use crate::routes::workspaces::role_in;
-use crate::views::{ChannelView, HistoryPage, HistoryParams, MessageView};
+use crate::extract::{Body, Caller};
+use crate::policy::Action;
+use crate::routes::workspaces::valid_channel_name;
+use crate::views::{ChannelView, UpdateChannelRequest};
 
-const DEFAULT_PAGE: usize = 50;
-const MAX_PAGE: usize = 200;
+/// Loads a channel the caller may see: any public channel of their workspace, or a private one
+/// or DM they are in (403 for a private channel they are not in).
+async fn visible(state: &AppState, channel_id: Uuid, user: Uuid) -> ApiResult<ChannelContext> {
+    let context = ChannelContext::load(state, channel_id, user).await?;
+    if context.channel.kind != ChannelKind::Public && !context.is_member() {
+        return Err(ApiError::forbidden("you are not a member of this channel"));
+    }
+    Ok(context)
+}
+
+#[utoipa::path(get, path = "/v1/channels/{channel_id}", tag = "channels",
+    security(("bearer" = [])),
+    params(("channel_id" = Uuid, Path, description = "Channel id")),
+    responses(
+        (status = 200, description = "The channel with the caller's membership", body = ChannelView),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a private channel the caller is not in", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(channel_id): Path<Uuid>,
+) -> ApiResult<Json<ChannelView>> {
+    let context = visible(&state, channel_id, caller.user_id).await?;
+    Ok(Json(ChannelView::for_member(
+        context.channel,
+        context.membership.as_ref(),
+    )))
+}
+
+fn check_text(field: &'static str, code: &'static str, text: &str) -> ApiResult<()> {
+    if text.chars().count() > 250 {
+        return Err(ApiError::bad_request(
+            code,
+            format!("{field} must be at most 250 characters"),
+        ));
+    }
+    Ok(())
+}
+
+#[utoipa::path(patch, path = "/v1/channels/{channel_id}", tag = "channels",
+    security(("bearer" = [])), request_body = UpdateChannelRequest,
+    params(("channel_id" = Uuid, Path, description = "Channel id")),
+    responses(
+        (status = 200, description = "The channel as it is now", body = ChannelView),
+        (status = 400, description = "`invalid_channel_name`, `invalid_description`, `invalid_topic`, `invalid_json`, `invalid_body`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the topic is set by non-guest members; name, description and privacy by the channel's creator and admins; DMs never change. `channel_archived`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
+        (status = 409, description = "`channel_name_taken`", body = ErrorBody),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(channel_id): Path<Uuid>,
+    Body(request): Body<UpdateChannelRequest>,
+) -> ApiResult<Json<ChannelView>> {
+    let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
+    let mut update = ChannelUpdate::default();
+    let structural =
+        request.name.is_some() || request.description.is_some() || request.private.is_some();
+    if structural {
+        context.require_manager()?;
+    }
+    if let Some(topic) = &request.topic {
+        context.require_writable()?;
+        if context.role == Role::Guest {
+            return Err(ApiError::forbidden("guests cannot set topics"));
+        }
+        check_text("topic", "invalid_topic", topic)?;
+        update.topic = Some((topic.clone(), caller.user_id, Utc::now()));
+    }
+    if structural && context.channel.is_archived {
+        return Err(archived());
+    }
+    if let Some(name) = &request.name {
+        let name = name.trim();
+        if !valid_channel_name(name) {
+            return Err(ApiError::bad_request(
+                "invalid_channel_name",
+                "channel names are 1 to 80 lowercase letters, digits, '-' or '_'",
+            ));
+        }
+        update.name = Some(name.to_string());
+    }
+    if let Some(description) = &request.description {
+        check_text("description", "invalid_description", description)?;
+        update.description = Some(description.clone());
+    }
+    let going_private =
+        request.private == Some(true) && context.channel.kind == ChannelKind::Public;
+    update.kind = request.private.map(|private| {
+        if private {
+            ChannelKind::Private
+        } else {
+            ChannelKind::Public
+        }
+    });
+    let channel = match state.api.store.update_channel(channel_id, &update).await {
+        Ok(channel) => channel,
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "channel_name_taken",
+                "a channel with this name exists in the workspace",
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if going_private {
+        audit::record(
+            &state,
+            Audit {
+                workspace_id: Some(channel.workspace_id),
+                actor_id: Some(caller.user_id),
+                action: "channel_made_private",
+                target_id: Some(channel_id),
+                details: json!({"name": channel.name}),
+            },
+        )
+        .await;
+    }
+    Ok(Json(ChannelView::for_member(
+        channel,
+        context.membership.as_ref(),
+    )))
+}
+
+async fn set_archived(
+    state: AppState,
+    caller: Uuid,
+    channel_id: Uuid,
+    archived: bool,
+) -> ApiResult<Json<ChannelView>> {
+    let context = ChannelContext::load(&state, channel_id, caller).await?;
+    context.require_manager()?;
+    let update = ChannelUpdate {
+        is_archived: Some(archived),
+        ..ChannelUpdate::default()
+    };
+    let channel = state.api.store.update_channel(channel_id, &update).await?;
+    if context.channel.is_archived != archived {
+        audit::record(
+            &state,
+            Audit {
+                workspace_id: Some(channel.workspace_id),
+                actor_id: Some(caller),
+                action: if archived {
+                    "channel_archived"
+                } else {
+                    "channel_unarchived"
+                },
+                target_id: Some(channel_id),
+                details: json!({"name": channel.name}),
+            },
+        )
+        .await;
+        // Open subscriptions re-read whether they may post.
+        state
+            .api
+            .access
+            .notify(AccessNotice::Channel {
+                channel_id,
+                user_id: None,
+            })
+            .await;
+    }
+    Ok(Json(ChannelView::for_member(
+        channel,
+        context.membership.as_ref(),
+    )))
+}
+
+#[utoipa::path(post, path = "/v1/channels/{channel_id}/archive", tag = "channels",
+    security(("bearer" = [])),
+    params(("channel_id" = Uuid, Path, description = "Channel id")),
+    responses(
+        (status = 200, description = "Archived (read-only; audited as `channel_archived`); archiving twice is harmless", body = ChannelView),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: only the channel's creator and admins archive; DMs cannot be archived", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
+    ))]
+pub async fn archive(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(channel_id): Path<Uuid>,
+) -> ApiResult<Json<ChannelView>> {
+    set_archived(state, caller.user_id, channel_id, true).await
+}
+
+#[utoipa::path(post, path = "/v1/channels/{channel_id}/unarchive", tag = "channels",
+    security(("bearer" = [])),
+    params(("channel_id" = Uuid, Path, description = "Channel id")),
+    responses(
+        (status = 200, description = "Writable again (audited as `channel_unarchived`)", body = ChannelView),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: only the channel's creator and admins unarchive", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
+    ))]
+pub async fn unarchive(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(channel_id): Path<Uuid>,
+) -> ApiResult<Json<ChannelView>> {
+    set_archived(state, caller.user_id, channel_id, false).await
+}
 
 #[utoipa::path(post, path = "/v1/channels/{channel_id}/join", tag = "channels",
     security(("bearer" = [])),
@@ -21,7 +233,7 @@ const MAX_PAGE: usize = 200;
     responses(
         (status = 200, description = "The caller is a member (joining twice is harmless)", body = ChannelView),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: private channels are joined by invitation", body = ErrorBody),
+        (status = 403, description = "`forbidden`: private channels and DMs are joined by invitation; guests are added by members; `channel_archived`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
     ))]
 pub async fn join(
@@ -29,85 +241,34 @@ pub async fn join(
     Caller(caller): Caller,
     Path(channel_id): Path<Uuid>,
 ) -> ApiResult<Json<ChannelView>> {
-    let store = &state.api.store;
-    let channel = store
-        .channel(channel_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("channel"))?;
-    role_in(&state, channel.workspace_id, caller.user_id)
-        .await
-        .map_err(|_| ApiError::not_found("channel"))?;
-    let access = store.channel_access(channel_id, caller.user_id).await?;
-    if !matches!(access, ChannelAccess::Member { .. }) {
-        if channel.kind != ChannelKind::Public {
+    let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
+    if !context.is_member() {
+        if context.channel.kind != ChannelKind::Public {
             return Err(ApiError::forbidden(
                 "private channels are joined by invitation",
             ));
         }
-        store.add_channel_member(channel_id, caller.user_id).await?;
-    }
-    Ok(Json(ChannelView::new(channel, Some(true))))
-}
-
-#[utoipa::path(get, path = "/v1/channels/{channel_id}/messages", tag = "channels",
-    security(("bearer" = [])),
-    params(("channel_id" = Uuid, Path, description = "Channel id"), HistoryParams),
-    responses(
-        (status = 200, description = "One page, in ascending seq order", body = HistoryPage),
-        (status = 400, description = "`invalid_query`: limit out of 1..=200, both cursors, or a malformed value", body = ErrorBody),
-        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: not a member of the channel", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
-    ))]
-pub async fn history(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(channel_id): Path<Uuid>,
-    Params(params): Params<HistoryParams>,
-) -> ApiResult<Json<HistoryPage>> {
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "limit must be 1 to 200",
-        ));
-    }
-    let query = match (params.before, params.after) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "give `before` or `after`, not both",
-            ));
+        require(
+            context.role,
+            Action::JoinPublicChannel,
+            "guests are added to channels by a member",
+        )?;
+        if context.channel.is_archived {
+            return Err(archived());
         }
-        (before, None) => HistoryQuery::Before {
-            before,
-            limit: limit + 1,
-        },
-        (None, Some(after)) => HistoryQuery::After {
-            after,
-            limit: limit + 1,
-        },
-    };
-    match state
+        state
+            .api
+            .store
+            .add_channel_member(channel_id, caller.user_id)
+            .await?;
+    }
+    let membership = state
         .api
         .store
-        .channel_access(channel_id, caller.user_id)
-        .await?
-    {
-        ChannelAccess::Invisible => return Err(ApiError::not_found("channel")),
-        ChannelAccess::NotMember => {
-            return Err(ApiError::forbidden("you are not a member of this channel"));
-        }
-        ChannelAccess::Member { .. } => {}
-    }
-    let mut messages = state.api.messages.page(channel_id, query).await?;
-    let has_more = messages.len() > limit;
-    messages.truncate(limit);
-    if matches!(query, HistoryQuery::Before { .. }) {
-        messages.reverse();
-    }
-    Ok(Json(HistoryPage {
-        messages: messages.into_iter().map(MessageView::from).collect(),
-        has_more,
-    }))
+        .channel_membership(channel_id, caller.user_id)
+        .await?;
+    Ok(Json(ChannelView::for_member(
+        context.channel,
+        membership.as_ref(),
+    )))
 }

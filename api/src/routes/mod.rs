@@ -1,5 +1,16 @@
 //! Route handlers, one module per resource.
 
+pub mod account;
+pub mod admin;
+pub mod audit_log;
 pub mod auth;
+pub mod channel_members;
 pub mod channels;
+pub mod dms;
+pub mod history;
+pub mod invites;
+pub mod members;
+pub mod messages;
+pub mod reactions;
+pub mod search;
 pub mod workspaces;

@@ -1,4 +1,4 @@
-//! Workspaces: create, list mine, add members, and the channels inside one.
+//! Workspaces: create, read, rename, list mine, add members, and the channels inside one.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -9,21 +9,27 @@ use chorus_core::model::{ChannelKind, Role};
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::context::require;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Body, Caller};
+use crate::policy::Action;
+use crate::routes::messages::route_error;
 use crate::views::{
     AddMemberRequest, ChannelView, CreateChannelRequest, CreateWorkspaceRequest, MemberView,
-    WorkspaceView,
+    RenameWorkspaceRequest, WorkspaceView,
 };
 
-/// The caller's role in a workspace; a workspace the caller is not in does not exist for them.
-pub async fn role_in(state: &AppState, workspace: Uuid, user: Uuid) -> ApiResult<Role> {
-    state
-        .api
-        .store
-        .workspace_role(workspace, user)
-        .await?
-        .ok_or_else(|| ApiError::not_found("workspace"))
+pub use crate::context::role_in;
+
+fn valid_workspace_name(name: &str) -> ApiResult<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 80 {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "workspace name must be 1 to 80 characters",
+        ));
+    }
+    Ok(name)
 }
 
 #[utoipa::path(post, path = "/v1/workspaces", tag = "workspaces", security(("bearer" = [])),
@@ -38,13 +44,7 @@ pub async fn create(
     Caller(caller): Caller,
     Body(request): Body<CreateWorkspaceRequest>,
 ) -> ApiResult<(StatusCode, Json<WorkspaceView>)> {
-    let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > 80 {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            "workspace name must be 1 to 80 characters",
-        ));
-    }
+    let name = valid_workspace_name(&request.name)?;
     let workspace = state
         .api
         .store
@@ -74,6 +74,56 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}", tag = "workspaces",
+    security(("bearer" = [])),
+    params(("workspace_id" = Uuid, Path, description = "Workspace id")),
+    responses(
+        (status = 200, description = "The workspace, with the caller's role", body = WorkspaceView),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such workspace, or the caller is not in it", body = ErrorBody),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(workspace_id): Path<Uuid>,
+) -> ApiResult<Json<WorkspaceView>> {
+    let role = role_in(&state, workspace_id, caller.user_id).await?;
+    let workspace = state
+        .api
+        .store
+        .workspace(workspace_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("workspace"))?;
+    Ok(Json(WorkspaceView::new(workspace, role)))
+}
+
+#[utoipa::path(patch, path = "/v1/workspaces/{workspace_id}", tag = "workspaces",
+    security(("bearer" = [])), request_body = RenameWorkspaceRequest,
+    params(("workspace_id" = Uuid, Path, description = "Workspace id")),
+    responses(
+        (status = 200, description = "Renamed", body = WorkspaceView),
+        (status = 400, description = "`invalid_name`, `invalid_json`, `invalid_body`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: only owners and admins rename", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such workspace, or the caller is not in it", body = ErrorBody),
+    ))]
+pub async fn rename(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(workspace_id): Path<Uuid>,
+    Body(request): Body<RenameWorkspaceRequest>,
+) -> ApiResult<Json<WorkspaceView>> {
+    let role = role_in(&state, workspace_id, caller.user_id).await?;
+    require(
+        role,
+        Action::RenameWorkspace,
+        "only owners and admins rename a workspace",
+    )?;
+    let name = valid_workspace_name(&request.name)?;
+    let workspace = state.api.store.rename_workspace(workspace_id, name).await?;
+    Ok(Json(WorkspaceView::new(workspace, role)))
+}
+
 #[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/members", tag = "workspaces",
     security(("bearer" = [])), request_body = AddMemberRequest,
     params(("workspace_id" = Uuid, Path, description = "Workspace id")),
@@ -91,12 +141,11 @@ pub async fn add_member(
     Path(workspace_id): Path<Uuid>,
     Body(request): Body<AddMemberRequest>,
 ) -> ApiResult<(StatusCode, Json<MemberView>)> {
-    if !role_in(&state, workspace_id, caller.user_id)
-        .await?
-        .is_admin()
-    {
-        return Err(ApiError::forbidden("only owners and admins add members"));
-    }
+    require(
+        role_in(&state, workspace_id, caller.user_id).await?,
+        Action::InviteMembers,
+        "only owners and admins add members",
+    )?;
     let role = match request.role.as_deref().unwrap_or("member") {
         "admin" => Role::Admin,
         "member" => Role::Member,
@@ -166,9 +215,11 @@ pub async fn create_channel(
     Path(workspace_id): Path<Uuid>,
     Body(request): Body<CreateChannelRequest>,
 ) -> ApiResult<(StatusCode, Json<ChannelView>)> {
-    if role_in(&state, workspace_id, caller.user_id).await? == Role::Guest {
-        return Err(ApiError::forbidden("guests cannot create channels"));
-    }
+    require(
+        role_in(&state, workspace_id, caller.user_id).await?,
+        Action::CreateChannel,
+        "guests cannot create channels",
+    )?;
     let name = request.name.trim();
     if !valid_channel_name(name) {
         return Err(ApiError::bad_request(
@@ -195,7 +246,17 @@ pub async fn create_channel(
         created_by: caller.user_id,
     };
     match state.api.store.create_channel(&new).await {
-        Ok(channel) => Ok((StatusCode::CREATED, Json(ChannelView::new(channel, None)))),
+        Ok(channel) => {
+            let membership = state
+                .api
+                .store
+                .channel_membership(channel.id, caller.user_id)
+                .await?;
+            Ok((
+                StatusCode::CREATED,
+                Json(ChannelView::for_member(channel, membership.as_ref())),
+            ))
+        }
         Err(StoreError::Conflict(_)) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "channel_name_taken",
@@ -209,7 +270,7 @@ pub async fn create_channel(
     security(("bearer" = [])),
     params(("workspace_id" = Uuid, Path, description = "Workspace id")),
     responses(
-        (status = 200, description = "Public channels and the private ones the caller is in", body = [ChannelView]),
+        (status = 200, description = "Public channels, and the private channels and direct messages the caller is in, with the caller's read position, mute and unread count", body = [ChannelView]),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such workspace, or the caller is not in it", body = ErrorBody),
     ))]
@@ -224,13 +285,36 @@ pub async fn list_channels(
         .store
         .channels_visible_to(workspace_id, caller.user_id)
         .await?;
-    Ok(Json(
-        listings
-            .into_iter()
-            .map(|l| ChannelView::new(l.channel, Some(l.is_member)))
-            .collect(),
-    ))
+    let ids: Vec<Uuid> = listings.iter().map(|l| l.channel.id).collect();
+    let last_seqs = state
+        .api
+        .router
+        .last_seqs(&ids)
+        .await
+        .map_err(route_error)?;
+    let mut views = Vec::with_capacity(listings.len());
+    for (listing, last_seq) in listings.into_iter().zip(last_seqs) {
+        let unread = match &listing.membership {
+            Some(member) if last_seq > member.last_read_seq => Some(
+                state
+                    .api
+                    .messages
+                    .count_messages_after(listing.channel.id, member.last_read_seq, UNREAD_CAP)
+                    .await?,
+            ),
+            Some(_) => Some(0),
+            None => None,
+        };
+        let mut view = ChannelView::for_member(listing.channel, listing.membership.as_ref());
+        view.last_seq = Some(last_seq);
+        view.unread_count = unread;
+        views.push(view);
+    }
+    Ok(Json(views))
 }
+
+/// Unread counts stop at this (a client shows "999+").
+const UNREAD_CAP: u64 = 1_000;
 
 #[cfg(test)]
 mod tests {

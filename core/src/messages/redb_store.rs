@@ -1,19 +1,26 @@
-//! The embedded message store: one redb table keyed by (channel id, seq).
+//! The embedded message store: one redb table of events keyed by (channel id, seq), and an index
+//! of which events act on or reply to which message.
 //!
 //! The channel service writes through `append_replayable`: a commit without an fsync
 //! ([`Durability::None`]), made durable by `sync` before any snapshot lets the Raft log forget the
 //! entries. If the node dies first, the entries are still in the Raft log and are applied (and
-//! written) again on restart.
+//! written) again on restart. Both tables are written in the same transaction and keyed by what
+//! they index, so writing an event again changes nothing.
+//!
+//! Events are stored as the JSON of [`MessageEvent`]; events written before event kinds existed
+//! decode as plain messages (the new fields default), and had no relations to index.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chorus_protocol::MessageEvent;
+use chorus_protocol::{EventKind, MessageEvent};
 use redb::{Database, Durability, TableDefinition};
 use uuid::Uuid;
 
-use super::{HistoryQuery, MessageStore};
+use super::search_scan::{ChannelScan, merge_newest_first};
+use super::{HistoryQuery, MessageStore, SearchQuery};
 use crate::StoreError;
 
 /// One item of a range over the messages table.
@@ -26,6 +33,19 @@ type RangeItem<'a> = Result<
 >;
 
 const MESSAGES: TableDefinition<([u8; 16], u64), &[u8]> = TableDefinition::new("messages");
+
+/// (channel, related seq, seq) for every event whose `target_seq` or `parent_seq` is the related
+/// seq: what `related` reads, without scanning the channel.
+const RELATED: TableDefinition<([u8; 16], u64, u64), ()> = TableDefinition::new("message_related");
+
+fn decode(value: &[u8]) -> Result<MessageEvent, StoreError> {
+    serde_json::from_slice::<MessageEvent>(value).map_err(StoreError::backend)
+}
+
+fn decode_item(entry: RangeItem<'_>) -> Result<MessageEvent, StoreError> {
+    let (_, value) = entry.map_err(StoreError::backend)?;
+    decode(value.value())
+}
 
 /// History of every channel in a redb file.
 #[derive(Clone)]
@@ -44,6 +64,7 @@ impl RedbMessageStore {
     pub fn from_database(db: Arc<Database>) -> Result<Self, StoreError> {
         let txn = db.begin_write().map_err(StoreError::backend)?;
         txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+        txn.open_table(RELATED).map_err(StoreError::backend)?;
         txn.commit().map_err(StoreError::backend)?;
         Ok(RedbMessageStore { db })
     }
@@ -58,14 +79,21 @@ impl RedbMessageStore {
         txn.set_durability(durability);
         {
             let mut table = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+            let mut related = txn.open_table(RELATED).map_err(StoreError::backend)?;
             for message in messages {
+                let channel = *message.channel_id.as_bytes();
                 let value = serde_json::to_vec(message).map_err(StoreError::backend)?;
                 table
-                    .insert(
-                        (*message.channel_id.as_bytes(), message.seq),
-                        value.as_slice(),
-                    )
+                    .insert((channel, message.seq), value.as_slice())
                     .map_err(StoreError::backend)?;
+                for of in [message.target_seq, message.parent_seq]
+                    .into_iter()
+                    .flatten()
+                {
+                    related
+                        .insert((channel, of, message.seq), ())
+                        .map_err(StoreError::backend)?;
+                }
             }
         }
         txn.commit().map_err(StoreError::backend)
@@ -83,13 +111,20 @@ impl RedbMessageStore {
         channel: Uuid,
         query: HistoryQuery,
     ) -> Result<Vec<MessageEvent>, StoreError> {
+        self.read_filtered(channel, query, |_| true)
+    }
+
+    /// Reads one page of the events `keep` accepts, walking past the others (blocking).
+    fn read_filtered(
+        &self,
+        channel: Uuid,
+        query: HistoryQuery,
+        keep: impl Fn(&MessageEvent) -> bool,
+    ) -> Result<Vec<MessageEvent>, StoreError> {
         let txn = self.db.begin_read().map_err(StoreError::backend)?;
         let table = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
         let key = *channel.as_bytes();
-        let decode = |entry: RangeItem<'_>| {
-            let (_, value) = entry.map_err(StoreError::backend)?;
-            serde_json::from_slice::<MessageEvent>(value.value()).map_err(StoreError::backend)
-        };
+        let wanted = |event: &Result<MessageEvent, StoreError>| event.as_ref().map_or(true, &keep);
         match query {
             HistoryQuery::Before { before, limit } => {
                 let end = before.unwrap_or(u64::MAX);
@@ -97,8 +132,9 @@ impl RedbMessageStore {
                     .range((key, 0)..(key, end))
                     .map_err(StoreError::backend)?
                     .rev()
+                    .map(decode_item)
+                    .filter(wanted)
                     .take(limit)
-                    .map(decode)
                     .collect()
             }
             HistoryQuery::After { after, limit } => {
@@ -108,12 +144,107 @@ impl RedbMessageStore {
                 table
                     .range((key, start)..=(key, u64::MAX))
                     .map_err(StoreError::backend)?
+                    .map(decode_item)
+                    .filter(wanted)
                     .take(limit)
-                    .map(decode)
                     .collect()
             }
         }
     }
+
+    /// One event (blocking).
+    fn read_event(&self, channel: Uuid, seq: u64) -> Result<Option<MessageEvent>, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::backend)?;
+        let table = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+        table
+            .get((*channel.as_bytes(), seq))
+            .map_err(StoreError::backend)?
+            .map(|value| decode(value.value()))
+            .transpose()
+    }
+
+    /// The events acting on or replying to `seqs`, through the index (blocking).
+    fn read_related(&self, channel: Uuid, seqs: &[u64]) -> Result<Vec<MessageEvent>, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::backend)?;
+        let index = txn.open_table(RELATED).map_err(StoreError::backend)?;
+        let table = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+        let key = *channel.as_bytes();
+        // Ordered and deduplicated: the answer is in seq order, each event once.
+        let mut found = BTreeSet::new();
+        for &of in seqs.iter().collect::<BTreeSet<_>>() {
+            for entry in index
+                .range((key, of, 0)..=(key, of, u64::MAX))
+                .map_err(StoreError::backend)?
+            {
+                let (entry, _) = entry.map_err(StoreError::backend)?;
+                found.insert(entry.value().2);
+            }
+        }
+        let mut events = Vec::with_capacity(found.len());
+        for seq in found {
+            // The index and the events are written together; a missing event is corruption.
+            let value = table
+                .get((key, seq))
+                .map_err(StoreError::backend)?
+                .ok_or_else(|| StoreError::Backend(format!("indexed event {seq} is missing")))?;
+            events.push(decode(value.value())?);
+        }
+        Ok(events)
+    }
+
+    /// Walks each channel newest first (blocking; see `search_scan`).
+    fn read_search(&self, query: &SearchQuery) -> Result<Vec<MessageEvent>, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::backend)?;
+        let table = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+        let mut per_channel = Vec::with_capacity(query.channels.len());
+        for channel in query.channels.iter().collect::<BTreeSet<_>>() {
+            let key = *channel.as_bytes();
+            let mut scan = ChannelScan::new(query);
+            for entry in table
+                .range((key, 0)..=(key, u64::MAX))
+                .map_err(StoreError::backend)?
+                .rev()
+            {
+                if !scan.push(decode_item(entry)?) {
+                    break;
+                }
+            }
+            per_channel.push(scan.finish());
+        }
+        Ok(merge_newest_first(per_channel, query.limit))
+    }
+
+    /// Counts message events after `after`, stopping at `cap` (blocking).
+    fn read_count(&self, channel: Uuid, after: u64, cap: u64) -> Result<u64, StoreError> {
+        let Some(start) = after.checked_add(1) else {
+            return Ok(0);
+        };
+        let txn = self.db.begin_read().map_err(StoreError::backend)?;
+        let table = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+        let key = *channel.as_bytes();
+        let mut count = 0;
+        for entry in table
+            .range((key, start)..=(key, u64::MAX))
+            .map_err(StoreError::backend)?
+        {
+            if count >= cap {
+                break;
+            }
+            if decode_item(entry)?.kind == EventKind::Message {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+}
+
+/// Runs a blocking read off the async workers (for reads that may walk far).
+async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(StoreError::backend)?
 }
 
 #[async_trait]
@@ -148,5 +279,99 @@ impl MessageStore for RedbMessageStore {
         query: HistoryQuery,
     ) -> Result<Vec<MessageEvent>, StoreError> {
         self.read_page(channel, query)
+    }
+
+    /// Walks past other kinds, which may be many (reactions): off the async workers.
+    async fn message_page(
+        &self,
+        channel: Uuid,
+        query: HistoryQuery,
+    ) -> Result<Vec<MessageEvent>, StoreError> {
+        let store = self.clone();
+        blocking(move || store.read_filtered(channel, query, |e| e.kind == EventKind::Message))
+            .await
+    }
+
+    async fn event(&self, channel: Uuid, seq: u64) -> Result<Option<MessageEvent>, StoreError> {
+        self.read_event(channel, seq)
+    }
+
+    async fn related(&self, channel: Uuid, seqs: &[u64]) -> Result<Vec<MessageEvent>, StoreError> {
+        let store = self.clone();
+        let seqs = seqs.to_vec();
+        blocking(move || store.read_related(channel, &seqs)).await
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<MessageEvent>, StoreError> {
+        let store = self.clone();
+        let query = query.clone();
+        blocking(move || store.read_search(&query)).await
+    }
+
+    async fn count_messages_after(
+        &self,
+        channel: Uuid,
+        after: u64,
+        cap: u64,
+    ) -> Result<u64, StoreError> {
+        let store = self.clone();
+        blocking(move || store.read_count(channel, after, cap)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file written before event kinds: the messages table only, events without the new fields.
+    #[tokio::test]
+    async fn history_written_before_event_kinds_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("messages.redb");
+        let channel = Uuid::new_v4();
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut table = txn.open_table(MESSAGES).unwrap();
+                for seq in 1..=3u64 {
+                    let old = format!(
+                        r#"{{"channel_id":"{channel}","seq":{seq},"id":"{channel}",
+                            "author_id":"{channel}","text":"old {seq}",
+                            "created_at":"2024-01-01T00:00:00Z","nonce":"n{seq}"}}"#
+                    );
+                    table
+                        .insert((*channel.as_bytes(), seq), old.as_bytes())
+                        .unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let store = RedbMessageStore::open(&path).unwrap();
+        let newest = HistoryQuery::Before {
+            before: None,
+            limit: 10,
+        };
+        let page = store.message_page(channel, newest).await.unwrap();
+        assert_eq!(page.len(), 3);
+        assert!(page.iter().all(|e| e.kind == EventKind::Message));
+        assert_eq!(store.count_messages_after(channel, 1, 10).await.unwrap(), 2);
+        assert!(store.related(channel, &[1, 2, 3]).await.unwrap().is_empty());
+        // New events relate to the old messages.
+        let edit = MessageEvent {
+            kind: EventKind::Edit,
+            target_seq: Some(2),
+            ..MessageEvent::new_message(
+                channel,
+                4,
+                Uuid::now_v7(),
+                channel,
+                "new",
+                page[0].created_at,
+                "n4",
+            )
+        };
+        store.append(std::slice::from_ref(&edit)).await.unwrap();
+        assert_eq!(store.related(channel, &[2]).await.unwrap(), vec![edit]);
     }
 }

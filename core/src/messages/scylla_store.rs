@@ -1,22 +1,34 @@
 //! The message store on ScyllaDB (or Cassandra), through the `scylla` driver.
 //!
-//! Schema (created if missing; see [`schema`]):
+//! Schema (created if missing, and brought up to date; see `scylla_schema.rs`):
 //!
 //! ```cql
 //! CREATE TABLE messages (
 //!     channel_id uuid, bucket bigint, seq bigint,
 //!     id uuid, author_id uuid, text text, created_at timestamp, nonce text,
+//!     kind text, target_seq bigint, parent_seq bigint, emoji text, mentions frozen<list<uuid>>,
 //!     PRIMARY KEY ((channel_id, bucket), seq)
 //! ) WITH CLUSTERING ORDER BY (seq DESC);
 //! CREATE TABLE channel_heads (channel_id uuid PRIMARY KEY, last_bucket bigint);
+//! CREATE TABLE message_relations (
+//!     channel_id uuid, related_bucket bigint, related_seq bigint, seq bigint, … the event …,
+//!     PRIMARY KEY ((channel_id, related_bucket), related_seq, seq)
+//! );
 //! ```
 //!
-//! A partition is one channel's run of [`BUCKET_SIZE`] consecutive sequence numbers — a bucket of
+//! A partition is one channel's run of `BUCKET_SIZE` (10,000) consecutive sequence numbers — a bucket of
 //! the channel's own clock rather than of wall time. History is paged by `seq`, so a cursor names
 //! its bucket directly (no index of which days have messages), and a partition is bounded by
-//! message count (at most ~40 MB of 4,000-character messages) however busy the channel is.
+//! event count (at most ~40 MB of 4,000-character messages) however busy the channel is.
 //! `channel_heads` records the newest bucket of a channel, for "newest page" reads; it is written
 //! with `USING TIMESTAMP <bucket>`, so concurrent or replayed writes can only move it forward.
+//!
+//! Every kind of event (edit, deletion, reaction, thread reply) is a row of `messages` with its
+//! own seq. An event that acts on or replies to a message is also written to `message_relations`
+//! under that message's bucket and seq, so `related` costs one query per bucket of the messages
+//! asked about. Reads that want messages only (`message_page`, `count_messages_after`) walk the
+//! buckets and skip the other kinds client-side: CQL cannot filter on `kind` without scanning.
+//! There is no text search (`StoreError::Unsupported`): that needs an external index.
 //!
 //! Writes are idempotent — an insert of an existing (channel, seq) writes the same values — and
 //! marked so, letting the driver retry them safely.
@@ -24,31 +36,30 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chorus_protocol::MessageEvent;
-use chrono::{DateTime, Utc};
-use scylla::DeserializeRow;
+use chorus_protocol::{EventKind, MessageEvent};
+use futures_util::StreamExt;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
-use super::{HistoryQuery, MessageStore};
+use super::scylla_reads::{
+    FILTERED_CHUNK, PageStep, bucket_of, in_seq_order, plan, relation_queries, walk,
+};
+use super::scylla_rows::{
+    EVENT_COLUMNS, EventRow, MessageInsert, RelationInsert, relation_inserts,
+};
+use super::scylla_schema::{EXISTING_COLUMNS, missing_column_statements, schema};
+use super::{HistoryQuery, MessageStore, SearchQuery};
 use crate::StoreError;
-
-/// Sequence numbers per partition.
-pub const BUCKET_SIZE: u64 = 10_000;
 
 /// Statements per unlogged batch (all of one partition).
 const BATCH_STATEMENTS: usize = 100;
 
 /// Batches in flight at once during an append.
 const CONCURRENT_BATCHES: usize = 16;
-
-/// The partition bucket of a sequence number.
-pub fn bucket_of(seq: u64) -> i64 {
-    (seq / BUCKET_SIZE) as i64
-}
 
 /// Where a store lives: `scylla://host:port[,host:port…][/keyspace][?replication_factor=N]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,110 +120,96 @@ pub fn parse_uri(uri: &str) -> Result<ScyllaUri, StoreError> {
     })
 }
 
-/// The CQL that creates the keyspace and tables.
-pub fn schema(keyspace: &str, replication_factor: u32) -> Vec<String> {
-    vec![
-        format!(
-            "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
-             {{'class': 'NetworkTopologyStrategy', 'replication_factor': {replication_factor}}}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {keyspace}.messages (\
-             channel_id uuid, bucket bigint, seq bigint, id uuid, author_id uuid, text text, \
-             created_at timestamp, nonce text, PRIMARY KEY ((channel_id, bucket), seq)) \
-             WITH CLUSTERING ORDER BY (seq DESC)"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {keyspace}.channel_heads (\
-             channel_id uuid PRIMARY KEY, last_bucket bigint)"
-        ),
-    ]
-}
-
-/// The bound values of one insert, in the statement's order.
-type InsertValues = (Uuid, i64, i64, Uuid, Uuid, String, DateTime<Utc>, String);
-
-/// One row of `messages`, as read.
-#[derive(Debug, DeserializeRow)]
-struct MessageRow {
-    seq: i64,
-    id: Uuid,
-    author_id: Uuid,
-    text: String,
-    created_at: DateTime<Utc>,
-    nonce: String,
-}
-
-impl MessageRow {
-    fn into_event(self, channel_id: Uuid) -> MessageEvent {
-        MessageEvent {
-            channel_id,
-            seq: self.seq.max(0) as u64,
-            id: self.id,
-            author_id: self.author_id,
-            text: self.text,
-            created_at: self.created_at,
-            nonce: self.nonce,
-        }
-    }
-}
-
-/// One step of a page read: which bucket, and the bound on `seq` inside it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PageStep {
-    /// `seq < bound`, newest first.
-    Below { bucket: i64, bound: i64 },
-    /// `seq > bound`, oldest first.
-    Above { bucket: i64, bound: i64 },
-}
-
-/// The buckets a page read visits, in order, given the channel's newest bucket. The reader stops
-/// as soon as it has `limit` rows.
-pub fn plan(query: HistoryQuery, last_bucket: i64) -> Vec<PageStep> {
-    match query {
-        HistoryQuery::Before { before, .. } => {
-            let (first, bound) = match before {
-                Some(0) => return Vec::new(),
-                Some(before) => (
-                    bucket_of(before - 1).min(last_bucket),
-                    before.min(i64::MAX as u64) as i64,
-                ),
-                None => (last_bucket, i64::MAX),
-            };
-            (0..=first)
-                .rev()
-                .map(|bucket| PageStep::Below { bucket, bound })
-                .collect()
-        }
-        HistoryQuery::After { after, .. } => {
-            let Some(start) = after.checked_add(1) else {
-                return Vec::new();
-            };
-            let bound = after.min(i64::MAX as u64) as i64;
-            (bucket_of(start)..=last_bucket)
-                .map(|bucket| PageStep::Above { bucket, bound })
-                .collect()
-        }
-    }
-}
-
 /// History in ScyllaDB.
 #[derive(Clone)]
 pub struct ScyllaMessageStore {
     session: Arc<Session>,
     insert: PreparedStatement,
+    insert_relation: PreparedStatement,
     advance_head: PreparedStatement,
     read_head: PreparedStatement,
     below: PreparedStatement,
     above: PreparedStatement,
+    one: PreparedStatement,
+    relations: PreparedStatement,
 }
 
 fn backend(err: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(err.to_string())
 }
 
+/// The columns `messages` has now.
+async fn existing_columns(session: &Session, keyspace: &str) -> Result<Vec<String>, StoreError> {
+    let result = session
+        .query_unpaged(EXISTING_COLUMNS, (keyspace,))
+        .await
+        .map_err(backend)?
+        .into_rows_result()
+        .map_err(backend)?;
+    let mut columns = Vec::new();
+    for row in result.rows::<(String,)>().map_err(backend)? {
+        columns.push(row.map_err(backend)?.0);
+    }
+    Ok(columns)
+}
+
+/// Adds the event columns a `messages` table made by an older version lacks.
+async fn upgrade_schema(session: &Session, keyspace: &str) -> Result<(), StoreError> {
+    let statements =
+        missing_column_statements(keyspace, &existing_columns(session, keyspace).await?);
+    let mut failure = None;
+    for statement in statements {
+        if let Err(err) = session.query_unpaged(statement, ()).await {
+            failure.get_or_insert(backend(err));
+        }
+    }
+    // Another node may have added a column at the same moment; only one still missing is an error.
+    match failure {
+        Some(err)
+            if !missing_column_statements(
+                keyspace,
+                &existing_columns(session, keyspace).await?,
+            )
+            .is_empty() =>
+        {
+            Err(err)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Groups rows into unlogged batches, one per run of one partition and at most
+/// [`BATCH_STATEMENTS`] each: cheap for the coordinator, which sends each to that partition's
+/// replicas only.
+fn partition_batches<V>(
+    rows: impl IntoIterator<Item = ((Uuid, i64), V)>,
+    statement: &PreparedStatement,
+) -> Vec<(Batch, Vec<V>)> {
+    let mut batches: Vec<(Batch, Vec<V>)> = Vec::new();
+    let mut current: Option<(Uuid, i64)> = None;
+    for (partition, values) in rows {
+        let full = batches
+            .last()
+            .is_some_and(|(_, values)| values.len() >= BATCH_STATEMENTS);
+        if current != Some(partition) || full {
+            let mut batch = Batch::new(BatchType::Unlogged);
+            batch.set_is_idempotent(true);
+            batches.push((batch, Vec::new()));
+            current = Some(partition);
+        }
+        let (batch, batch_values) = batches.last_mut().expect("a batch was just pushed");
+        batch.append_statement(statement.clone());
+        batch_values.push(values);
+    }
+    batches
+}
+
+fn is_message(event: &MessageEvent) -> bool {
+    event.kind == EventKind::Message
+}
+
 impl ScyllaMessageStore {
-    /// Connects (failing after 10 s if no node answers), creates the schema if missing and
+    /// Connects (failing after 10 s if no node answers), creates or upgrades the schema and
     /// prepares the statements.
     pub async fn connect(uri: &str) -> Result<Self, StoreError> {
         let target = parse_uri(uri)?;
@@ -233,6 +230,7 @@ impl ScyllaMessageStore {
                 .await
                 .map_err(backend)?;
         }
+        upgrade_schema(&session, &target.keyspace).await?;
         let ks = &target.keyspace;
         let prepare = |cql: String| {
             let session = &session;
@@ -243,8 +241,13 @@ impl ScyllaMessageStore {
             }
         };
         let insert = prepare(format!(
-            "INSERT INTO {ks}.messages (channel_id, bucket, seq, id, author_id, text, created_at, nonce) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO {ks}.messages (channel_id, bucket, {EVENT_COLUMNS}) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .await?;
+        let insert_relation = prepare(format!(
+            "INSERT INTO {ks}.message_relations (channel_id, related_bucket, related_seq, \
+             {EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .await?;
         let advance_head = prepare(format!(
@@ -255,24 +258,36 @@ impl ScyllaMessageStore {
             "SELECT last_bucket FROM {ks}.channel_heads WHERE channel_id = ?"
         ))
         .await?;
-        let columns = "seq, id, author_id, text, created_at, nonce";
         let below = prepare(format!(
-            "SELECT {columns} FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND seq < ? \
-             ORDER BY seq DESC LIMIT ?"
+            "SELECT {EVENT_COLUMNS} FROM {ks}.messages \
+             WHERE channel_id = ? AND bucket = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
         ))
         .await?;
         let above = prepare(format!(
-            "SELECT {columns} FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND seq > ? \
-             ORDER BY seq ASC LIMIT ?"
+            "SELECT {EVENT_COLUMNS} FROM {ks}.messages \
+             WHERE channel_id = ? AND bucket = ? AND seq > ? ORDER BY seq ASC LIMIT ?"
+        ))
+        .await?;
+        let one = prepare(format!(
+            "SELECT {EVENT_COLUMNS} FROM {ks}.messages \
+             WHERE channel_id = ? AND bucket = ? AND seq = ?"
+        ))
+        .await?;
+        let relations = prepare(format!(
+            "SELECT {EVENT_COLUMNS} FROM {ks}.message_relations \
+             WHERE channel_id = ? AND related_bucket = ? AND related_seq IN ?"
         ))
         .await?;
         Ok(ScyllaMessageStore {
             session: Arc::new(session),
             insert,
+            insert_relation,
             advance_head,
             read_head,
             below,
             above,
+            one,
+            relations,
         })
     }
 
@@ -289,42 +304,9 @@ impl ScyllaMessageStore {
             .map_err(backend)?;
         Ok(row.and_then(|(bucket,)| bucket))
     }
-}
 
-#[async_trait]
-impl MessageStore for ScyllaMessageStore {
-    async fn append(&self, messages: &[MessageEvent]) -> Result<(), StoreError> {
-        // One unlogged batch per run of one partition: cheap for the coordinator, which sends it
-        // to that partition's replicas only.
-        let mut batches: Vec<(Batch, Vec<InsertValues>)> = Vec::new();
-        let mut heads: std::collections::HashMap<Uuid, i64> = std::collections::HashMap::new();
-        let mut current: Option<(Uuid, i64)> = None;
-        for m in messages {
-            let partition = (m.channel_id, bucket_of(m.seq));
-            let head = heads.entry(m.channel_id).or_insert(partition.1);
-            *head = (*head).max(partition.1);
-            let full = batches
-                .last()
-                .is_some_and(|(_, values)| values.len() >= BATCH_STATEMENTS);
-            if current != Some(partition) || full {
-                let mut batch = Batch::new(BatchType::Unlogged);
-                batch.set_is_idempotent(true);
-                batches.push((batch, Vec::new()));
-                current = Some(partition);
-            }
-            let (batch, values) = batches.last_mut().expect("a batch was just pushed");
-            batch.append_statement(self.insert.clone());
-            values.push((
-                m.channel_id,
-                partition.1,
-                m.seq as i64,
-                m.id,
-                m.author_id,
-                m.text.clone(),
-                m.created_at,
-                m.nonce.clone(),
-            ));
-        }
+    /// Runs batches, [`CONCURRENT_BATCHES`] at a time.
+    async fn write<V: SerializeRow>(&self, batches: &[(Batch, Vec<V>)]) -> Result<(), StoreError> {
         for wave in batches.chunks(CONCURRENT_BATCHES) {
             let writes = wave
                 .iter()
@@ -333,6 +315,84 @@ impl MessageStore for ScyllaMessageStore {
                 result.map_err(backend)?;
             }
         }
+        Ok(())
+    }
+
+    /// At most `want` events of one step's bucket beyond its bound.
+    async fn fetch(
+        &self,
+        channel: Uuid,
+        step: PageStep,
+        want: usize,
+    ) -> Result<Vec<MessageEvent>, StoreError> {
+        let want = want.min(i32::MAX as usize) as i32;
+        let result = match step {
+            PageStep::Below { bucket, bound } => {
+                self.session
+                    .execute_unpaged(&self.below, (channel, bucket, bound, want))
+                    .await
+            }
+            PageStep::Above { bucket, bound } => {
+                self.session
+                    .execute_unpaged(&self.above, (channel, bucket, bound, want))
+                    .await
+            }
+        }
+        .map_err(backend)?
+        .into_rows_result()
+        .map_err(backend)?;
+        let mut events = Vec::new();
+        for row in result.rows::<EventRow>().map_err(backend)? {
+            events.push(row.map_err(backend)?.into_event(channel)?);
+        }
+        Ok(events)
+    }
+
+    /// A page of the events `keep` accepts; `chunk` as in [`walk`].
+    async fn read(
+        &self,
+        channel: Uuid,
+        query: HistoryQuery,
+        chunk: usize,
+        keep: impl Fn(&MessageEvent) -> bool,
+    ) -> Result<Vec<MessageEvent>, StoreError> {
+        let limit = match query {
+            HistoryQuery::Before { limit, .. } | HistoryQuery::After { limit, .. } => limit,
+        };
+        let Some(last_bucket) = self.last_bucket(channel).await? else {
+            return Ok(Vec::new());
+        };
+        walk(
+            plan(query, last_bucket),
+            limit,
+            chunk,
+            keep,
+            |step, want| self.fetch(channel, step, want),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl MessageStore for ScyllaMessageStore {
+    async fn append(&self, messages: &[MessageEvent]) -> Result<(), StoreError> {
+        let mut heads: std::collections::HashMap<Uuid, i64> = std::collections::HashMap::new();
+        for m in messages {
+            let head = heads.entry(m.channel_id).or_insert(i64::MIN);
+            *head = (*head).max(bucket_of(m.seq));
+        }
+        let rows = messages.iter().map(|m| {
+            let row = MessageInsert::of(m);
+            ((row.channel_id, row.bucket), row)
+        });
+        self.write(&partition_batches(rows, &self.insert)).await?;
+        let relations = messages
+            .iter()
+            .flat_map(relation_inserts)
+            .map(|row: RelationInsert| ((row.channel_id, row.related_bucket), row));
+        self.write(&partition_batches(relations, &self.insert_relation))
+            .await?;
+        // Last: a head never points past events that are not written yet.
         for (channel, bucket) in heads {
             self.session
                 .execute_unpaged(&self.advance_head, (bucket, bucket, channel))
@@ -347,38 +407,72 @@ impl MessageStore for ScyllaMessageStore {
         channel: Uuid,
         query: HistoryQuery,
     ) -> Result<Vec<MessageEvent>, StoreError> {
-        let limit = match query {
-            HistoryQuery::Before { limit, .. } | HistoryQuery::After { limit, .. } => limit,
-        };
-        let Some(last_bucket) = self.last_bucket(channel).await? else {
-            return Ok(Vec::new());
-        };
-        let mut page = Vec::with_capacity(limit.min(1024));
-        for step in plan(query, last_bucket) {
-            if page.len() >= limit {
-                break;
-            }
-            let wanted = (limit - page.len()).min(i32::MAX as usize) as i32;
-            let result = match step {
-                PageStep::Below { bucket, bound } => {
-                    self.session
-                        .execute_unpaged(&self.below, (channel, bucket, bound, wanted))
-                        .await
-                }
-                PageStep::Above { bucket, bound } => {
-                    self.session
-                        .execute_unpaged(&self.above, (channel, bucket, bound, wanted))
-                        .await
-                }
-            }
+        self.read(channel, query, 0, |_| true).await
+    }
+
+    async fn message_page(
+        &self,
+        channel: Uuid,
+        query: HistoryQuery,
+    ) -> Result<Vec<MessageEvent>, StoreError> {
+        self.read(channel, query, FILTERED_CHUNK, is_message).await
+    }
+
+    async fn event(&self, channel: Uuid, seq: u64) -> Result<Option<MessageEvent>, StoreError> {
+        if seq > i64::MAX as u64 {
+            return Ok(None);
+        }
+        let result = self
+            .session
+            .execute_unpaged(&self.one, (channel, bucket_of(seq), seq as i64))
+            .await
             .map_err(backend)?
             .into_rows_result()
             .map_err(backend)?;
-            for row in result.rows::<MessageRow>().map_err(backend)? {
-                page.push(row.map_err(backend)?.into_event(channel));
+        result
+            .maybe_first_row::<EventRow>()
+            .map_err(backend)?
+            .map(|row| row.into_event(channel))
+            .transpose()
+    }
+
+    async fn related(&self, channel: Uuid, seqs: &[u64]) -> Result<Vec<MessageEvent>, StoreError> {
+        let mut events = Vec::new();
+        for (bucket, in_bucket) in relation_queries(seqs) {
+            // Paged: a popular message may have many reactions.
+            let mut rows = self
+                .session
+                .execute_iter(self.relations.clone(), (channel, bucket, in_bucket))
+                .await
+                .map_err(backend)?
+                .rows_stream::<EventRow>()
+                .map_err(backend)?;
+            while let Some(row) = rows.next().await {
+                events.push(row.map_err(backend)?.into_event(channel)?);
             }
         }
-        Ok(page)
+        Ok(in_seq_order(events))
+    }
+
+    async fn search(&self, _query: &SearchQuery) -> Result<Vec<MessageEvent>, StoreError> {
+        Err(StoreError::Unsupported(
+            "text search on ScyllaDB history needs an external index".into(),
+        ))
+    }
+
+    /// Walks the buckets after `after`, skipping other kinds, until `cap` messages are counted.
+    async fn count_messages_after(
+        &self,
+        channel: Uuid,
+        after: u64,
+        cap: u64,
+    ) -> Result<u64, StoreError> {
+        let cap = cap.min(usize::MAX as u64) as usize;
+        let query = HistoryQuery::After { after, limit: cap };
+        let counted = self
+            .read(channel, query, FILTERED_CHUNK, is_message)
+            .await?;
+        Ok(counted.len() as u64)
     }
 }
 
@@ -409,117 +503,5 @@ mod tests {
         ] {
             assert!(parse_uri(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn the_schema_partitions_by_channel_and_bucket_clustered_by_seq() {
-        let cql = schema("chorus", 3).join("\n");
-        assert!(cql.contains("PRIMARY KEY ((channel_id, bucket), seq)"));
-        assert!(cql.contains("CLUSTERING ORDER BY (seq DESC)"));
-        assert!(cql.contains("'replication_factor': 3"));
-    }
-
-    #[test]
-    fn buckets_hold_ten_thousand_sequence_numbers() {
-        assert_eq!(
-            (
-                bucket_of(1),
-                bucket_of(9_999),
-                bucket_of(10_000),
-                bucket_of(25_000)
-            ),
-            (0, 0, 1, 2)
-        );
-    }
-
-    #[test]
-    fn pages_walk_buckets_towards_their_direction() {
-        let newest = plan(
-            HistoryQuery::Before {
-                before: None,
-                limit: 50,
-            },
-            2,
-        );
-        assert_eq!(
-            newest,
-            vec![
-                PageStep::Below {
-                    bucket: 2,
-                    bound: i64::MAX
-                },
-                PageStep::Below {
-                    bucket: 1,
-                    bound: i64::MAX
-                },
-                PageStep::Below {
-                    bucket: 0,
-                    bound: i64::MAX
-                },
-            ]
-        );
-        // `before` 10,000 means seq ≤ 9,999: bucket 0 only.
-        assert_eq!(
-            plan(
-                HistoryQuery::Before {
-                    before: Some(10_000),
-                    limit: 50
-                },
-                2
-            ),
-            vec![PageStep::Below {
-                bucket: 0,
-                bound: 10_000
-            }]
-        );
-        assert!(
-            plan(
-                HistoryQuery::Before {
-                    before: Some(0),
-                    limit: 50
-                },
-                2
-            )
-            .is_empty()
-        );
-        assert_eq!(
-            plan(
-                HistoryQuery::After {
-                    after: 9_999,
-                    limit: 50
-                },
-                2
-            ),
-            vec![
-                PageStep::Above {
-                    bucket: 1,
-                    bound: 9_999
-                },
-                PageStep::Above {
-                    bucket: 2,
-                    bound: 9_999
-                },
-            ]
-        );
-        assert!(
-            plan(
-                HistoryQuery::After {
-                    after: 30_000,
-                    limit: 50
-                },
-                2
-            )
-            .is_empty()
-        );
-        assert!(
-            plan(
-                HistoryQuery::After {
-                    after: u64::MAX,
-                    limit: 50
-                },
-                2
-            )
-            .is_empty()
-        );
     }
 }

@@ -4,12 +4,25 @@
 //! `core/tests/metadata_sqlite.rs`), so the embedded and the real backends are held to the same
 //! contract. A function panics on the first broken expectation.
 
-use chrono::{Duration, Utc};
+mod accounts;
+mod audit;
+mod channels;
+mod dm;
+mod invites;
+mod workspaces;
+
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+pub use self::accounts::*;
+pub use self::audit::*;
+pub use self::channels::*;
+pub use self::dm::*;
+pub use self::invites::*;
+pub use self::workspaces::*;
 use super::{MetadataStore, NewChannel};
 use crate::StoreError;
-use crate::model::{ChannelAccess, ChannelKind, Role, Session};
+use crate::model::{ChannelAccess, ChannelKind, Role, Session, Workspace};
 
 /// Every check, by name, for backends that run them in a loop.
 pub const ALL: &[&str] = &[
@@ -20,6 +33,32 @@ pub const ALL: &[&str] = &[
     "channel_names_are_unique_per_workspace",
     "channel_access_follows_membership",
     "private_channels_are_listed_to_members_only",
+    // accounts
+    "profiles_are_updated_and_cleared",
+    "password_hashes_are_replaced",
+    "active_sessions_are_listed_newest_first",
+    "revoking_all_sessions_can_keep_one",
+    "disabling_revokes_sessions_and_enabling_clears_the_mark",
+    // workspaces
+    "workspaces_are_renamed",
+    "workspace_members_are_listed_with_their_roles",
+    "removed_members_leave_every_channel_of_the_workspace",
+    // invitations
+    "invites_are_found_by_token_hash",
+    "pending_invites_exclude_expired_and_accepted_ones",
+    "invites_are_accepted_once",
+    "accepting_an_invite_keeps_a_stronger_role",
+    // channels
+    "channel_metadata_is_updated",
+    "channel_members_are_added_listed_and_removed",
+    "channels_are_muted_per_member",
+    "read_positions_never_decrease",
+    // direct messages
+    "direct_messages_are_one_channel_per_set_of_people",
+    "concurrent_first_direct_messages_open_one_channel",
+    // audit log
+    "audit_log_shows_workspace_entries_and_member_logins",
+    "audit_log_pages_by_cursor",
 ];
 
 /// Runs the check called `name`.
@@ -36,8 +75,83 @@ pub async fn run(name: &str, store: &dyn MetadataStore) {
         "private_channels_are_listed_to_members_only" => {
             private_channels_are_listed_to_members_only(store).await
         }
+        "profiles_are_updated_and_cleared" => profiles_are_updated_and_cleared(store).await,
+        "password_hashes_are_replaced" => password_hashes_are_replaced(store).await,
+        "active_sessions_are_listed_newest_first" => {
+            active_sessions_are_listed_newest_first(store).await
+        }
+        "revoking_all_sessions_can_keep_one" => revoking_all_sessions_can_keep_one(store).await,
+        "disabling_revokes_sessions_and_enabling_clears_the_mark" => {
+            disabling_revokes_sessions_and_enabling_clears_the_mark(store).await
+        }
+        "workspaces_are_renamed" => workspaces_are_renamed(store).await,
+        "workspace_members_are_listed_with_their_roles" => {
+            workspace_members_are_listed_with_their_roles(store).await
+        }
+        "removed_members_leave_every_channel_of_the_workspace" => {
+            removed_members_leave_every_channel_of_the_workspace(store).await
+        }
+        "invites_are_found_by_token_hash" => invites_are_found_by_token_hash(store).await,
+        "pending_invites_exclude_expired_and_accepted_ones" => {
+            pending_invites_exclude_expired_and_accepted_ones(store).await
+        }
+        "invites_are_accepted_once" => invites_are_accepted_once(store).await,
+        "accepting_an_invite_keeps_a_stronger_role" => {
+            accepting_an_invite_keeps_a_stronger_role(store).await
+        }
+        "channel_metadata_is_updated" => channel_metadata_is_updated(store).await,
+        "channel_members_are_added_listed_and_removed" => {
+            channel_members_are_added_listed_and_removed(store).await
+        }
+        "channels_are_muted_per_member" => channels_are_muted_per_member(store).await,
+        "read_positions_never_decrease" => read_positions_never_decrease(store).await,
+        "direct_messages_are_one_channel_per_set_of_people" => {
+            direct_messages_are_one_channel_per_set_of_people(store).await
+        }
+        "concurrent_first_direct_messages_open_one_channel" => {
+            concurrent_first_direct_messages_open_one_channel(store).await
+        }
+        "audit_log_shows_workspace_entries_and_member_logins" => {
+            audit_log_shows_workspace_entries_and_member_logins(store).await
+        }
+        "audit_log_pages_by_cursor" => audit_log_pages_by_cursor(store).await,
         other => panic!("no conformance check named {other}"),
     }
+}
+
+/// Now at millisecond precision, which every backend keeps exactly: a time written with it reads
+/// back equal.
+fn now_ms() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap()
+}
+
+/// Lets the clock move on, so that records made before and after have distinct times.
+async fn tick() {
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+}
+
+/// A workspace owned by `owner` with `members` added in order, each joining at a distinct time.
+async fn workspace_with(
+    store: &dyn MetadataStore,
+    owner: Uuid,
+    members: &[(Uuid, Role)],
+) -> Workspace {
+    let workspace = store.create_workspace("Acme", owner).await.unwrap();
+    for (member, role) in members {
+        tick().await;
+        store
+            .set_workspace_member(workspace.id, *member, *role)
+            .await
+            .unwrap();
+    }
+    workspace
+}
+
+/// Ids in the order the store expects a direct message's members.
+fn sorted(ids: &[Uuid]) -> Vec<Uuid> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids
 }
 
 async fn user(store: &dyn MetadataStore, name: &str) -> Uuid {
@@ -49,6 +163,7 @@ async fn user(store: &dyn MetadataStore, name: &str) -> Uuid {
         .id
 }
 
+/// An active session created now.
 fn session(user_id: Uuid, hash: &str) -> Session {
     let now = Utc::now();
     Session {
@@ -57,6 +172,19 @@ fn session(user_id: Uuid, hash: &str) -> Session {
         refresh_hash: hash.into(),
         refresh_expires_at: now + Duration::days(7),
         created_at: now,
+        revoked_at: None,
+    }
+}
+
+/// A session created `age` ago that expires `expires_in` from now (negative: already expired).
+fn session_aged(user_id: Uuid, age: Duration, expires_in: Duration) -> Session {
+    let now = now_ms();
+    Session {
+        id: Uuid::new_v4(),
+        user_id,
+        refresh_hash: Uuid::new_v4().simple().to_string(),
+        refresh_expires_at: now + expires_in,
+        created_at: now - age,
         revoked_at: None,
     }
 }
@@ -243,7 +371,7 @@ pub async fn private_channels_are_listed_to_members_only(store: &dyn MetadataSto
     let names = |listing: Vec<super::ChannelListing>| {
         listing
             .into_iter()
-            .map(|l| (l.channel.name, l.is_member))
+            .map(|l| (l.channel.name, l.membership.is_some()))
             .collect::<Vec<_>>()
     };
     assert_eq!(
