@@ -17,6 +17,25 @@ use crate::model::{
 pub use postgres::PostgresMetadataStore;
 pub use sqlite::SqliteMetadataStore;
 
+/// The identity of a direct-message channel, the same in every backend: the sorted, distinct
+/// members; their key (ids joined by ','); and the channel's name, which must be unique in the
+/// workspace like any channel name: "dm-" and 16 hex digits of the key's SHA-256.
+pub(crate) fn dm_identity(members: &[Uuid]) -> (Vec<Uuid>, String, String) {
+    use sha2::{Digest, Sha256};
+
+    let mut members = members.to_vec();
+    members.sort();
+    members.dedup();
+    let key = members
+        .iter()
+        .map(Uuid::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let digest = Sha256::digest(key.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    (members, key, format!("dm-{hex}"))
+}
+
 /// A channel as listed to one user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChannelListing {

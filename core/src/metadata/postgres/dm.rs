@@ -1,29 +1,12 @@
 //! Direct-message channels: one per set of people, found by its `dm_key`.
 
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::rows::{channel_from, db_err, now};
 use crate::StoreError;
+use crate::metadata::dm_identity;
 use crate::model::{Channel, ChannelKind};
-
-/// The sorted, distinct members; their key (ids joined by ','); and the channel's name, which
-/// must be unique in the workspace like any channel name: "dm-" and 16 hex digits of the key's
-/// SHA-256.
-fn dm_identity(members: &[Uuid]) -> (Vec<Uuid>, String, String) {
-    let mut members = members.to_vec();
-    members.sort();
-    members.dedup();
-    let key = members
-        .iter()
-        .map(Uuid::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let digest = Sha256::digest(key.as_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    (members, key, format!("dm-{hex}"))
-}
 
 pub(super) async fn open_dm(
     pool: &PgPool,
