@@ -77,6 +77,8 @@ pub struct GatewaySection {
     pub allowed_origins: Vec<String>,
     pub read_buffer_bytes: usize,
     pub write_buffer_bytes: usize,
+    pub flush_interval_ms: u64,
+    pub access_sweep_ms: u64,
 }
 
 impl Default for GatewaySection {
@@ -95,6 +97,8 @@ impl Default for GatewaySection {
             allowed_origins: d.allowed_origins,
             read_buffer_bytes: d.read_buffer_bytes,
             write_buffer_bytes: d.write_buffer_bytes,
+            flush_interval_ms: d.flush_interval.as_millis() as u64,
+            access_sweep_ms: d.access_sweep_interval.as_millis() as u64,
         }
     }
 }
@@ -114,6 +118,8 @@ impl GatewaySection {
             allowed_origins: self.allowed_origins.clone(),
             read_buffer_bytes: self.read_buffer_bytes,
             write_buffer_bytes: self.write_buffer_bytes,
+            flush_interval: Duration::from_millis(self.flush_interval_ms),
+            access_sweep_interval: Duration::from_millis(self.access_sweep_ms),
             ..GatewayConfig::default()
         }
     }

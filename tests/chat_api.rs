@@ -4,7 +4,11 @@
 
 mod common;
 
-use chorus_protocol::{ClientFrame, CloseCode, EventKind, ServerFrame};
+use std::time::Duration;
+
+use chorus_core::{MetadataStore, SqliteMetadataStore};
+use chorus_protocol::{ClientFrame, CloseCode, ErrorCode, EventKind, ServerFrame};
+use chrono::Utc;
 use common::{Client, TestNode, close_code};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -190,6 +194,41 @@ async fn messages_edits_deletes_reactions_and_threads_arrive_in_channel_order() 
         2,
         "message + reply, no edit rows"
     );
+
+    // A deleted message starts no thread, nor does a reply: over REST, and over WebSocket, where
+    // the channel service's replay buffer still shows what the parent is.
+    let (status, _) = node
+        .post(
+            &base,
+            Some(&bob),
+            json!({"text": "late", "parent_seq": seq}),
+        )
+        .await;
+    assert_eq!(status, 404, "a deleted message starts no thread");
+    let reply_seq = reply["seq"].as_u64().unwrap();
+    for (nonce, parent) in [("w-1", seq), ("w-2", reply_seq)] {
+        bob_ws
+            .send(&ClientFrame::Send {
+                channel_id: channel,
+                nonce: nonce.into(),
+                text: "over the socket".into(),
+                parent_seq: Some(parent),
+            })
+            .await;
+        let answer = bob_ws
+            .wait_for(|f| matches!(f, ServerFrame::Ack { nonce: n, .. } | ServerFrame::Error { nonce: Some(n), .. } if n == nonce))
+            .await;
+        assert!(
+            matches!(
+                answer,
+                ServerFrame::Error {
+                    code: ErrorCode::NotFound,
+                    ..
+                }
+            ),
+            "parent {parent}: {answer:?}"
+        );
+    }
 
     // The raw event stream has everything, in order, for clients resyncing.
     let (_, events) = node
@@ -748,4 +787,59 @@ async fn accounts_profiles_passwords_sessions_and_disabling() {
         (status, body["error"]["code"].as_str()),
         (403, Some("account_disabled"))
     );
+}
+
+#[tokio::test]
+async fn revocations_no_notice_announced_still_close_sockets() {
+    let node = TestNode::start_with(|config| config.gateway.access_sweep_ms = 200).await;
+    let (_, zoe) = node.user("zoe").await;
+    let (yan_id, yan) = node.user("yan").await;
+    let email = email_of(&node, &zoe).await;
+    let (_, login) = node
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": email, "password": "correct horse battery"}),
+        )
+        .await;
+    let zoe_elsewhere = login["access_token"].as_str().unwrap().to_string();
+    let (mut zoe_ws, _) = Client::identify(node.ws(), &zoe).await;
+    let (mut zoe_other_ws, _) = Client::identify(node.ws(), &zoe_elsewhere).await;
+    let (mut yan_ws, _) = Client::identify(node.ws(), &yan).await;
+    let (_, sessions) = node.get("/v1/users/me/sessions", &zoe).await;
+    let current = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap();
+
+    // Written straight to the metadata store: no access notice goes out, as when one is lost.
+    let store = SqliteMetadataStore::open(&node.dir.path().join("metadata.db"))
+        .await
+        .unwrap();
+    store
+        .revoke_session(uuid(&current["id"]), Utc::now())
+        .await
+        .unwrap();
+    store
+        .set_user_disabled(yan_id, Some(Utc::now()))
+        .await
+        .unwrap();
+
+    for ws in [&mut zoe_ws, &mut yan_ws] {
+        let closed = tokio::time::timeout(Duration::from_secs(5), ws.closed())
+            .await
+            .expect("the sweep closes the socket within seconds");
+        assert_eq!(
+            close_code(&closed),
+            Some(CloseCode::AuthenticationFailed.code())
+        );
+    }
+    // Zoé's other session was not revoked: its socket was re-checked and stays.
+    zoe_other_ws.send(&ClientFrame::Heartbeat).await;
+    assert!(matches!(
+        zoe_other_ws.next().await,
+        ServerFrame::HeartbeatAck
+    ));
 }

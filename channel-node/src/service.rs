@@ -143,7 +143,7 @@ impl ChannelRouter for ChannelService {
             .clone()
             .try_acquire_owned()
             .map_err(|_| RouteError::Overloaded)?;
-        let command = Command::Publish(PublishCommand {
+        let command = Command::PublishChecked(PublishCommand {
             channel_id: request.channel_id,
             author_id: request.author_id,
             nonce: request.nonce,
@@ -173,6 +173,17 @@ impl ChannelRouter for ChannelService {
                         duplicate: false,
                     }),
                     Outcome::Duplicate {
+                        message_id,
+                        seq,
+                        created_at,
+                    } => Ok(PublishAck {
+                        message_id,
+                        seq,
+                        created_at,
+                        duplicate: true,
+                    }),
+                    // Nothing to sequence: acknowledged with the event already in effect.
+                    Outcome::Unchanged {
                         message_id,
                         seq,
                         created_at,

@@ -2,9 +2,13 @@
 //!
 //! Every replica applies the same [`Command`]s in the same order and reaches the same state, so
 //! all decisions here depend only on the command and the state: sequence numbers, timestamps
-//! (kept monotonic per channel), nonce deduplication, and whether the seqs an edit, deletion,
-//! reaction or thread reply refers to exist (every replica rejects the same ones). The Raft glue in `state_machine.rs` feeds
-//! it committed entries and writes what it returns to storage and to the bus.
+//! (kept monotonic per channel), nonce deduplication, whether the seqs an edit, deletion,
+//! reaction or thread reply refers to exist (every replica rejects the same ones), and — where the
+//! replay buffer still holds the events concerned — whether a thread parent is a live top-level
+//! message and whether a reaction is already in the state asked for. The replay buffer is part of
+//! the state for this: every replica holds the same newest events, and a restored one refills it
+//! from history before applying anything. The Raft glue in `state_machine.rs` feeds it committed
+//! entries and writes what it returns to storage and to the bus.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -33,9 +37,19 @@ impl Default for StateLimits {
 }
 
 /// A log entry's payload.
+///
+/// The two variants carry the same event and differ in the rules it is applied by. A log must
+/// replay to the same seqs after an upgrade, so entries keep the rules they were proposed under:
+/// a new check comes with a new variant, never as a change to an old one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
+    /// Checked against the channel's newest seq only: the rules of entries logged before the
+    /// replay-buffer checks existed.
     Publish(PublishCommand),
+    /// Checked against the newest seq and, where the replay buffer shows them, against the events
+    /// it names: a thread reply needs a live top-level parent, and a reaction already in the state
+    /// asked for changes nothing ([`Outcome::Unchanged`]). What the channel service proposes.
+    PublishChecked(PublishCommand),
 }
 
 /// An event to sequence: a message, or an edit, deletion or reaction of one. `message_id` and
@@ -77,6 +91,14 @@ pub enum Outcome {
     /// The command names a target or parent the channel does not have, or one its kind cannot
     /// have; nothing changed and no seq was consumed. The text says why, for the caller.
     Rejected(String),
+    /// The event would change nothing: its author's reaction is already added (or already taken
+    /// back), as the replay buffer shows. No seq was consumed, nothing is stored or published;
+    /// the fields are those of the event that put the reaction in that state.
+    Unchanged {
+        message_id: Uuid,
+        seq: u64,
+        created_at: DateTime<Utc>,
+    },
     /// A Raft-internal entry (blank or membership) with no application effect.
     Internal,
 }
@@ -163,6 +185,63 @@ fn validate(
     }
 }
 
+/// Checks a command against the events the replay buffer still holds (`recent`, oldest first).
+/// What the buffer no longer holds is not judged: the range check of [`validate`] is all there is.
+fn check_buffered(
+    recent: &VecDeque<Arc<MessageEvent>>,
+    kind: EventKind,
+    (target_seq, parent_seq): (Option<u64>, Option<u64>),
+    author: Uuid,
+    emoji: Option<&str>,
+) -> Result<(), Outcome> {
+    match (kind, target_seq, parent_seq) {
+        (EventKind::ReactionAdd | EventKind::ReactionRemove, Some(target), _) => {
+            // The newest add or remove of this reaction says whether it is in effect.
+            let last = recent
+                .iter()
+                .rev()
+                .take_while(|e| e.seq > target)
+                .find(|e| {
+                    matches!(e.kind, EventKind::ReactionAdd | EventKind::ReactionRemove)
+                        && e.target_seq == Some(target)
+                        && e.author_id == author
+                        && e.emoji.as_deref() == emoji
+                });
+            match last {
+                Some(event) if event.kind == kind => Err(Outcome::Unchanged {
+                    message_id: event.id,
+                    seq: event.seq,
+                    created_at: event.created_at,
+                }),
+                _ => Ok(()),
+            }
+        }
+        (EventKind::Message, _, Some(parent)) => {
+            let Ok(at) = recent.binary_search_by_key(&parent, |e| e.seq) else {
+                return Ok(());
+            };
+            let event = &recent[at];
+            let why = if event.kind != EventKind::Message {
+                format!(
+                    "parent_seq {parent} is not a message (kind {})",
+                    event.kind.as_str()
+                )
+            } else if event.parent_seq.is_some() {
+                format!("parent_seq {parent} is a thread reply; threads are one level deep")
+            } else if recent
+                .range(at + 1..)
+                .any(|e| e.kind == EventKind::Delete && e.target_seq == Some(parent))
+            {
+                format!("parent_seq {parent} was deleted")
+            } else {
+                return Ok(());
+            };
+            Err(Outcome::Rejected(why))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl ChannelsState {
     pub fn new(limits: StateLimits) -> Self {
         ChannelsState {
@@ -174,11 +253,12 @@ impl ChannelsState {
     /// Applies one command.
     pub fn apply(&mut self, command: Command) -> Outcome {
         match command {
-            Command::Publish(publish) => self.publish(publish),
+            Command::Publish(publish) => self.publish(publish, false),
+            Command::PublishChecked(publish) => self.publish(publish, true),
         }
     }
 
-    fn publish(&mut self, cmd: PublishCommand) -> Outcome {
+    fn publish(&mut self, cmd: PublishCommand, check_buffer: bool) -> Outcome {
         let limits = self.limits;
         let key = (cmd.author_id, cmd.nonce);
         let existing = self.channels.get(&cmd.channel_id);
@@ -195,6 +275,14 @@ impl ChannelsState {
         if let Err(why) = validate(cmd.kind, cmd.target_seq, cmd.parent_seq, last_seq) {
             // Not even an empty channel entry: a rejection leaves the state exactly as it was.
             return Outcome::Rejected(why);
+        }
+        if check_buffer && let Some(channel) = existing {
+            // A no-op or a rejection: no seq, no nonce remembered, nothing changed.
+            let refs = (cmd.target_seq, cmd.parent_seq);
+            let emoji = cmd.emoji.as_deref();
+            if let Err(outcome) = check_buffered(&channel.recent, cmd.kind, refs, key.0, emoji) {
+                return outcome;
+            }
         }
         let channel = self.channels.entry(cmd.channel_id).or_default();
         // Clocks of proposers may disagree; a channel's timestamps never go backwards.
@@ -356,26 +444,63 @@ mod tests {
         }
     }
 
+    /// What the channel service proposes.
     fn publish(channel: Uuid, author: Uuid, nonce: &str, at: i64) -> Command {
-        Command::Publish(message_command(channel, author, nonce, at))
+        Command::PublishChecked(message_command(channel, author, nonce, at))
     }
 
-    /// An event of `kind` acting on `target`.
-    fn acting(channel: Uuid, author: Uuid, nonce: &str, kind: EventKind, target: u64) -> Command {
-        Command::Publish(PublishCommand {
+    /// An event of `kind` acting on `target` (a reaction is `tada`).
+    fn acting_command(
+        channel: Uuid,
+        author: Uuid,
+        nonce: &str,
+        kind: EventKind,
+        target: u64,
+    ) -> PublishCommand {
+        PublishCommand {
             kind,
             target_seq: Some(target),
             emoji: matches!(kind, EventKind::ReactionAdd | EventKind::ReactionRemove)
                 .then(|| "tada".to_string()),
             ..message_command(channel, author, nonce, 0)
+        }
+    }
+
+    fn acting(channel: Uuid, author: Uuid, nonce: &str, kind: EventKind, target: u64) -> Command {
+        Command::PublishChecked(acting_command(channel, author, nonce, kind, target))
+    }
+
+    /// A reaction with `emoji` by `author` on `target`.
+    fn reaction(
+        channel: Uuid,
+        author: Uuid,
+        nonce: &str,
+        kind: EventKind,
+        target: u64,
+        emoji: &str,
+    ) -> Command {
+        Command::PublishChecked(PublishCommand {
+            emoji: Some(emoji.into()),
+            ..acting_command(channel, author, nonce, kind, target)
         })
     }
 
-    fn reply(channel: Uuid, author: Uuid, nonce: &str, parent: u64) -> Command {
-        Command::Publish(PublishCommand {
+    fn reply_command(channel: Uuid, author: Uuid, nonce: &str, parent: u64) -> PublishCommand {
+        PublishCommand {
             parent_seq: Some(parent),
             ..message_command(channel, author, nonce, 0)
-        })
+        }
+    }
+
+    fn reply(channel: Uuid, author: Uuid, nonce: &str, parent: u64) -> Command {
+        Command::PublishChecked(reply_command(channel, author, nonce, parent))
+    }
+
+    fn rejected(outcome: Outcome) -> String {
+        match outcome {
+            Outcome::Rejected(why) => why,
+            other => panic!("expected a rejection, got {other:?}"),
+        }
     }
 
     fn published(outcome: Outcome) -> MessageEvent {
@@ -560,19 +685,17 @@ mod tests {
             acting(channel, user, "a", EventKind::Edit, 3),
             acting(channel, user, "b", EventKind::Delete, 0),
             acting(channel, user, "c", EventKind::ReactionAdd, u64::MAX),
-            Command::Publish(PublishCommand {
+            Command::PublishChecked(PublishCommand {
                 kind: EventKind::ReactionRemove,
                 ..message_command(channel, user, "d", 0)
             }),
             reply(channel, user, "e", 3),
             reply(channel, user, "f", 0),
-            Command::Publish(PublishCommand {
+            Command::PublishChecked(PublishCommand {
                 parent_seq: Some(1),
-                ..match acting(channel, user, "g", EventKind::Edit, 1) {
-                    Command::Publish(cmd) => cmd,
-                }
+                ..acting_command(channel, user, "g", EventKind::Edit, 1)
             }),
-            Command::Publish(PublishCommand {
+            Command::PublishChecked(PublishCommand {
                 target_seq: Some(1),
                 ..message_command(channel, user, "h", 0)
             }),
@@ -588,7 +711,7 @@ mod tests {
         // The rejected nonces were not remembered: they may be used for a valid event.
         let edit = published(state.apply(acting(channel, user, "a", EventKind::Edit, 2)));
         assert_eq!(edit.seq, 3);
-        assert_eq!(published(state.apply(reply(channel, user, "e", 3))).seq, 4);
+        assert_eq!(published(state.apply(reply(channel, user, "e", 2))).seq, 4);
     }
 
     #[test]
@@ -621,7 +744,9 @@ mod tests {
             r#"{{"Publish":{{"channel_id":"{channel}","author_id":"{channel}","nonce":"n",
                 "text":"hi","message_id":"{channel}","proposed_at":"2024-01-01T00:00:00Z"}}}}"#
         );
-        let Command::Publish(cmd) = serde_json::from_str::<Command>(&json).unwrap();
+        let Ok(Command::Publish(cmd)) = serde_json::from_str::<Command>(&json) else {
+            panic!("an old entry decodes as a Publish command");
+        };
         assert_eq!(cmd.kind, EventKind::Message);
         assert_eq!(
             (
@@ -635,5 +760,159 @@ mod tests {
         let mut state = ChannelsState::new(StateLimits::default());
         let event = published(state.apply(Command::Publish(cmd)));
         assert_eq!((event.seq, event.kind), (1, EventKind::Message));
+    }
+
+    #[test]
+    fn a_reaction_already_in_effect_changes_nothing() {
+        use EventKind::{ReactionAdd as Add, ReactionRemove as Remove};
+        let mut state = ChannelsState::new(StateLimits::default());
+        let (channel, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        published(state.apply(publish(channel, alice, "m1", 0)));
+        published(state.apply(publish(channel, alice, "m2", 0)));
+        let added = published(state.apply(reaction(channel, bob, "r1", Add, 1, "tada")));
+
+        // Two racing requests both passed the API's check: the second one is answered, not sequenced.
+        let before = state.clone();
+        assert_eq!(
+            state.apply(reaction(channel, bob, "r2", Add, 1, "tada")),
+            Outcome::Unchanged {
+                message_id: added.id,
+                seq: added.seq,
+                created_at: added.created_at
+            }
+        );
+        assert_eq!(state, before, "no seq, no event, no nonce remembered");
+
+        // Another author, emoji or message is another reaction.
+        assert_eq!(
+            published(state.apply(reaction(channel, alice, "r3", Add, 1, "tada"))).seq,
+            4
+        );
+        assert_eq!(
+            published(state.apply(reaction(channel, bob, "r4", Add, 1, "heart"))).seq,
+            5
+        );
+        assert_eq!(
+            published(state.apply(reaction(channel, bob, "r5", Add, 2, "tada"))).seq,
+            6
+        );
+
+        // Taking it back twice: the second is unchanged; adding it again after that is a change.
+        let removed = published(state.apply(reaction(channel, bob, "u1", Remove, 1, "tada")));
+        assert!(matches!(
+            state.apply(reaction(channel, bob, "u2", Remove, 1, "tada")),
+            Outcome::Unchanged { seq, .. } if seq == removed.seq
+        ));
+        assert_eq!(
+            published(state.apply(reaction(channel, bob, "r6", Add, 1, "tada"))).seq,
+            removed.seq + 1
+        );
+        assert_eq!(state.last_seq(channel), 8);
+    }
+
+    #[test]
+    fn reactions_the_buffer_no_longer_shows_are_sequenced() {
+        use EventKind::{ReactionAdd as Add, ReactionRemove as Remove};
+        let limits = StateLimits {
+            replay_buffer: 2,
+            dedup_window: 16,
+        };
+        let mut state = ChannelsState::new(limits);
+        let (channel, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        published(state.apply(publish(channel, alice, "m1", 0)));
+        published(state.apply(reaction(channel, bob, "r1", Add, 1, "tada")));
+        published(state.apply(reaction(channel, bob, "u1", Remove, 1, "tada")));
+        published(state.apply(publish(channel, alice, "m4", 0)));
+        published(state.apply(publish(channel, alice, "m5", 0)));
+        // Seqs 2 and 3 have left the buffer: the state machine cannot tell, the API's check stands.
+        assert_eq!(
+            published(state.apply(reaction(channel, bob, "u2", Remove, 1, "tada"))).seq,
+            6
+        );
+    }
+
+    #[test]
+    fn thread_parents_in_the_buffer_must_be_live_top_level_messages() {
+        let mut state = ChannelsState::new(StateLimits::default());
+        let (channel, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        published(state.apply(publish(channel, alice, "m1", 0)));
+        assert_eq!(published(state.apply(reply(channel, bob, "t2", 1))).seq, 2);
+        published(state.apply(acting(channel, alice, "e3", EventKind::Edit, 1)));
+        published(state.apply(acting(channel, bob, "r4", EventKind::ReactionAdd, 1)));
+        published(state.apply(publish(channel, alice, "m5", 0)));
+        published(state.apply(acting(channel, alice, "d6", EventKind::Delete, 5)));
+
+        let before = state.clone();
+        for (parent, why) in [
+            (2, "thread reply"),
+            (3, "edit"),
+            (4, "reaction_add"),
+            (6, "delete"),
+            (5, "deleted"),
+        ] {
+            let refusal = rejected(state.apply(reply(channel, bob, "x", parent)));
+            assert!(refusal.contains(why), "parent {parent}: {refusal}");
+        }
+        assert_eq!(state, before, "a rejection changes nothing");
+        // An edited, reacted-to message is still a fine parent.
+        assert_eq!(published(state.apply(reply(channel, bob, "x", 1))).seq, 7);
+    }
+
+    #[test]
+    fn thread_parents_older_than_the_buffer_are_range_checked_only() {
+        let limits = StateLimits {
+            replay_buffer: 2,
+            dedup_window: 16,
+        };
+        let mut state = ChannelsState::new(limits);
+        let (channel, user) = (Uuid::new_v4(), Uuid::new_v4());
+        published(state.apply(publish(channel, user, "m1", 0)));
+        published(state.apply(reply(channel, user, "t2", 1)));
+        published(state.apply(publish(channel, user, "m3", 0)));
+        published(state.apply(publish(channel, user, "m4", 0)));
+        // Seq 2 is a reply, but the buffer ([3, 4]) no longer shows it.
+        assert_eq!(published(state.apply(reply(channel, user, "t5", 2))).seq, 5);
+    }
+
+    #[test]
+    fn entries_logged_before_the_buffer_checks_keep_their_rules() {
+        let mut state = ChannelsState::new(StateLimits::default());
+        let (channel, user) = (Uuid::new_v4(), Uuid::new_v4());
+        let old = |cmd: PublishCommand| Command::Publish(cmd);
+        published(state.apply(old(message_command(channel, user, "m1", 0))));
+        published(state.apply(old(reply_command(channel, user, "t2", 1))));
+        let add = |nonce| acting_command(channel, user, nonce, EventKind::ReactionAdd, 1);
+        published(state.apply(old(add("r3"))));
+        // What an old log holds is sequenced as it was when first applied.
+        assert_eq!(published(state.apply(old(add("r4")))).seq, 4);
+        assert_eq!(
+            published(state.apply(old(reply_command(channel, user, "t5", 2)))).seq,
+            5
+        );
+    }
+
+    #[test]
+    fn a_restored_replica_decides_as_the_one_that_never_stopped() {
+        let mut state = ChannelsState::new(StateLimits::default());
+        let (channel, user) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut history = vec![published(state.apply(publish(channel, user, "m1", 0)))];
+        history.push(published(state.apply(reply(channel, user, "t2", 1))));
+        history.push(published(state.apply(acting(
+            channel,
+            user,
+            "r3",
+            EventKind::ReactionAdd,
+            1,
+        ))));
+        let mut restored = ChannelsState::restore(StateLimits::default(), state.snapshot());
+        restored.refill(channel, history);
+        for command in [
+            acting(channel, user, "r4", EventKind::ReactionAdd, 1),
+            reply(channel, user, "t5", 2),
+            acting(channel, user, "u6", EventKind::ReactionRemove, 1),
+        ] {
+            assert_eq!(restored.apply(command.clone()), state.apply(command));
+        }
+        assert_eq!(restored, state);
     }
 }

@@ -246,6 +246,67 @@ async fn edits_and_reactions_are_validated_sequenced_and_replayed() {
     service.shutdown().await;
 }
 
+#[tokio::test]
+async fn racing_identical_reactions_are_sequenced_once() {
+    let fixture = Fixture::new();
+    let (service, messages, _bus) = fixture.start(StateLimits::default(), 20_000).await;
+    let (channel, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let first = service
+        .submit(request(channel, alice, "m1"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let add = |nonce: &str| PublishRequest {
+        kind: EventKind::ReactionAdd,
+        target_seq: Some(first.seq),
+        emoji: Some("tada".into()),
+        text: String::new(),
+        ..request(channel, bob, nonce)
+    };
+
+    // Two requests that both found no reaction, submitted before either is applied.
+    let one = service.submit(add("r1")).await.unwrap();
+    let two = service.submit(add("r2")).await.unwrap();
+    let (one, two) = (one.await.unwrap(), two.await.unwrap());
+
+    assert_eq!((one.seq, one.duplicate), (2, false));
+    assert_eq!(
+        (two.seq, two.message_id, two.duplicate),
+        (2, one.message_id, true),
+        "the second is acknowledged with the reaction already in effect"
+    );
+    assert_eq!(service.last_seqs(&[channel]).await.unwrap(), vec![2]);
+    assert_eq!(
+        messages.related(channel, &[first.seq]).await.unwrap().len(),
+        1
+    );
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_thread_reply_to_a_reply_is_rejected() {
+    let fixture = Fixture::new();
+    let (service, _messages, _bus) = fixture.start(StateLimits::default(), 20_000).await;
+    let (channel, alice) = (Uuid::new_v4(), Uuid::new_v4());
+    let submit = |request: PublishRequest| {
+        let service = service.clone();
+        async move { service.submit(request).await.unwrap().await }
+    };
+    let reply = |nonce: &str, parent: u64| PublishRequest {
+        parent_seq: Some(parent),
+        ..request(channel, alice, nonce)
+    };
+    submit(request(channel, alice, "m1")).await.unwrap();
+    assert_eq!(submit(reply("t2", 1)).await.unwrap().seq, 2);
+    assert!(matches!(
+        submit(reply("t3", 2)).await,
+        Err(RouteError::Rejected(why)) if why.contains("thread reply")
+    ));
+    assert_eq!(service.last_seqs(&[channel]).await.unwrap(), vec![2]);
+    service.shutdown().await;
+}
+
 /// A message store that refuses writes until told to recover, like a database during an outage.
 struct FlakyStore {
     inner: RedbMessageStore,

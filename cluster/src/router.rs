@@ -52,7 +52,9 @@ pub struct PublishAck {
     pub message_id: Uuid,
     pub seq: u64,
     pub created_at: DateTime<Utc>,
-    /// The (author, nonce) pair had been committed before: this is the original's acknowledgement.
+    /// Nothing new was sequenced: the (author, nonce) pair had been committed before (this is the
+    /// original's acknowledgement), or the event would have changed nothing — a reaction already
+    /// added or already taken back (this acknowledges the event that made it so).
     pub duplicate: bool,
 }
 
@@ -76,7 +78,8 @@ pub enum RouteError {
     #[error("channel service unavailable: {0}")]
     Unavailable(String),
     /// The request names a target the channel does not have (a `target_seq` or `parent_seq`
-    /// beyond the channel's newest event); the text says which.
+    /// beyond the channel's newest event), or a thread parent that is not a live top-level
+    /// message; the text says which.
     #[error("rejected: {0}")]
     Rejected(String),
     /// An unexpected failure; the text is for logs only.

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::StoreError;
 use crate::model::{
     AuditEntry, Channel, ChannelAccess, ChannelKind, ChannelMember, ChannelUpdate, Invite,
-    ProfileUpdate, Role, Session, User, UserCredentials, Workspace, WorkspaceMember,
+    ProfileUpdate, RevokedAccess, Role, Session, User, UserCredentials, Workspace, WorkspaceMember,
 };
 
 pub use postgres::PostgresMetadataStore;
@@ -139,6 +139,13 @@ pub trait MetadataStore: Send + Sync + 'static {
         user: Uuid,
         disabled_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError>;
+    /// Sessions revoked, and users disabled, at or after `since`, oldest first — in one query,
+    /// for the gateways' periodic re-verification of open sockets. A user enabled again is no
+    /// longer listed as disabled (the revocation of their sessions stays listed).
+    async fn access_revoked_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RevokedAccess>, StoreError>;
 
     // ---- workspaces ----
 

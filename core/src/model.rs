@@ -47,6 +47,18 @@ impl Session {
     }
 }
 
+/// A loss of access the metadata store has recorded: a login session revoked, or a user disabled.
+/// Gateways look these up periodically ([`crate::MetadataStore::access_revoked_since`]) to end
+/// the sockets an access notice did not reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RevokedAccess {
+    pub user_id: Uuid,
+    /// The revoked session; `None` when the user was disabled.
+    pub session_id: Option<Uuid>,
+    /// When the session was revoked or the user disabled.
+    pub at: DateTime<Utc>,
+}
+
 /// A workspace role, strongest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -12,7 +12,8 @@ async fn postgres_passes_the_conformance_suite() {
         conformance::run(check, &store).await;
     }
     // Migrations are versioned: connecting again applies nothing twice.
-    PostgresMetadataStore::connect(&url).await.unwrap();
+    let other = PostgresMetadataStore::connect(&url).await.unwrap();
+    conformance::updates_are_seen_through_other_connections(&store, &other).await;
     testing::drop_database(&url).await;
 }
 

@@ -9,6 +9,9 @@ async fn sqlite_in_memory_passes_the_conformance_suite() {
         let store = SqliteMetadataStore::in_memory().await.unwrap();
         conformance::run(check, &store).await;
     }
+    // A private in-memory database has no second way in.
+    let store = SqliteMetadataStore::in_memory().await.unwrap();
+    conformance::updates_are_seen_through_other_connections(&store, &store).await;
 }
 
 #[tokio::test]
@@ -19,6 +22,9 @@ async fn sqlite_file_passes_the_conformance_suite_and_keeps_data_across_reopen()
     for check in conformance::ALL {
         conformance::run(check, &store).await;
     }
+    let other = SqliteMetadataStore::open(&path).await.unwrap();
+    conformance::updates_are_seen_through_other_connections(&store, &other).await;
+    drop(other);
     let ada = store
         .create_user("reopen@example.com", "Ada", "hash")
         .await

@@ -29,12 +29,24 @@ pub struct GatewayConfig {
     pub allowed_origins: Vec<String>,
     /// tungstenite's eagerly allocated per-connection read buffer: the size of each socket read.
     /// Chat frames are small, and this buffer is a large share of an idle connection's memory
-    /// (1 KiB instead of 4 KiB took 10,000 idle connections from 9.4 KB to 6.4 KB each).
+    /// (see docs/BENCHMARKS.md). It holds an `identify` frame whole; a larger frame grows it to
+    /// the frame's size.
     pub read_buffer_bytes: usize,
     /// Bytes tungstenite gathers before writing to the socket (frames are flushed per batch).
     pub write_buffer_bytes: usize,
     /// A write to a client that takes longer than this closes it as slow (4002).
     pub write_timeout: Duration,
+    /// A connection that wrote less than this long ago waits out the rest before writing again,
+    /// so what arrives meanwhile leaves in the same write. A frame for a quiet connection goes
+    /// out at once; a busy one (a member of lively channels, a bot) gets fewer, fuller writes —
+    /// the system call per write is most of the cost of fan-out. Zero writes every wake-up.
+    pub flush_interval: Duration,
+    /// How often the gateway asks the metadata store which login sessions were revoked and which
+    /// users disabled since its last look, and re-checks those users' connections (4100 for a
+    /// revoked session). Access notices do this within moments; the sweep bounds how long a socket
+    /// outlives its session when a notice was lost unnoticed. One query per sweep, however many
+    /// connections. Zero turns the sweep off.
+    pub access_sweep_interval: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -51,9 +63,11 @@ impl Default for GatewayConfig {
             session_ttl: Duration::from_secs(120),
             max_sessions: 1_000_000,
             allowed_origins: Vec::new(),
-            read_buffer_bytes: 1024,
+            read_buffer_bytes: 512,
             write_buffer_bytes: 4 * 1024,
             write_timeout: Duration::from_secs(10),
+            flush_interval: Duration::from_millis(20),
+            access_sweep_interval: Duration::from_secs(15),
         }
     }
 }

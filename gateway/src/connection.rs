@@ -6,7 +6,7 @@
 //! hand-over exact: an event already replayed is skipped, and a gap (an event lost between the bus
 //! and this gateway) is filled from the channel's replay buffer before going on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +20,7 @@ use chorus_protocol::limits::{MAX_FRAME_BYTES, MAX_MESSAGE_CHARS, MAX_NONCE_BYTE
 use chorus_protocol::{
     ChannelPosition, ClientFrame, CloseCode, ErrorCode, PROTOCOL_VERSION, ServerFrame, UserInfo,
 };
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -76,7 +76,23 @@ fn ws_config(shared: &Shared) -> WebSocketConfig {
 }
 
 /// Runs one connection to its end.
+///
+/// Each phase that ends — handshake and authentication, opening the session, closing — is a
+/// boxed future of its own: this function's future is the connection task's memory for its whole
+/// life, so it keeps only the `Connection` and the state of its main loop.
 pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
+    let Some((mut connection, opening)) = Box::pin(open(stream, shared)).await else {
+        return;
+    };
+    let end = match Box::pin(connection.start(opening)).await {
+        Ok(()) => connection.serve().await,
+        Err(end) => end,
+    };
+    Box::pin(connection.finish(end)).await;
+}
+
+/// The WebSocket handshake, `hello`, and authentication. `None` when the connection ended.
+async fn open(stream: TcpStream, shared: Arc<Shared>) -> Option<(Connection, Opening)> {
     let allowed = &shared.config.allowed_origins;
     // tungstenite's handshake callback signature fixes the (large) error type.
     #[allow(clippy::result_large_err)]
@@ -99,15 +115,13 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
         check_origin,
         Some(ws_config(&shared)),
     );
-    // Futures only alive during one phase are boxed, so an idle connection's task keeps only the
-    // small state of its main loop (memory per connection is the gateway's main cost).
-    let mut ws = match tokio::time::timeout(shared.config.auth_timeout, Box::pin(handshake)).await {
+    let mut ws = match tokio::time::timeout(shared.config.auth_timeout, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(err)) => {
             tracing::debug!(error = %err, "websocket handshake failed");
-            return;
+            return None;
         }
-        Err(_) => return,
+        Err(_) => return None,
     };
     let hello = ServerFrame::Hello {
         protocol: PROTOCOL_VERSION,
@@ -116,18 +130,18 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
         max_message_chars: MAX_MESSAGE_CHARS,
     };
     if ws.send(Message::Text(text(&hello))).await.is_err() {
-        return;
+        return None;
     }
-    let end = match Box::pin(authenticate(&mut ws, &shared)).await {
-        Ok((first, principal)) => {
-            let mut connection = Connection::new(ws, shared.clone(), principal);
-            let end = connection.serve(first).await;
-            Box::pin(connection.finish(end)).await;
-            return;
+    match authenticate(&mut ws, &shared).await {
+        Ok((opening, principal)) => {
+            let connection = Connection::new(ws, shared.clone(), principal);
+            Some((connection, opening))
         }
-        Err(end) => end,
-    };
-    Box::pin(close(&mut ws, end)).await;
+        Err(end) => {
+            close(&mut ws, end).await;
+            None
+        }
+    }
 }
 
 /// The authentication frame a connection opened with.
@@ -223,7 +237,8 @@ struct Connection {
     /// Frames refused by the rate limiter in a row; too many closes the connection (4004).
     strikes: u32,
     in_flight: Arc<AtomicUsize>,
-    last_inbound: Instant,
+    /// When the last write to the client started (see `GatewayConfig::flush_interval`).
+    last_write: Option<tokio::time::Instant>,
     /// This connection in the presence store (unique across the deployment).
     presence_id: Uuid,
     /// When the presence lease was last renewed.
@@ -239,6 +254,7 @@ impl Connection {
         let quota = Quota::per_second(NonZeroU32::new(config.frames_per_second.max(1)).unwrap())
             .allow_burst(NonZeroU32::new(config.frame_burst.max(1)).unwrap());
         let outbox = Arc::new(Outbox::new(config.outbox_capacity));
+        outbox.touch(shared.now_ms());
         let id = shared
             .next_conn
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -257,7 +273,7 @@ impl Connection {
             limiter: RateLimiter::direct(quota),
             strikes: 0,
             in_flight: Arc::new(AtomicUsize::new(0)),
-            last_inbound: Instant::now(),
+            last_write: None,
             presence_id: Uuid::new_v4(),
             lease_renewed: Instant::now(),
             typing_in: Vec::new(),
@@ -281,21 +297,24 @@ impl Connection {
         self.outbox.push(Outgoing::Frame(text(frame)));
     }
 
-    async fn serve(&mut self, opening: Opening) -> End {
-        Box::pin(self.renew_presence()).await;
-        if let Err(end) = Box::pin(self.open_session(opening)).await {
-            return end;
-        }
+    /// Counts the connection online and answers its opening frame (`ready` or `resumed`).
+    async fn start(&mut self, opening: Opening) -> Result<(), End> {
+        self.renew_presence().await;
+        self.open_session(opening).await
+    }
+
+    /// The main loop: writes what the outbox holds and handles client frames until the
+    /// connection ends. Closing on silence is the heartbeat sweep's job (`heartbeat.rs`): it
+    /// closes the outbox, which ends `drain` with the close code.
+    async fn serve(&mut self) -> End {
         let outbox = self.outbox.clone();
         loop {
-            let deadline = tokio::time::Instant::from_std(
-                self.last_inbound + self.shared.config.heartbeat_timeout,
-            );
             let step = tokio::select! {
                 biased;
-                code = outbox.killed() => Err(End::Close(code)),
-                _ = tokio::time::sleep_until(deadline) => Err(End::Close(CloseCode::HeartbeatTimeout)),
-                _ = outbox.ready() => Box::pin(self.write_outbox()).await,
+                work = outbox.drain() => match work {
+                    Ok(items) => Box::pin(self.write_outbox(items)).await,
+                    Err(code) => Err(End::Close(code)),
+                },
                 message = self.ws.next() => Box::pin(self.on_message(message)).await,
             };
             if let Err(end) = step {
@@ -416,7 +435,7 @@ impl Connection {
             }
             Some(Err(_)) => return Err(End::Gone),
         };
-        self.last_inbound = Instant::now();
+        self.outbox.touch(self.shared.now_ms());
         // Renew a third of the way through the lease, so a live connection never lapses.
         if self.lease_renewed.elapsed() > LEASE_RENEWAL {
             self.renew_presence().await;
@@ -757,10 +776,22 @@ impl Connection {
     }
 
     /// Writes everything queued, skipping events already delivered and filling gaps.
-    async fn write_outbox(&mut self) -> Result<(), End> {
-        let mut items = Vec::new();
-        if let Some(code) = self.outbox.drain(&mut items) {
-            return Err(End::Close(code));
+    async fn write_outbox(&mut self, mut items: VecDeque<Outgoing>) -> Result<(), End> {
+        let flush_interval = self.shared.config.flush_interval;
+        if let Some(ready_at) = self.last_write.map(|at| at + flush_interval)
+            && tokio::time::Instant::now() < ready_at
+        {
+            tokio::select! {
+                biased;
+                code = self.outbox.killed() => return Err(End::Close(code)),
+                _ = tokio::time::sleep_until(ready_at) => {}
+            }
+            // What arrived while waiting leaves in the same write.
+            match self.outbox.drain().now_or_never() {
+                Some(Ok(more)) => items.extend(more),
+                Some(Err(code)) => return Err(End::Close(code)),
+                None => {}
+            }
         }
         let mut frames = Vec::with_capacity(items.len());
         for item in items {
@@ -805,6 +836,7 @@ impl Connection {
         if frames.is_empty() {
             return Ok(());
         }
+        self.last_write = Some(tokio::time::Instant::now());
         let outbox = self.outbox.clone();
         let write_timeout = self.shared.config.write_timeout;
         let ws = &mut self.ws;

@@ -9,15 +9,24 @@
 mod access_watch;
 mod config;
 mod connection;
+mod heartbeat;
 mod hub;
 mod outbox;
 mod sessions;
+
+/// For benches (`benches/benches/hub_fanout.rs`): the hub and outboxes, otherwise private. Not an
+/// API: nothing outside the workspace's benchmarks should use it.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::hub::Hub;
+    pub use crate::outbox::{Outbox, Outgoing};
+}
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chorus_cluster::access::AccessNotifier;
 use chorus_cluster::{ChannelRouter, FanoutBus};
@@ -58,6 +67,16 @@ struct Shared {
     next_conn: AtomicU64,
     /// Open sockets, authenticated or not.
     open: AtomicUsize,
+    /// The origin of the gateway's millisecond clock (`now_ms`).
+    started: Instant,
+}
+
+impl Shared {
+    /// Milliseconds since the gateway started: the clock of heartbeat stamps, which fit in an
+    /// atomic where an `Instant` would not.
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
 }
 
 /// How long shutdown waits for clients to receive their close frames.
@@ -81,12 +100,14 @@ pub async fn serve(
         connections: RwLock::new(HashMap::new()),
         next_conn: AtomicU64::new(1),
         open: AtomicUsize::new(0),
+        started: Instant::now(),
     });
 
     let watcher = tokio::spawn(access_watch::run(
         shared.deps.access.subscribe(),
         shared.clone(),
     ));
+    let sweeper = tokio::spawn(heartbeat::run(shared.clone()));
 
     tokio::pin!(shutdown);
     loop {
@@ -97,10 +118,16 @@ pub async fn serve(
                     let _ = stream.set_nodelay(true);
                     let shared = shared.clone();
                     shared.open.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(async move {
+                    let task = async move {
                         connection::run(stream, shared.clone()).await;
                         shared.open.fetch_sub(1, Ordering::Relaxed);
+                    };
+                    // The task's future is most of an idle connection's memory: say how big.
+                    static TASK_SIZE: std::sync::Once = std::sync::Once::new();
+                    TASK_SIZE.call_once(|| {
+                        tracing::info!(bytes = std::mem::size_of_val(&task), "connection task size");
                     });
+                    tokio::spawn(task);
                 }
                 Err(err) => {
                     // Out of file descriptors or similar: back off instead of spinning.
@@ -113,6 +140,7 @@ pub async fn serve(
 
     drop(listener);
     watcher.abort();
+    sweeper.abort();
     let outboxes: Vec<Arc<Outbox>> = shared
         .connections
         .read()

@@ -1,14 +1,21 @@
-//! A connection's bounded queue of frames to write.
+//! A connection's bounded queue of frames to write, and the half of its state others can see.
 //!
 //! Producers (the hub's fan-out, acknowledgement tasks, the connection's own replies) push
 //! without waiting. When a push finds the queue full, the connection is marked slow and its task
 //! is woken to close it with 4002: one slow reader never holds back a channel's other subscribers.
+//!
+//! The outbox also records when the client last sent a frame, so that one gateway-wide sweep
+//! (`heartbeat.rs`) finds zombie connections instead of a timer per connection: a timer would be
+//! re-armed on every wake-up of every connection, which at fan-out rates is a large share of the
+//! gateway's CPU, and would live in each idle connection's memory.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 
 use chorus_protocol::CloseCode;
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use uuid::Uuid;
 
@@ -54,21 +61,34 @@ struct State {
 /// The outbound queue of one connection.
 pub struct Outbox {
     state: Mutex<State>,
-    /// Wakes the connection when frames arrive.
-    ready: Notify,
-    /// Wakes the connection when it must close, even while it is blocked writing.
-    kill: Notify,
+    /// The connection's task, woken when frames arrive or the connection must close (even while
+    /// it is blocked writing). One task consumes an outbox, so one waker slot is enough: it is
+    /// registered with two atomic operations and no lock, and the pushes that find it already
+    /// taken (the task is awake and will drain them) cost no wake-up at all.
+    waker: AtomicWaker,
     capacity: usize,
+    /// When the client last sent a frame, in the gateway's clock (`Shared::now_ms`).
+    last_inbound_ms: AtomicU64,
 }
 
 impl Outbox {
     pub fn new(capacity: usize) -> Self {
         Outbox {
             state: Mutex::new(State::default()),
-            ready: Notify::new(),
-            kill: Notify::new(),
+            waker: AtomicWaker::new(),
             capacity,
+            last_inbound_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Records that the client sent a frame at `now_ms`.
+    pub fn touch(&self, now_ms: u64) {
+        self.last_inbound_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// When the client last sent a frame (see [`Outbox::touch`]).
+    pub fn last_inbound_ms(&self) -> u64 {
+        self.last_inbound_ms.load(Ordering::Relaxed)
     }
 
     /// Queues a frame. Returns false if the connection is closing (now or already).
@@ -81,12 +101,12 @@ impl Outbox {
             state.closed = Some(CloseCode::SlowConsumer);
             state.queue = VecDeque::new();
             drop(state);
-            self.kill.notify_one();
+            self.waker.wake();
             return false;
         }
         state.queue.push_back(item);
         drop(state);
-        self.ready.notify_one();
+        self.waker.wake();
         true
     }
 
@@ -96,36 +116,48 @@ impl Outbox {
         if state.closed.is_none() {
             state.closed = Some(code);
             drop(state);
-            self.kill.notify_one();
+            self.waker.wake();
         }
     }
 
-    /// Moves every queued frame into `into`; returns the close reason if one was set.
-    pub fn drain(&self, into: &mut Vec<Outgoing>) -> Option<CloseCode> {
+    /// Takes every queued frame once there is one; the close reason instead once one is set.
+    ///
+    /// The queue itself is handed over, so an idle connection's outbox holds no allocation and
+    /// keeps none of its largest burst.
+    pub fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<Result<VecDeque<Outgoing>, CloseCode>> {
+        // Register before looking, so a push after the look finds the waker.
+        self.waker.register(cx.waker());
         let mut state = self.state.lock();
-        into.extend(state.queue.drain(..));
-        // An idle connection should not keep the memory of its largest burst.
-        if state.queue.capacity() > 64 {
-            state.queue.shrink_to(16);
+        if let Some(code) = state.closed {
+            Poll::Ready(Err(code))
+        } else if state.queue.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(Ok(std::mem::take(&mut state.queue)))
         }
-        state.closed
+    }
+
+    /// Resolves once the connection must close.
+    pub fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<CloseCode> {
+        self.waker.register(cx.waker());
+        match self.closed() {
+            Some(code) => Poll::Ready(code),
+            None => Poll::Pending,
+        }
     }
 
     pub fn closed(&self) -> Option<CloseCode> {
         self.state.lock().closed
     }
 
-    pub async fn ready(&self) {
-        self.ready.notified().await
+    /// See [`Outbox::poll_drain`].
+    pub async fn drain(&self) -> Result<VecDeque<Outgoing>, CloseCode> {
+        std::future::poll_fn(|cx| self.poll_drain(cx)).await
     }
 
+    /// See [`Outbox::poll_closed`].
     pub async fn killed(&self) -> CloseCode {
-        loop {
-            if let Some(code) = self.closed() {
-                return code;
-            }
-            self.kill.notified().await;
-        }
+        std::future::poll_fn(|cx| self.poll_closed(cx)).await
     }
 }
 
@@ -143,10 +175,40 @@ mod tests {
         assert!(outbox.push(frame("a")));
         assert!(outbox.push(frame("b")));
         assert!(!outbox.push(frame("c")));
-        let mut drained = Vec::new();
-        assert_eq!(outbox.drain(&mut drained), Some(CloseCode::SlowConsumer));
-        assert!(drained.is_empty());
+        let drained = futures_util::FutureExt::now_or_never(outbox.drain());
+        assert_eq!(drained.unwrap().unwrap_err(), CloseCode::SlowConsumer);
         assert!(!outbox.push(frame("d")));
+    }
+
+    #[tokio::test]
+    async fn draining_hands_over_the_queue_and_leaves_no_allocation() {
+        let outbox = Outbox::new(8);
+        for text in ["a", "b", "c"] {
+            assert!(outbox.push(frame(text)));
+        }
+        let drained = outbox.drain().await.unwrap();
+        let texts: Vec<String> = drained
+            .into_iter()
+            .map(|item| match item {
+                Outgoing::Frame(frame) => frame.to_string(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(texts, ["a", "b", "c"]);
+        assert_eq!(outbox.state.lock().queue.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn drain_waits_for_a_push() {
+        let outbox = std::sync::Arc::new(Outbox::new(8));
+        let waiter = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.drain().await.map(|items| items.len()) }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "nothing queued yet");
+        outbox.push(frame("a"));
+        assert_eq!(waiter.await.unwrap(), Ok(1));
     }
 
     #[test]

@@ -103,7 +103,7 @@ fn generated_nonce() -> String {
         (status = 400, description = "`invalid_text`, `invalid_nonce`, `invalid_json`, `invalid_body`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not a member; `channel_archived`", body = ErrorBody),
-        (status = 404, description = "`not_found` (channel), `message_not_found` (thread parent, or a reply as parent)", body = ErrorBody),
+        (status = 404, description = "`not_found` (channel), `message_not_found` (thread parent, a reply or a deleted message as parent)", body = ErrorBody),
         (status = 429, description = "`rate_limited`, with Retry-After", body = ErrorBody),
         (status = 503, description = "`overloaded`, `unavailable`: retry with the same nonce", body = ErrorBody),
     ))]
@@ -130,8 +130,9 @@ pub async fn post(
     }
     if let Some(parent) = request.parent_seq {
         let parent = load_message(&state, channel_id, parent).await?;
-        if parent.message.parent_seq.is_some() {
-            // Threads are one level deep, as in every chat product people know.
+        if parent.message.parent_seq.is_some() || parent.deleted.is_some() {
+            // Threads are one level deep, as in every chat product people know, and a deleted
+            // message starts none (the channel service refuses both too, while it remembers).
             return Err(message_not_found());
         }
     }

@@ -22,8 +22,8 @@ use uuid::Uuid;
 use super::{ChannelListing, MetadataStore, NewChannel};
 use crate::StoreError;
 use crate::model::{
-    AuditEntry, Channel, ChannelAccess, ChannelMember, ChannelUpdate, Invite, ProfileUpdate, Role,
-    Session, User, UserCredentials, Workspace, WorkspaceMember,
+    AuditEntry, Channel, ChannelAccess, ChannelMember, ChannelUpdate, Invite, ProfileUpdate,
+    RevokedAccess, Role, Session, User, UserCredentials, Workspace, WorkspaceMember,
 };
 
 /// Metadata in PostgreSQL.
@@ -197,6 +197,13 @@ impl MetadataStore for PostgresMetadataStore {
         disabled_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         accounts::set_user_disabled(&self.pool, user, disabled_at).await
+    }
+
+    async fn access_revoked_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RevokedAccess>, StoreError> {
+        accounts::access_revoked_since(&self.pool, since).await
     }
 
     async fn rename_workspace(&self, id: Uuid, name: &str) -> Result<Workspace, StoreError> {

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::{now_ms, session, session_aged, user};
 use crate::StoreError;
 use crate::metadata::MetadataStore;
-use crate::model::ProfileUpdate;
+use crate::model::{ProfileUpdate, RevokedAccess};
 
 pub async fn profiles_are_updated_and_cleared(store: &dyn MetadataStore) {
     let ada = user(store, "ada").await;
@@ -265,5 +265,76 @@ pub async fn disabling_revokes_sessions_and_enabling_clears_the_mark(store: &dyn
     assert!(
         matches!(missing, Err(StoreError::NotFound(_))),
         "{missing:?}"
+    );
+}
+
+pub async fn revoked_access_is_listed_since_a_time(store: &dyn MetadataStore) {
+    let ada = user(store, "ada").await;
+    let bob = user(store, "bob").await;
+    let cal = user(store, "cal").await;
+    let (old, new, kept) = (
+        session(ada, "old"),
+        session(ada, "new"),
+        session(ada, "kept"),
+    );
+    let (bobs, cals) = (session(bob, "bob"), session(cal, "cal"));
+    for s in [&old, &new, &kept, &bobs, &cals] {
+        store.create_session(s).await.unwrap();
+    }
+    let since = now_ms();
+    store
+        .revoke_session(old.id, since - Duration::minutes(1))
+        .await
+        .unwrap();
+    store.revoke_session(new.id, since).await.unwrap();
+    let disabled_at = since + Duration::seconds(1);
+    store
+        .set_user_disabled(bob, Some(disabled_at))
+        .await
+        .unwrap();
+
+    // The suite shares a store between checks: look only at this check's users.
+    let ours = |at: chrono::DateTime<chrono::Utc>| async move {
+        let mut listed: Vec<RevokedAccess> = store
+            .access_revoked_since(at)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| [ada, bob, cal].contains(&r.user_id))
+            .collect();
+        listed.sort_by_key(|r| (r.at, r.user_id, r.session_id));
+        listed
+    };
+    let revoked = |user_id, session_id: Option<uuid::Uuid>, at| RevokedAccess {
+        user_id,
+        session_id,
+        at,
+    };
+    let mut expected = vec![
+        revoked(ada, Some(new.id), since),
+        revoked(bob, None, disabled_at),
+        revoked(bob, Some(bobs.id), disabled_at),
+    ];
+    expected.sort_by_key(|r| (r.at, r.user_id, r.session_id));
+    assert_eq!(
+        ours(since).await,
+        expected,
+        "from `since` on (inclusive): a revoked session, a disabled user and the sessions that \
+         disabling revoked; not what was revoked before, nor active sessions"
+    );
+    assert!(
+        ours(disabled_at + Duration::milliseconds(1))
+            .await
+            .is_empty()
+    );
+
+    store.set_user_disabled(bob, None).await.unwrap();
+    assert_eq!(
+        ours(since).await,
+        vec![
+            revoked(ada, Some(new.id), since),
+            revoked(bob, Some(bobs.id), disabled_at)
+        ],
+        "a user enabled again is not listed as disabled; their revoked sessions stay revoked"
     );
 }

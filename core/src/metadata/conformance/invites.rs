@@ -8,7 +8,12 @@ use crate::StoreError;
 use crate::metadata::MetadataStore;
 use crate::model::{Invite, Role};
 
-fn invite(workspace_id: Uuid, role: Role, invited_by: Uuid, created_at: DateTime<Utc>) -> Invite {
+pub(super) fn invite(
+    workspace_id: Uuid,
+    role: Role,
+    invited_by: Uuid,
+    created_at: DateTime<Utc>,
+) -> Invite {
     Invite {
         id: Uuid::now_v7(),
         workspace_id,

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use super::rows::{USER_COLUMNS, db_err, now, session_from, user_from};
+use super::rows::{USER_COLUMNS, db_err, now, revoked_from, session_from, user_from};
 use crate::StoreError;
-use crate::model::{ProfileUpdate, Session, User, UserCredentials};
+use crate::model::{ProfileUpdate, RevokedAccess, Session, User, UserCredentials};
 
 pub(super) async fn create_user(
     pool: &PgPool,
@@ -246,4 +246,25 @@ pub(super) async fn revoke_sessions_of(
     .await
     .map_err(db_err)?;
     Ok(result.rows_affected())
+}
+
+pub(super) async fn access_revoked_since(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+) -> Result<Vec<RevokedAccess>, StoreError> {
+    // Both halves read a partial index (migration 0004): only marked rows are in it.
+    sqlx::query(
+        "SELECT user_id, id AS session_id, revoked_at AS at FROM sessions WHERE revoked_at >= $1
+         UNION ALL
+         SELECT id AS user_id, NULL AS session_id, disabled_at AS at FROM users
+         WHERE disabled_at >= $1
+         ORDER BY at",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(revoked_from)
+    .collect()
 }

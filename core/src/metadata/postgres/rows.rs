@@ -6,7 +6,8 @@ use sqlx::postgres::PgRow;
 
 use crate::StoreError;
 use crate::model::{
-    AuditEntry, Channel, ChannelKind, ChannelMember, Invite, Role, Session, User, Workspace,
+    AuditEntry, Channel, ChannelKind, ChannelMember, Invite, RevokedAccess, Role, Session, User,
+    Workspace,
 };
 
 /// The columns [`user_from`] reads.
@@ -75,6 +76,14 @@ pub(super) fn session_from(row: &PgRow) -> Result<Session, StoreError> {
         refresh_expires_at: get(row, "refresh_expires_at")?,
         created_at: get(row, "created_at")?,
         revoked_at: get(row, "revoked_at")?,
+    })
+}
+
+pub(super) fn revoked_from(row: &PgRow) -> Result<RevokedAccess, StoreError> {
+    Ok(RevokedAccess {
+        user_id: get(row, "user_id")?,
+        session_id: get(row, "session_id")?,
+        at: get(row, "at")?,
     })
 }
 

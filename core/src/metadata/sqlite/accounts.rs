@@ -4,9 +4,11 @@ use chrono::{DateTime, Utc};
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
-use super::rows::{USER_COLUMNS, db_err, millis, now, session_from, user_from};
+use super::rows::{
+    USER_COLUMNS, db_err, millis, now, returning_row, revoked_from, session_from, user_from,
+};
 use crate::StoreError;
-use crate::model::{ProfileUpdate, Session, User, UserCredentials};
+use crate::model::{ProfileUpdate, RevokedAccess, Session, User, UserCredentials};
 
 pub(super) async fn create_user(
     pool: &SqlitePool,
@@ -74,26 +76,26 @@ pub(super) async fn update_profile(
     update: &ProfileUpdate,
 ) -> Result<User, StoreError> {
     // A flag per optional field tells "leave as is" from "set to NULL".
-    sqlx::query(&format!(
+    let sql = format!(
         "UPDATE users SET
              display_name = COALESCE(?, display_name),
              avatar_url = CASE WHEN ? THEN ? ELSE avatar_url END,
              time_zone = CASE WHEN ? THEN ? ELSE time_zone END
          WHERE id = ?
          RETURNING {USER_COLUMNS}"
-    ))
-    .bind(update.display_name.as_deref())
-    .bind(update.avatar_url.is_some())
-    .bind(update.avatar_url.clone().flatten())
-    .bind(update.time_zone.is_some())
-    .bind(update.time_zone.clone().flatten())
-    .bind(user.to_string())
-    .fetch_optional(pool)
-    .await
-    .map_err(db_err)?
-    .map(|row| user_from(&row))
-    .transpose()?
-    .ok_or_else(|| StoreError::NotFound(format!("user {user}")))
+    );
+    let query = sqlx::query(&sql)
+        .bind(update.display_name.as_deref())
+        .bind(update.avatar_url.is_some())
+        .bind(update.avatar_url.clone().flatten())
+        .bind(update.time_zone.is_some())
+        .bind(update.time_zone.clone().flatten())
+        .bind(user.to_string());
+    returning_row(query, pool)
+        .await?
+        .map(|row| user_from(&row))
+        .transpose()?
+        .ok_or_else(|| StoreError::NotFound(format!("user {user}")))
 }
 
 pub(super) async fn set_password_hash(
@@ -246,4 +248,26 @@ pub(super) async fn revoke_sessions_of(
     .await
     .map_err(db_err)?;
     Ok(result.rows_affected())
+}
+
+pub(super) async fn access_revoked_since(
+    pool: &SqlitePool,
+    since: DateTime<Utc>,
+) -> Result<Vec<RevokedAccess>, StoreError> {
+    // Both halves read a partial index (migration 0003): only marked rows are in it.
+    sqlx::query(
+        "SELECT user_id, id AS session_id, revoked_at AS at FROM sessions WHERE revoked_at >= ?
+         UNION ALL
+         SELECT id AS user_id, NULL AS session_id, disabled_at AS at FROM users
+         WHERE disabled_at >= ?
+         ORDER BY at",
+    )
+    .bind(millis(since))
+    .bind(millis(since))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(revoked_from)
+    .collect()
 }

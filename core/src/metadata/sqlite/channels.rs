@@ -3,7 +3,9 @@
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
-use super::rows::{channel_from, db_err, flag_col, member_from, millis, now, uuid_col};
+use super::rows::{
+    channel_from, db_err, flag_col, member_from, millis, now, returning_row, uuid_col,
+};
 use crate::StoreError;
 use crate::metadata::{ChannelListing, NewChannel};
 use crate::model::{Channel, ChannelAccess, ChannelUpdate};
@@ -74,7 +76,7 @@ pub(super) async fn update_channel(
         ),
         None => (None, None, None),
     };
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE channels SET
              name = COALESCE(?, name),
              description = COALESCE(?, description),
@@ -93,13 +95,12 @@ pub(super) async fn update_channel(
     .bind(topic)
     .bind(topic_set_by)
     .bind(topic_set_at)
-    .bind(id.to_string())
-    .fetch_optional(pool)
-    .await
-    .map_err(db_err)?
-    .map(|row| channel_from(&row))
-    .transpose()?
-    .ok_or_else(|| StoreError::NotFound(format!("channel {id}")))
+    .bind(id.to_string());
+    returning_row(query, pool)
+        .await?
+        .map(|row| channel_from(&row))
+        .transpose()?
+        .ok_or_else(|| StoreError::NotFound(format!("channel {id}")))
 }
 
 pub(super) async fn channels_visible_to(

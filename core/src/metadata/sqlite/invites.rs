@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
-use super::rows::{db_err, invite_from, millis, role_col, role_rank, uuid_col};
+use super::rows::{db_err, invite_from, millis, returning_row, role_col, role_rank, uuid_col};
 use crate::StoreError;
 use crate::model::Invite;
 
@@ -75,17 +75,15 @@ pub(super) async fn accept_invite(
     let mut tx = pool.begin().await.map_err(db_err)?;
     // Writing first takes the write lock at once, so two acceptances serialise here and the
     // second one sees `accepted_by` set.
-    let claimed = sqlx::query(
+    let claim = sqlx::query(
         "UPDATE workspace_invites SET accepted_by = ?, accepted_at = ?
          WHERE id = ? AND accepted_by IS NULL
          RETURNING workspace_id, role",
     )
     .bind(user.to_string())
     .bind(millis(at))
-    .bind(invite.to_string())
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(db_err)?;
+    .bind(invite.to_string());
+    let claimed = returning_row(claim, &mut *tx).await?;
     let Some(row) = claimed else {
         return Ok(false);
     };

@@ -1,9 +1,9 @@
 //! Channel memberships: who is in a channel, their read position and mute.
 
-use sqlx::SqlitePool;
+use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
-use super::rows::{db_err, member_from, millis, now, seq_param};
+use super::rows::{db_err, member_from, millis, now, returning_row, seq_param};
 use crate::StoreError;
 use crate::model::ChannelMember;
 
@@ -99,21 +99,21 @@ pub(super) async fn mark_read(
     seq: u64,
 ) -> Result<u64, StoreError> {
     // One statement, so two concurrent marks can never move the position backwards.
-    // `fetch_all`: a RETURNING statement must run to completion, or SQLite may not keep the
-    // change on a pooled connection.
-    let positions: Vec<i64> = sqlx::query_scalar(
-        "UPDATE channel_members SET last_read_seq = MAX(last_read_seq, ?)
-         WHERE channel_id = ? AND user_id = ?
-         RETURNING last_read_seq",
+    let row = returning_row(
+        sqlx::query(
+            "UPDATE channel_members SET last_read_seq = MAX(last_read_seq, ?)
+             WHERE channel_id = ? AND user_id = ?
+             RETURNING last_read_seq",
+        )
+        .bind(seq_param(seq)?)
+        .bind(channel.to_string())
+        .bind(user.to_string()),
+        pool,
     )
-    .bind(seq_param(seq)?)
-    .bind(channel.to_string())
-    .bind(user.to_string())
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
-    let position = positions.first().copied().ok_or_else(|| {
+    .await?
+    .ok_or_else(|| {
         StoreError::NotFound(format!("user {user} is not a member of channel {channel}"))
     })?;
+    let position: i64 = row.try_get("last_read_seq").map_err(db_err)?;
     u64::try_from(position).map_err(StoreError::backend)
 }

@@ -2,13 +2,15 @@
 //! booleans INTEGER 0/1.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Executor, Row, Sqlite};
 use uuid::Uuid;
 
 use crate::StoreError;
 use crate::model::{
-    AuditEntry, Channel, ChannelKind, ChannelMember, Invite, Role, Session, User, Workspace,
+    AuditEntry, Channel, ChannelKind, ChannelMember, Invite, RevokedAccess, Role, Session, User,
+    Workspace,
 };
 
 /// The columns [`user_from`] reads.
@@ -51,6 +53,25 @@ pub(super) fn db_err(err: sqlx::Error) -> StoreError {
         }
         _ => StoreError::backend(err),
     }
+}
+
+/// The row an `UPDATE … RETURNING` statement gives back, if any.
+///
+/// Read with `fetch_all`, never `fetch_optional` or `fetch_one`: those stop after the first row
+/// and leave it to the driver to finish the statement, which sqlx's SQLite driver has not always
+/// done — the change then stayed uncommitted on its pooled connection (sqlx issues #2099, #3430;
+/// `mark_read` on a file-backed pool was seen losing an update). Running the statement to its end
+/// is what makes SQLite finish, and outside a transaction commit, the change. Every statement
+/// given here returns at most one row, so reading them all costs nothing.
+pub(super) async fn returning_row<'e, E>(
+    query: Query<'e, Sqlite, SqliteArguments<'e>>,
+    executor: E,
+) -> Result<Option<SqliteRow>, StoreError>
+where
+    E: Executor<'e, Database = Sqlite>,
+{
+    let rows = query.fetch_all(executor).await.map_err(db_err)?;
+    Ok(rows.into_iter().next())
 }
 
 fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
@@ -108,6 +129,14 @@ pub(super) fn session_from(row: &SqliteRow) -> Result<Session, StoreError> {
         refresh_expires_at: time_col(row, "refresh_expires_at")?,
         created_at: time_col(row, "created_at")?,
         revoked_at: opt_time_col(row, "revoked_at")?,
+    })
+}
+
+pub(super) fn revoked_from(row: &SqliteRow) -> Result<RevokedAccess, StoreError> {
+    Ok(RevokedAccess {
+        user_id: uuid_col(row, "user_id")?,
+        session_id: opt_uuid_col(row, "session_id")?,
+        at: time_col(row, "at")?,
     })
 }
 

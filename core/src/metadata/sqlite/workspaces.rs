@@ -3,7 +3,9 @@
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
-use super::rows::{db_err, from_millis, millis, now, role_col, user_from, workspace_from};
+use super::rows::{
+    db_err, from_millis, millis, now, returning_row, role_col, user_from, workspace_from,
+};
 use crate::StoreError;
 use crate::model::{Role, Workspace, WorkspaceMember};
 
@@ -59,17 +61,16 @@ pub(super) async fn rename_workspace(
     id: Uuid,
     name: &str,
 ) -> Result<Workspace, StoreError> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE workspaces SET name = ? WHERE id = ? RETURNING id, name, created_by, created_at",
     )
     .bind(name)
-    .bind(id.to_string())
-    .fetch_optional(pool)
-    .await
-    .map_err(db_err)?
-    .map(|row| workspace_from(&row))
-    .transpose()?
-    .ok_or_else(|| StoreError::NotFound(format!("workspace {id}")))
+    .bind(id.to_string());
+    returning_row(query, pool)
+        .await?
+        .map(|row| workspace_from(&row))
+        .transpose()?
+        .ok_or_else(|| StoreError::NotFound(format!("workspace {id}")))
 }
 
 pub(super) async fn workspaces_of(
