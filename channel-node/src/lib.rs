@@ -11,6 +11,7 @@
 // those traits return it too rather than boxing and unboxing at every call.
 #![allow(clippy::result_large_err)]
 
+mod batcher;
 mod log_store;
 mod network;
 mod raft_types;

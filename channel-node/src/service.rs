@@ -11,15 +11,16 @@ use chorus_cluster::{
 };
 use chorus_core::MessageStore;
 use chrono::Utc;
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::batcher::{self, Proposal};
 use crate::log_store::LogStore;
 use crate::network::NoPeers;
 use crate::raft_types::TypeConfig;
-use crate::state::{BufferedReplay, Command, Outcome, PublishCommand, StateLimits};
+use crate::state::{BufferedReplay, Outcome, PublishCommand, StateLimits};
 use crate::state_machine::StateMachineStore;
 
 /// The node id of the only member of an embedded node's group.
@@ -66,6 +67,8 @@ pub struct ChannelService {
     raft: Raft<TypeConfig>,
     state: StateMachineStore,
     in_flight: Arc<Semaphore>,
+    /// Submits on their way into the log (`batcher.rs`).
+    proposals: mpsc::UnboundedSender<Proposal>,
 }
 
 impl ChannelService {
@@ -120,10 +123,13 @@ impl ChannelService {
             .await
             .map_err(|err| ChannelNodeError::Raft(err.to_string()))?;
 
+        let (proposals, queue) = mpsc::unbounded_channel();
+        tokio::spawn(batcher::run(raft.clone(), queue));
         Ok(ChannelService {
             raft,
             state,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            proposals,
         })
     }
 
@@ -143,7 +149,7 @@ impl ChannelRouter for ChannelService {
             .clone()
             .try_acquire_owned()
             .map_err(|_| RouteError::Overloaded)?;
-        let command = Command::PublishChecked(PublishCommand {
+        let command = PublishCommand {
             channel_id: request.channel_id,
             author_id: request.author_id,
             nonce: request.nonce,
@@ -155,54 +161,17 @@ impl ChannelRouter for ChannelService {
             parent_seq: request.parent_seq,
             emoji: request.emoji,
             mentions: request.mentions,
-        });
-        // `client_write_ff` queues the entry now, so submits are ordered as they are awaited.
-        let response = self
-            .raft
-            .client_write_ff(command)
-            .await
-            .map_err(|err| RouteError::Unavailable(err.to_string()))?;
+        };
+        // Queued now, so submits are sequenced in the order they are awaited. The queue holds
+        // at most `max_in_flight` submits: each holds a permit until its outcome is known.
+        let (reply, outcome) = oneshot::channel();
+        self.proposals
+            .send(Proposal { command, reply })
+            .map_err(|_| RouteError::Unavailable("channel service stopped".into()))?;
         Ok(PublishTicket::new(async move {
             let _permit = permit;
-            match response.await {
-                Ok(Ok(written)) => match written.data {
-                    Outcome::Published(event) => Ok(PublishAck {
-                        message_id: event.id,
-                        seq: event.seq,
-                        created_at: event.created_at,
-                        duplicate: false,
-                    }),
-                    Outcome::Duplicate {
-                        message_id,
-                        seq,
-                        created_at,
-                    } => Ok(PublishAck {
-                        message_id,
-                        seq,
-                        created_at,
-                        duplicate: true,
-                    }),
-                    // Nothing to sequence: acknowledged with the event already in effect.
-                    Outcome::Unchanged {
-                        message_id,
-                        seq,
-                        created_at,
-                    } => Ok(PublishAck {
-                        message_id,
-                        seq,
-                        created_at,
-                        duplicate: true,
-                    }),
-                    // Decided by the state machine, so every replica agrees: no seq was taken.
-                    Outcome::Rejected(why) => Err(RouteError::Rejected(why)),
-                    Outcome::Internal => Err(RouteError::Internal(
-                        "publish applied as an internal entry".into(),
-                    )),
-                },
-                Ok(Err(ClientWriteError::ForwardToLeader(_))) => {
-                    Err(RouteError::Unavailable("not the leader".into()))
-                }
-                Ok(Err(err)) => Err(RouteError::Internal(err.to_string())),
+            match outcome.await {
+                Ok(outcome) => acknowledgement(outcome?),
                 Err(_) => Err(RouteError::Unavailable("raft stopped".into())),
             }
         }))
@@ -217,5 +186,43 @@ impl ChannelRouter for ChannelService {
 
     async fn last_seqs(&self, channels: &[Uuid]) -> Result<Vec<u64>, RouteError> {
         Ok(self.state.last_seqs(channels))
+    }
+}
+
+/// What a submit's outcome means to its caller.
+fn acknowledgement(outcome: Outcome) -> Result<PublishAck, RouteError> {
+    match outcome {
+        Outcome::Published(event) => Ok(PublishAck {
+            message_id: event.id,
+            seq: event.seq,
+            created_at: event.created_at,
+            duplicate: false,
+        }),
+        Outcome::Duplicate {
+            message_id,
+            seq,
+            created_at,
+        } => Ok(PublishAck {
+            message_id,
+            seq,
+            created_at,
+            duplicate: true,
+        }),
+        // Nothing to sequence: acknowledged with the event already in effect.
+        Outcome::Unchanged {
+            message_id,
+            seq,
+            created_at,
+        } => Ok(PublishAck {
+            message_id,
+            seq,
+            created_at,
+            duplicate: true,
+        }),
+        // Decided by the state machine, so every replica agrees: no seq was taken.
+        Outcome::Rejected(why) => Err(RouteError::Rejected(why)),
+        Outcome::Internal | Outcome::Batch(_) => Err(RouteError::Internal(
+            "publish applied as an unexpected entry".into(),
+        )),
     }
 }

@@ -48,8 +48,12 @@ pub enum Command {
     Publish(PublishCommand),
     /// Checked against the newest seq and, where the replay buffer shows them, against the events
     /// it names: a thread reply needs a live top-level parent, and a reaction already in the state
-    /// asked for changes nothing ([`Outcome::Unchanged`]). What the channel service proposes.
+    /// asked for changes nothing ([`Outcome::Unchanged`]).
     PublishChecked(PublishCommand),
+    /// Several events, applied in order by the rules of `PublishChecked`; the outcome is an
+    /// [`Outcome::Batch`] with one outcome per event. What the channel service proposes: a log
+    /// entry is one fsync, so submits that arrive while one is being written share the next.
+    PublishBatch(Vec<PublishCommand>),
 }
 
 /// An event to sequence: a message, or an edit, deletion or reaction of one. `message_id` and
@@ -101,6 +105,8 @@ pub enum Outcome {
     },
     /// A Raft-internal entry (blank or membership) with no application effect.
     Internal,
+    /// The outcomes of a [`Command::PublishBatch`], in its order.
+    Batch(Vec<Outcome>),
 }
 
 /// Events after a position, from the replay buffer.
@@ -255,6 +261,12 @@ impl ChannelsState {
         match command {
             Command::Publish(publish) => self.publish(publish, false),
             Command::PublishChecked(publish) => self.publish(publish, true),
+            Command::PublishBatch(batch) => Outcome::Batch(
+                batch
+                    .into_iter()
+                    .map(|publish| self.publish(publish, true))
+                    .collect(),
+            ),
         }
     }
 
@@ -914,5 +926,32 @@ mod tests {
             assert_eq!(restored.apply(command.clone()), state.apply(command));
         }
         assert_eq!(restored, state);
+    }
+
+    #[test]
+    fn a_batch_applies_in_order_as_if_each_were_its_own_entry() {
+        let (channel, author) = (Uuid::new_v4(), Uuid::new_v4());
+        let commands = vec![
+            message_command(channel, author, "1", 0),
+            message_command(channel, author, "1", 0),
+            reply_command(channel, author, "2", 1),
+            reply_command(channel, author, "3", 3),
+            message_command(channel, author, "4", 0),
+        ];
+        let mut one_by_one = ChannelsState::new(StateLimits::default());
+        let expected: Vec<Outcome> = commands
+            .iter()
+            .map(|cmd| one_by_one.apply(Command::PublishChecked(cmd.clone())))
+            .collect();
+        let mut batched = ChannelsState::new(StateLimits::default());
+        let Outcome::Batch(outcomes) = batched.apply(Command::PublishBatch(commands)) else {
+            panic!("a batch answers with a batch");
+        };
+        assert_eq!(outcomes, expected);
+        assert_eq!(batched, one_by_one);
+        // 1 published, its repeat a duplicate, a reply, a reply to a reply refused, 4 published.
+        assert!(matches!(outcomes[1], Outcome::Duplicate { seq: 1, .. }));
+        assert!(matches!(outcomes[3], Outcome::Rejected(_)));
+        assert_eq!(batched.last_seq(channel), 3);
     }
 }

@@ -247,8 +247,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         Outcome::Internal
                     }
                 };
-                if let Outcome::Published(event) = &outcome {
-                    published.push(event.clone());
+                match &outcome {
+                    Outcome::Published(event) => published.push(event.clone()),
+                    Outcome::Batch(batch) => {
+                        published.extend(batch.iter().filter_map(|outcome| match outcome {
+                            Outcome::Published(event) => Some(event.clone()),
+                            _ => None,
+                        }))
+                    }
+                    _ => {}
                 }
                 outcomes.push(outcome);
             }

@@ -66,7 +66,7 @@ impl Default for GatewayConfig {
             read_buffer_bytes: 512,
             write_buffer_bytes: 4 * 1024,
             write_timeout: Duration::from_secs(10),
-            flush_interval: Duration::from_millis(20),
+            flush_interval: Duration::from_millis(5),
             access_sweep_interval: Duration::from_secs(15),
         }
     }
