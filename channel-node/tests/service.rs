@@ -103,7 +103,12 @@ async fn a_burst_of_submits_is_group_committed_in_order_and_survives_a_restart()
         for n in 0..per_channel {
             for channel in &channels {
                 let nonce = format!("{n}");
-                tickets.push(service.submit(request(*channel, author, &nonce)).await.unwrap());
+                tickets.push(
+                    service
+                        .submit(request(*channel, author, &nonce))
+                        .await
+                        .unwrap(),
+                );
             }
         }
         let repeat = service
@@ -117,7 +122,11 @@ async fn a_burst_of_submits_is_group_committed_in_order_and_survives_a_restart()
             seen[i % channels.len()].push(ack.seq);
         }
         for seqs in &seen {
-            assert_eq!(*seqs, (1..=per_channel).collect::<Vec<_>>(), "submit order is seq order");
+            assert_eq!(
+                *seqs,
+                (1..=per_channel).collect::<Vec<_>>(),
+                "submit order is seq order"
+            );
         }
         let repeat = repeat.await.unwrap();
         assert!(repeat.duplicate);

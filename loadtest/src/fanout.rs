@@ -20,9 +20,10 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-use crate::api::Api;
+use crate::api::{Api, User};
 use crate::net::{Spread, check_open_files};
 use crate::publisher::{Acks, Publishing, publish};
+use crate::ramp::Ramp;
 use crate::report::percentiles_ms;
 use crate::timeline::{Samples, Timeline, histogram};
 use crate::wire::{Peek, sent_micros};
@@ -71,8 +72,7 @@ impl Default for Args {
 /// What one receiver saw of its channel.
 struct Seen {
     channel: usize,
-    /// Bit `seq` is set once `seq` has been received.
-    seqs: Vec<u64>,
+    seqs: SeqSet,
     received: u64,
     duplicates: u64,
     order_violations: u64,
@@ -82,21 +82,163 @@ struct Seen {
     closed_early: Option<String>,
 }
 
-impl Seen {
-    fn has(&self, seq: u64) -> bool {
+/// A set of seqs, one bit each: a receiver's record of what it got, checked against the acks.
+#[derive(Default)]
+pub struct SeqSet {
+    words: Vec<u64>,
+}
+
+impl SeqSet {
+    pub fn has(&self, seq: u64) -> bool {
         let (word, bit) = ((seq / 64) as usize, seq % 64);
-        self.seqs.get(word).is_some_and(|w| w & (1 << bit) != 0)
+        self.words.get(word).is_some_and(|w| w & (1 << bit) != 0)
     }
 
     /// Marks `seq` seen; false when it already was.
-    fn insert(&mut self, seq: u64) -> bool {
+    pub fn insert(&mut self, seq: u64) -> bool {
         let (word, bit) = ((seq / 64) as usize, seq % 64);
-        if self.seqs.len() <= word {
-            self.seqs.resize(word + 1, 0);
+        if self.words.len() <= word {
+            self.words.resize(word + 1, 0);
         }
-        let fresh = self.seqs[word] & (1 << bit) == 0;
-        self.seqs[word] |= 1 << bit;
+        let fresh = self.words[word] & (1 << bit) == 0;
+        self.words[word] |= 1 << bit;
         fresh
+    }
+}
+
+/// The shape of a fan-out: C channels × M members, P publishers.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub channels: usize,
+    pub members: usize,
+    /// Distinct users per channel the member connections log in as.
+    pub users_per_channel: usize,
+    pub publishers: usize,
+}
+
+/// A fan-out set up and its receivers connected: what `fanout` and `ramp` drive.
+pub struct Fleet {
+    pub channels: Vec<Uuid>,
+    /// Receiver `n` is member `n % M` of channel `n / M`; those that failed to connect are missing.
+    pub receivers: Ramp,
+    pub members: usize,
+    /// Publisher `k` posts in these channels (indices into `channels`), in turn.
+    pub posts_in: Vec<Vec<usize>>,
+    pub publisher_users: Vec<User>,
+    /// Receivers connected, per channel.
+    pub connected: Vec<u64>,
+}
+
+impl Fleet {
+    /// Creates the users and channels (member users join their channel only; publisher users join
+    /// the channels they post in) and connects the receivers. `label` prefixes every name.
+    pub async fn assemble(
+        api: &Api,
+        ws: SocketAddr,
+        shape: Shape,
+        spread: &Spread,
+        label: &str,
+    ) -> anyhow::Result<Fleet> {
+        let (c, m, p) = (
+            shape.channels.max(1),
+            shape.members.max(1),
+            shape.publishers.max(1),
+        );
+        check_open_files(
+            c * m + p,
+            &format!(
+                "use fewer channels or members, or split the run over more worker processes \
+                 (several `loadtest {label}` at once against the node, each with a share of the \
+                 channels)"
+            ),
+        )?;
+        let setup = progress::spinner("creating users and channels");
+        let owner = api.user(&format!("{label}-owner")).await?;
+        let workspace = api.workspace(&owner).await?;
+        let mut channels = Vec::with_capacity(c);
+        for n in 0..c {
+            channels.push(
+                api.channel(&owner, workspace, &format!("{label}-{n}"))
+                    .await?,
+            );
+        }
+        let upc = shape.users_per_channel.max(1);
+        let members = api.users(&format!("{label}-member"), c * upc).await?;
+        for (n, channel) in channels.iter().enumerate() {
+            api.enroll(
+                &owner,
+                workspace,
+                &members[n * upc..(n + 1) * upc],
+                &[*channel],
+            )
+            .await?;
+        }
+        // Publisher `i % p` posts in channel `i % c`: every channel has a publisher, every
+        // publisher a channel, whichever of P and C is larger.
+        let mut posts_in = vec![Vec::new(); p];
+        for i in 0..p.max(c) {
+            posts_in[i % p].push(i % c);
+        }
+        let publisher_users = api.users(&format!("{label}-pub"), p).await?;
+        for (user, own) in publisher_users.iter().zip(&posts_in) {
+            let own: Vec<Uuid> = own.iter().map(|&n| channels[n]).collect();
+            api.enroll(&owner, workspace, std::slice::from_ref(user), &own)
+                .await?;
+        }
+        setup.finish_and_clear();
+
+        let bar = progress::bar((c * m) as u64, "connecting");
+        let receivers = ramp::open(
+            ws,
+            spread,
+            0,
+            c * m,
+            |n| members[(n / m) * upc + (n % m) % upc].token.clone(),
+            || bar.inc(1),
+        )
+        .await?;
+        bar.finish_and_clear();
+        let mut connected = vec![0u64; c];
+        for r in &receivers.conns {
+            connected[r.index / m] += 1;
+        }
+        Ok(Fleet {
+            channels,
+            receivers,
+            members: m,
+            posts_in,
+            publisher_users,
+            connected,
+        })
+    }
+
+    /// Connects the P publishers (all of them, or fails), after the receivers in ramp order.
+    pub async fn open_publishers(&self, ws: SocketAddr, spread: &Spread) -> anyhow::Result<Ramp> {
+        let first = self.channels.len() * self.members;
+        let p = self.publisher_users.len();
+        let publishers = ramp::open(
+            ws,
+            spread,
+            first,
+            p,
+            |n| self.publisher_users[n - first].token.clone(),
+            || {},
+        )
+        .await?;
+        anyhow::ensure!(
+            publishers.conns.len() == p,
+            "{} of {p} publishers could not connect",
+            p - publishers.conns.len()
+        );
+        Ok(publishers)
+    }
+
+    /// What publisher `k` sends to (its channels, as `(index, id)`).
+    pub fn publishing_to(&self, k: usize) -> Vec<(usize, Uuid)> {
+        self.posts_in[k]
+            .iter()
+            .map(|&n| (n, self.channels[n]))
+            .collect()
     }
 }
 
@@ -109,83 +251,21 @@ struct Live {
 }
 
 pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value> {
+    let shape = Shape {
+        channels: args.channels,
+        members: args.members,
+        users_per_channel: args.users_per_channel,
+        publishers: args.publishers,
+    };
+    let mut fleet = Fleet::assemble(api, ws, shape, &args.spread, "fanout").await?;
+    let publishers = fleet.open_publishers(ws, &args.spread).await?;
     let (c, m, p) = (
-        args.channels.max(1),
-        args.members.max(1),
-        args.publishers.max(1),
+        fleet.channels.len(),
+        fleet.members,
+        fleet.publisher_users.len(),
     );
-    check_open_files(
-        c * m + p,
-        "use fewer channels or members, or split the run over more worker processes \
-         (several `loadtest fanout` at once against the node, each with a share of the channels)",
-    )?;
-
-    // Setup: member users join their channel only; publisher users join the channels they post in.
-    let setup = progress::spinner("creating users and channels");
-    let owner = api.user("fanout-owner").await?;
-    let workspace = api.workspace(&owner).await?;
-    let mut channels = Vec::with_capacity(c);
-    for n in 0..c {
-        channels.push(
-            api.channel(&owner, workspace, &format!("fanout-{n}"))
-                .await?,
-        );
-    }
-    let upc = args.users_per_channel.max(1);
-    let members = api.users("fan", c * upc).await?;
-    for (n, channel) in channels.iter().enumerate() {
-        api.enroll(
-            &owner,
-            workspace,
-            &members[n * upc..(n + 1) * upc],
-            &[*channel],
-        )
-        .await?;
-    }
-    // Publisher `i % p` posts in channel `i % c`: every channel has a publisher, every publisher
-    // a channel, whichever of P and C is larger.
-    let mut posts_in = vec![Vec::new(); p];
-    for i in 0..p.max(c) {
-        posts_in[i % p].push(i % c);
-    }
-    let publisher_users = api.users("pub", p).await?;
-    for (user, own) in publisher_users.iter().zip(&posts_in) {
-        let own: Vec<Uuid> = own.iter().map(|&n| channels[n]).collect();
-        api.enroll(&owner, workspace, std::slice::from_ref(user), &own)
-            .await?;
-    }
-    setup.finish_and_clear();
-
-    // Connections: receiver `n` is member `n % m` of channel `n / m`; publishers come after.
-    let bar = progress::bar((c * m + p) as u64, "connecting");
-    let receivers = ramp::open(
-        ws,
-        &args.spread,
-        0,
-        c * m,
-        |n| members[(n / m) * upc + (n % m) % upc].token.clone(),
-        || bar.inc(1),
-    )
-    .await?;
-    let publishers = ramp::open(
-        ws,
-        &args.spread,
-        c * m,
-        p,
-        |n| publisher_users[n - c * m].token.clone(),
-        || bar.inc(1),
-    )
-    .await?;
-    bar.finish_and_clear();
-    anyhow::ensure!(
-        publishers.conns.len() == p,
-        "{} of {p} publishers could not connect",
-        p - publishers.conns.len()
-    );
-    let mut connected = vec![0u64; c];
-    for r in &receivers.conns {
-        connected[r.index / m] += 1;
-    }
+    let connected = fleet.connected.clone();
+    let channels = fleet.channels.clone();
 
     let live = Arc::new(Live {
         origin: Instant::now(),
@@ -193,10 +273,11 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
         last_receipt_us: AtomicU64::new(0),
         timeline: Timeline::shared(),
     });
-    let mut stops = Vec::with_capacity(receivers.conns.len());
+    let receivers = std::mem::take(&mut fleet.receivers.conns);
+    let mut stops = Vec::with_capacity(receivers.len());
     let channel_ids: Vec<String> = channels.iter().map(|id| id.to_string()).collect();
-    let mut receiving = Vec::with_capacity(receivers.conns.len());
-    for r in receivers.conns {
+    let mut receiving = Vec::with_capacity(receivers.len());
+    for r in receivers {
         let channel = r.index / m;
         let (stop, stopped) = oneshot::channel();
         stops.push(stop);
@@ -214,12 +295,11 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
     let publishing: Vec<_> = publishers
         .conns
         .into_iter()
-        .zip(posts_in)
         .enumerate()
-        .map(|(k, (publisher, own))| {
+        .map(|(k, publisher)| {
             let what = Publishing {
                 tag: k,
-                channels: own.iter().map(|&n| (n, channels[n])).collect(),
+                channels: fleet.publishing_to(k),
                 rate: per_publisher,
                 size: args.size,
                 origin: live.origin,
@@ -275,7 +355,7 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
         order_violations += seen.order_violations;
         foreign += seen.foreign;
         let own = &acked[seen.channel];
-        let missing = own.iter().filter(|seq| !seen.has(**seq)).count() as u64;
+        let missing = own.iter().filter(|seq| !seen.seqs.has(**seq)).count() as u64;
         lost += missing;
         lossy_receivers += u64::from(missing > 0);
         unacked += seen.received - (own.len() as u64 - missing);
@@ -297,8 +377,8 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
         "duration_s": args.duration_secs,
         "message_bytes": args.size,
         "receivers_connected": connected.iter().sum::<u64>(),
-        "connection_failures": receivers.failures + publishers.failures,
-        "ramp_seconds": receivers.seconds + publishers.seconds,
+        "connection_failures": fleet.receivers.failures + publishers.failures,
+        "ramp_seconds": fleet.receivers.seconds + publishers.seconds,
         "sent": sent,
         "acked": acks.seqs.len(),
         "send_errors": acks.errors,
@@ -336,7 +416,7 @@ async fn receive(
 ) -> Seen {
     let mut seen = Seen {
         channel,
-        seqs: Vec::new(),
+        seqs: SeqSet::default(),
         received: 0,
         duplicates: 0,
         order_violations: 0,
@@ -380,7 +460,7 @@ async fn receive(
                     seen.order_violations += 1;
                 }
                 previous = seq;
-                if !seen.insert(seq) {
+                if !seen.seqs.insert(seq) {
                     seen.duplicates += 1;
                     continue;
                 }

@@ -43,6 +43,12 @@ pub struct Args {
     /// PID of the server, to read its resident memory before and after.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// With --server-pid: seconds to wait after creating the users before reading the server's
+    /// memory. Registration hashes passwords (19 MiB each) on blocking threads; the allocator
+    /// returns that memory once those threads idle out (10 s), and an earlier reading would count
+    /// it as baseline that connections then reuse, understating their cost.
+    #[arg(long, default_value_t = 12)]
+    pub settle_secs: u64,
     /// Child processes to spread the connections over (each has its own open-file limit).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
@@ -204,6 +210,11 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
         concurrency: args.spread.concurrency,
         source_ips: args.spread.source_ips,
     };
+    if args.server_pid.is_some() && args.settle_secs > 0 {
+        let settle = progress::spinner("letting the server return setup memory");
+        tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
+        settle.finish_and_clear();
+    }
     let rss_before = args.server_pid.map(rss_bytes).transpose()?;
 
     let hold_for = Duration::from_secs(args.hold_secs);

@@ -6,7 +6,9 @@
 //! against a real node: a harness that is never run rots.
 
 pub mod api;
+pub mod capacity;
 pub mod fanout;
+pub mod follow;
 pub mod history;
 pub mod hold;
 pub mod latency;
@@ -16,6 +18,7 @@ pub mod progress;
 pub mod publisher;
 pub mod ramp;
 pub mod report;
+pub mod soak;
 pub mod storm;
 pub mod timeline;
 pub mod wire;
@@ -57,6 +60,14 @@ pub enum Scenario {
     Storm(storm::Args),
     /// K concurrent clients paging a channel's history over REST: requests/s and latency.
     History(history::Args),
+    /// Fan-out capacity: the `fanout` load at a publish rate raised step by step (each held for
+    /// --step-secs) until p99 crosses --max-p99-ms or a delivery is lost; reports the last step
+    /// that passed (deliveries/s and p99) and a table of every step.
+    Ramp(capacity::Args),
+    /// A long mixed run looking for leaks: N connections on C channels, publishers at a modest
+    /// rate, periodic churn (close + resume) and history reads; samples the server's RSS and open
+    /// fds (--server-pid) and reports their growth, with loss and duplicates (must be 0).
+    Soak(soak::Args),
     /// One share of a `hold --workers` run (started by `hold`, not by hand).
     #[command(hide = true)]
     HoldWorker(workers::WorkerArgs),
@@ -85,6 +96,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::History(args) => {
             plot_to = args.plot.clone();
             history::run(&api, cli.ws, args).await?
+        }
+        Scenario::Ramp(args) => {
+            plot_to = args.plot.clone();
+            capacity::run(&api, cli.ws, args).await?
+        }
+        Scenario::Soak(args) => {
+            plot_to = args.plot.clone();
+            soak::run(&api, cli.ws, args).await?
         }
         // A worker speaks to its parent on stdout; it prints no table.
         Scenario::HoldWorker(args) => return workers::worker_main(cli.ws, args).await,

@@ -1,4 +1,5 @@
-//! What many connections need from this machine: source addresses, open files, server memory.
+//! What many connections need from this machine: source addresses, open files; and what a server
+//! process holds: its memory and its open files.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -73,4 +74,11 @@ pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
         .trim()
         .parse()?;
     Ok(kib * 1024)
+}
+
+/// Open file descriptors of a process (sockets included), from the entries of /proc/PID/fd.
+pub fn open_fds(pid: u32) -> anyhow::Result<u64> {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .with_context(|| format!("cannot list /proc/{pid}/fd"))?;
+    Ok(entries.count() as u64)
 }

@@ -1,13 +1,13 @@
 //! `--plot FILE.html`: the per-second time series of a result as a self-contained HTML page.
 //!
-//! Two charts in inline SVG — latency percentiles (log scale: p50 and max can be three orders of
-//! magnitude apart) and throughput — hand-drawn as polylines, so the page opens anywhere with no
-//! script and no network.
+//! Charts in inline SVG, hand-drawn as polylines, so the page opens anywhere with no script and no
+//! network: latency percentiles and throughput per second (every scenario with a time series), the
+//! server's RSS and open fds over time (`soak`), and deliveries/s and latency per step (`ramp`).
 
 use std::fmt::Write;
 use std::path::Path;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use serde_json::Value;
 
 const WIDTH: f64 = 900.0;
@@ -24,61 +24,37 @@ struct Series<'a> {
     values: Vec<f64>,
 }
 
-/// Writes the plot of `result`, which must have a `timeseries` array (see `timeline.rs`) and a
-/// `timeseries_counts` label ("deliveries", "requests").
+/// The x axis of a chart: its name and the label of each point.
+struct Axis {
+    name: String,
+    labels: Vec<String>,
+}
+
+/// Writes the plot of `result`: whatever of its per-second `timeseries` (see `timeline.rs`, with
+/// a `timeseries_counts` label such as "deliveries"), its server `resources` samples (`soak`) and
+/// its `steps` (`ramp`) it has.
 pub fn write(result: &Value, path: &Path) -> anyhow::Result<()> {
     std::fs::write(path, html(result)?).with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn html(result: &Value) -> anyhow::Result<String> {
-    let points = result["timeseries"]
-        .as_array()
-        .context("this result has no time series to plot")?;
-    let counts = result["timeseries_counts"].as_str().unwrap_or("events");
     let scenario = result["scenario"].as_str().unwrap_or("loadtest");
-    let field = |name: &str| -> Vec<f64> {
-        points
-            .iter()
-            .map(|p| p[name].as_f64().unwrap_or(0.0))
-            .collect()
-    };
-    let latency = chart(
-        &format!("latency per second ({counts}), ms — log scale"),
-        "ms",
-        true,
-        &[
-            Series {
-                name: "p50",
-                color: "#1b9e77",
-                values: field("p50_ms"),
-            },
-            Series {
-                name: "p90",
-                color: "#7570b3",
-                values: field("p90_ms"),
-            },
-            Series {
-                name: "p99",
-                color: "#d95f02",
-                values: field("p99_ms"),
-            },
-            Series {
-                name: "max",
-                color: "#999999",
-                values: field("max_ms"),
-            },
-        ],
-    );
-    let throughput = chart(
-        &format!("{counts} per second"),
-        &format!("{counts}/s"),
-        false,
-        &[Series {
-            name: counts,
-            color: "#1f78b4",
-            values: field("count"),
-        }],
-    );
+    let mut charts = Vec::new();
+    if let Some(points) = result["timeseries"].as_array() {
+        charts.extend(per_second(
+            points,
+            result["timeseries_counts"].as_str().unwrap_or("events"),
+        ));
+    }
+    if let Some(samples) = result["resources"].as_array().filter(|s| !s.is_empty()) {
+        charts.extend(resources(samples));
+    }
+    if let Some(steps) = result["steps"].as_array().filter(|s| !s.is_empty()) {
+        charts.extend(steps_charts(steps, result["max_p99_ms"].as_f64()));
+    }
+    if charts.is_empty() {
+        bail!("this result has nothing to plot (no time series, samples or steps)");
+    }
     let mut summary = String::new();
     for (key, value) in result.as_object().into_iter().flatten() {
         if !value.is_array() {
@@ -88,14 +64,178 @@ pub fn html(result: &Value) -> anyhow::Result<String> {
     Ok(format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>chorus loadtest: {scenario}</title>\
          <style>body{{font-family:sans-serif;margin:2em}} pre{{background:#f6f6f6;padding:1em}}</style>\
-         </head><body>\n<h1>chorus loadtest: {scenario}</h1>\n{latency}\n{throughput}\n\
+         </head><body>\n<h1>chorus loadtest: {scenario}</h1>\n{}\n\
          <h2>Result</h2><pre>{}</pre>\n</body></html>\n",
+        charts.join("\n"),
         escape(&summary)
     ))
 }
 
-/// One chart: x is the second of the run, y linear from 0 or logarithmic over the data's decades.
-fn chart(title: &str, unit: &str, log: bool, series: &[Series]) -> String {
+/// The numbers of one field of every point.
+fn field(points: &[Value], name: &str) -> Vec<f64> {
+    points
+        .iter()
+        .map(|p| p[name].as_f64().unwrap_or(0.0))
+        .collect()
+}
+
+/// Latency percentiles (log scale: p50 and max can be three orders of magnitude apart) and
+/// throughput, per second of the run.
+fn per_second(points: &[Value], counts: &str) -> [String; 2] {
+    let seconds = Axis {
+        name: "second of the run".into(),
+        labels: (0..points.len()).map(|i| i.to_string()).collect(),
+    };
+    let latency = chart(
+        &format!("latency per second ({counts}), ms — log scale"),
+        "ms",
+        true,
+        &seconds,
+        &[
+            Series {
+                name: "p50",
+                color: "#1b9e77",
+                values: field(points, "p50_ms"),
+            },
+            Series {
+                name: "p90",
+                color: "#7570b3",
+                values: field(points, "p90_ms"),
+            },
+            Series {
+                name: "p99",
+                color: "#d95f02",
+                values: field(points, "p99_ms"),
+            },
+            Series {
+                name: "max",
+                color: "#999999",
+                values: field(points, "max_ms"),
+            },
+        ],
+    );
+    let throughput = chart(
+        &format!("{counts} per second"),
+        &format!("{counts}/s"),
+        false,
+        &seconds,
+        &[Series {
+            name: counts,
+            color: "#1f78b4",
+            values: field(points, "count"),
+        }],
+    );
+    [latency, throughput]
+}
+
+/// The server's resident memory and open files over the run (`soak`).
+fn resources(samples: &[Value]) -> [String; 2] {
+    let at = Axis {
+        name: "second of the run".into(),
+        labels: field(samples, "second")
+            .iter()
+            .map(|s| format!("{s:.0}"))
+            .collect(),
+    };
+    let rss = chart(
+        "server resident memory, MiB",
+        "MiB",
+        false,
+        &at,
+        &[Series {
+            name: "RSS",
+            color: "#e7298a",
+            values: field(samples, "rss_bytes")
+                .iter()
+                .map(|b| b / (1024.0 * 1024.0))
+                .collect(),
+        }],
+    );
+    let fds = chart(
+        "server open file descriptors, and client connections open",
+        "count",
+        false,
+        &at,
+        &[
+            Series {
+                name: "fds",
+                color: "#66a61e",
+                values: field(samples, "fds"),
+            },
+            Series {
+                name: "clients",
+                color: "#999999",
+                values: field(samples, "connected"),
+            },
+        ],
+    );
+    [rss, fds]
+}
+
+/// Deliveries/s offered and achieved, and latency, per step of a capacity ramp (`ramp`).
+fn steps_charts(steps: &[Value], max_p99_ms: Option<f64>) -> [String; 2] {
+    let at = Axis {
+        name: "step (publish rate, msg/s)".into(),
+        labels: steps
+            .iter()
+            .map(|s| format!("{:.0}", s["rate_msg_s"].as_f64().unwrap_or(0.0)))
+            .collect(),
+    };
+    let throughput = chart(
+        "deliveries per second, by step",
+        "deliveries/s",
+        false,
+        &at,
+        &[
+            Series {
+                name: "offered",
+                color: "#999999",
+                values: field(steps, "offered_deliveries_per_s"),
+            },
+            Series {
+                name: "achieved",
+                color: "#1f78b4",
+                values: field(steps, "deliveries_per_s"),
+            },
+        ],
+    );
+    let mut latency_series = vec![
+        Series {
+            name: "p50",
+            color: "#1b9e77",
+            values: field(steps, "p50_ms"),
+        },
+        Series {
+            name: "p99",
+            color: "#d95f02",
+            values: field(steps, "p99_ms"),
+        },
+        Series {
+            name: "max",
+            color: "#999999",
+            values: field(steps, "max_ms"),
+        },
+    ];
+    if let Some(limit) = max_p99_ms {
+        latency_series.push(Series {
+            name: "p99 limit",
+            color: "#e31a1c",
+            values: vec![limit; steps.len()],
+        });
+    }
+    let latency = chart(
+        "send→receipt latency by step, ms — log scale",
+        "ms",
+        true,
+        &at,
+        &latency_series,
+    );
+    [throughput, latency]
+}
+
+/// One chart: x is the point's position (labelled by `x`), y linear from 0 or logarithmic over
+/// the data's decades.
+fn chart(title: &str, unit: &str, log: bool, x: &Axis, series: &[Series]) -> String {
     let n = series.iter().map(|s| s.values.len()).max().unwrap_or(0);
     let positive = series
         .iter()
@@ -157,9 +297,10 @@ fn chart(title: &str, unit: &str, log: bool, series: &[Series]) -> String {
     for i in (0..n).step_by(step) {
         let _ = write!(
             svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{i}</text>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
             x_of(i),
-            TOP + plot_h + 16.0
+            TOP + plot_h + 16.0,
+            escape(x.labels.get(i).map_or("", String::as_str))
         );
     }
     // Axes and their names.
@@ -167,7 +308,7 @@ fn chart(title: &str, unit: &str, log: bool, series: &[Series]) -> String {
         svg,
         "<line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{b:.1}\" stroke=\"#333\"/>\
          <line x1=\"{LEFT}\" y1=\"{b:.1}\" x2=\"{r:.1}\" y2=\"{b:.1}\" stroke=\"#333\"/>\
-         <text x=\"{cx:.1}\" y=\"{xl:.1}\" text-anchor=\"middle\">second of the run</text>\
+         <text x=\"{cx:.1}\" y=\"{xl:.1}\" text-anchor=\"middle\">{xn}</text>\
          <text x=\"14\" y=\"{cy:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {cy:.1})\">{u}</text>",
         b = TOP + plot_h,
         r = LEFT + plot_w,
@@ -175,6 +316,7 @@ fn chart(title: &str, unit: &str, log: bool, series: &[Series]) -> String {
         xl = HEIGHT - 8.0,
         cy = TOP + plot_h / 2.0,
         u = escape(unit),
+        xn = escape(&x.name),
     );
     // The lines, and a legend at the right.
     for (k, s) in series.iter().enumerate() {
@@ -256,6 +398,37 @@ mod tests {
             "nothing is loaded from elsewhere"
         );
         assert!(html(&json!({"scenario": "hold"})).is_err());
+    }
+
+    #[test]
+    fn soak_samples_and_ramp_steps_are_drawn() {
+        let soak = json!({
+            "scenario": "soak",
+            "timeseries_counts": "deliveries",
+            "timeseries": [{"second": 0, "count": 10, "p50_ms": 1.0, "p90_ms": 2.0, "p99_ms": 3.0, "max_ms": 4.0}],
+            "resources": [
+                {"second": 0.0, "rss_bytes": 50_000_000u64, "fds": 230, "connected": 200},
+                {"second": 5.0, "rss_bytes": 51_000_000u64, "fds": 231, "connected": 198},
+            ],
+        });
+        let page = html(&soak).unwrap();
+        assert_eq!(page.matches("<svg").count(), 4);
+        assert!(page.contains("resident memory"));
+
+        let ramp = json!({
+            "scenario": "ramp",
+            "max_p99_ms": 100.0,
+            "steps": [
+                {"rate_msg_s": 100.0, "offered_deliveries_per_s": 1e4, "deliveries_per_s": 1e4,
+                 "p50_ms": 1.0, "p99_ms": 5.0, "max_ms": 9.0},
+                {"rate_msg_s": 150.0, "offered_deliveries_per_s": 1.5e4, "deliveries_per_s": 1.2e4,
+                 "p50_ms": 40.0, "p99_ms": 300.0, "max_ms": 900.0},
+            ],
+        });
+        let page = html(&ramp).unwrap();
+        assert_eq!(page.matches("<svg").count(), 2);
+        assert!(page.contains(">150<"), "steps are labelled by their rate");
+        assert!(page.contains("p99 limit"));
     }
 
     #[test]

@@ -66,9 +66,53 @@ fn number(n: &serde_json::Number) -> String {
     }
 }
 
-/// Prints the summary table, and writes the JSON result to `out` (or prints it when there is no
-/// file to write, so that nothing is lost).
+/// The `steps` of a result (`ramp`), one row each, as an aligned table with a header: columns
+/// are the number and true/false fields of the first step (texts stay in the JSON), `step` and `rate_msg_s` first, the others in name
+/// order. `None` when the result has no steps.
+pub fn steps_table(result: &Value) -> Option<String> {
+    const LEADING: [&str; 2] = ["step", "rate_msg_s"];
+    let steps = result["steps"].as_array().filter(|s| !s.is_empty())?;
+    let mut columns: Vec<&String> = steps[0]
+        .as_object()?
+        .iter()
+        .filter(|(_, v)| v.is_number() || v.is_boolean())
+        .map(|(k, _)| k)
+        .collect();
+    columns.sort_by_key(|c| LEADING.iter().position(|l| l == c).unwrap_or(LEADING.len()));
+    let cell = |v: &Value| match v {
+        Value::Number(n) => number(n),
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let rows: Vec<Vec<String>> = std::iter::once(columns.iter().map(|c| c.to_string()).collect())
+        .chain(
+            steps
+                .iter()
+                .map(|step| columns.iter().map(|c| cell(&step[c.as_str()])).collect()),
+        )
+        .collect();
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:>width$}"))
+            .collect();
+        out.push_str(&format!("  {}\n", cells.join("  ")));
+    }
+    Some(out)
+}
+
+/// Prints the summary table (and the table of steps, when the result has steps), and writes the
+/// JSON result to `out` (or prints it when there is no file to write, so that nothing is lost).
 pub fn finish(result: &Value, out: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(steps) = steps_table(result) {
+        println!("{steps}");
+    }
     println!("{}", table(result));
     match out {
         Some(path) => {
@@ -110,5 +154,24 @@ mod tests {
         assert!(lines.iter().any(|l| l.ends_with("[3 entries]")));
         let value_column = lines[0].len();
         assert!(lines.iter().all(|l| l.len() == value_column));
+    }
+
+    #[test]
+    fn steps_are_a_table_of_their_own() {
+        let result = json!({
+            "steps": [
+                {"step": 0, "rate_msg_s": 100.0, "passed": true, "first_close_reason": null},
+                {"step": 1, "rate_msg_s": 150.0, "passed": false, "first_close_reason": "a long text"},
+            ],
+        });
+        let table = steps_table(&result).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].trim_start().starts_with("step  rate_msg_s"));
+        assert!(lines[0].contains("passed"));
+        assert!(lines[2].contains("150.000") && lines[2].contains("false"));
+        assert!(lines.iter().all(|l| l.len() == lines[0].len()));
+        assert!(!table.contains("first_close_reason"));
+        assert!(steps_table(&json!({"scenario": "fanout"})).is_none());
     }
 }

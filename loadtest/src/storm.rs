@@ -13,22 +13,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chorus_protocol::{ChannelPosition, ClientFrame, ServerFrame};
+use chorus_protocol::ClientFrame;
 use futures_util::StreamExt;
-use rand::Rng;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-use crate::api::{Api, Cursor};
+use crate::api::Api;
+use crate::follow::{Comeback, Follower, Tally, Via};
 use crate::net::{Spread, check_open_files};
 use crate::publisher::{Publishing, publish};
 use crate::report::percentiles_ms;
 use crate::timeline::histogram;
-use crate::wire::Peek;
 use crate::ws::Conn;
-use crate::{progress, ramp};
+use crate::{follow, progress, ramp};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -76,28 +75,13 @@ impl Default for Args {
     }
 }
 
-/// Where a client stands in one channel.
-struct Position {
-    id: Uuid,
-    id_text: String,
-    /// `last_seq` at `ready`: the client owes itself every seq after it.
-    start: u64,
-    last: u64,
-}
-
 /// One client's account of the run.
 #[derive(Default)]
 struct Account {
-    live: u64,
-    replayed: u64,
-    fetched: u64,
-    /// Seqs skipped over (never seen) in the middle of a channel's stream.
-    gaps: u64,
-    /// Seqs seen again (at or below the last one seen).
-    repeats: u64,
+    /// Events by how they came, gaps and repeats.
+    tally: Tally,
     /// Seqs between the last one seen and the channel's final seq, at the end.
     tail_missing: u64,
-    resyncs: u64,
     failed_attempts: u64,
     /// Successful attempt's start (after its backoff) → `resumed`, µs.
     resume_us: Option<u64>,
@@ -123,7 +107,7 @@ struct Client {
     token: String,
     source: Option<IpAddr>,
     session_id: Uuid,
-    channels: Vec<Position>,
+    follower: Follower,
     backoff_base: Duration,
     backoff_cap: Duration,
     resume_timeout: Duration,
@@ -192,29 +176,13 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
     let connected = ramp.conns.len();
     let mut clients = Vec::with_capacity(connected);
     for identified in ramp.conns {
-        let positions = channels
-            .iter()
-            .map(|id| {
-                let start = identified
-                    .channels
-                    .iter()
-                    .find(|p| p.channel_id == *id)
-                    .map_or(0, |p| p.last_seq);
-                Position {
-                    id: *id,
-                    id_text: id.to_string(),
-                    start,
-                    last: start,
-                }
-            })
-            .collect();
         let client = Client {
             ws,
             api: api.clone(),
             token: users[identified.index % users.len()].token.clone(),
             source: args.spread.source(identified.index),
             session_id: identified.session_id,
-            channels: positions,
+            follower: Follower::new(&channels, &identified.channels),
             backoff_base: Duration::from_millis(args.backoff_base_ms.max(1)),
             backoff_cap: Duration::from_millis(args.backoff_cap_ms.max(1)),
             resume_timeout: Duration::from_secs(args.resume_timeout_secs),
@@ -312,13 +280,8 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
     let (mut failed, mut failures_shown) = (0, 0);
     for client in clients {
         let account = client.await.context("client")?;
-        total.live += account.live;
-        total.replayed += account.replayed;
-        total.fetched += account.fetched;
-        total.gaps += account.gaps;
-        total.repeats += account.repeats;
+        total.tally.add(&account.tally);
         total.tail_missing += account.tail_missing;
-        total.resyncs += account.resyncs;
         total.owed += account.owed;
         total.failed_attempts += account.failed_attempts;
         if let Some(us) = account.resume_us {
@@ -363,23 +326,15 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
         "resume_ms": percentiles_ms(&resume),
         "drop_to_resumed_ms": percentiles_ms(&recovery),
         "failed_reconnect_attempts": total.failed_attempts,
-        "events_live": total.live,
-        "events_replayed": total.replayed,
-        "events_fetched_after_resync": total.fetched,
-        "resyncs_required": total.resyncs,
-        "missed": total.gaps + total.tail_missing,
-        "missed_in_stream": total.gaps,
+        "events_live": total.tally.live,
+        "events_replayed": total.tally.replayed,
+        "events_fetched_after_resync": total.tally.fetched,
+        "resyncs_required": total.tally.resyncs,
+        "missed": total.tally.gaps + total.tail_missing,
+        "missed_in_stream": total.tally.gaps,
         "missed_at_end": total.tail_missing,
-        "duplicated": total.repeats,
+        "duplicated": total.tally.repeats,
     }))
-}
-
-/// How an event reached the client.
-#[derive(Clone, Copy)]
-enum Via {
-    Live,
-    Replay,
-    Fetch,
 }
 
 impl Client {
@@ -390,11 +345,9 @@ impl Client {
         // What the client still lacks at the end is missed too.
         let finals = signals.finals.borrow().clone();
         if let Some(finals) = finals {
-            for (position, last) in self.channels.iter().zip(finals.iter()) {
-                self.account.tail_missing += last.saturating_sub(position.last);
-                self.account.owed += last.saturating_sub(position.start);
-            }
+            (self.account.tail_missing, self.account.owed) = self.follower.settle(&finals);
         }
+        self.account.tally = self.follower.tally;
         self.account
     }
 
@@ -423,7 +376,9 @@ impl Client {
                 }
                 _ = heartbeat.tick() => live.send(&ClientFrame::Heartbeat).await?,
                 message = live.ws.next() => match message {
-                    Some(Ok(Message::Text(text))) => self.on_text(&text, Via::Live).await?,
+                    Some(Ok(Message::Text(text))) => {
+                        self.follower.on_text(&self.api, &self.token, &text, Via::Live).await?;
+                    }
                     Some(Ok(Message::Close(frame))) => bail!("closed by the server: {frame:?}"),
                     Some(Ok(_)) => {}
                     Some(Err(err)) => bail!("connection failed: {err}"),
@@ -435,143 +390,33 @@ impl Client {
 
     fn caught_up(&self, finals: &watch::Receiver<Option<Arc<Vec<u64>>>>) -> bool {
         let finals = finals.borrow();
-        finals.as_ref().is_some_and(|finals| {
-            self.channels
-                .iter()
-                .zip(finals.iter())
-                .all(|(p, last)| p.last >= *last)
-        })
+        finals
+            .as_ref()
+            .is_some_and(|finals| self.follower.caught_up(finals))
     }
 
     /// Backs off, reconnects and resumes until it works or the resume timeout passes.
     async fn reconnect(&mut self, dropped_at: Instant) -> anyhow::Result<Conn> {
-        let mut attempt = 0u32;
-        loop {
-            let ceiling = self
-                .backoff_base
-                .saturating_mul(1 << attempt.min(20))
-                .min(self.backoff_cap);
-            let wait = rand::thread_rng().gen_range(0..=ceiling.as_micros() as u64);
-            tokio::time::sleep(Duration::from_micros(wait)).await;
-            let started = Instant::now();
-            match self.resume().await {
-                Ok(conn) => {
-                    self.account.resume_us = Some(started.elapsed().as_micros() as u64);
-                    self.account.recovery_us = Some(dropped_at.elapsed().as_micros() as u64);
-                    self.resumed.fetch_add(1, Ordering::Relaxed);
-                    return Ok(conn);
-                }
-                Err(err) => {
-                    self.account.failed_attempts += 1;
-                    if dropped_at.elapsed() > self.resume_timeout {
-                        return Err(err.context(format!("not resumed after {attempt} retries")));
-                    }
-                    attempt += 1;
-                }
-            }
-        }
-    }
-
-    /// One attempt: connect, `resume` with the last seq of each channel, take the replay.
-    async fn resume(&mut self) -> anyhow::Result<Conn> {
-        let mut conn = Conn::connect(self.ws, self.source).await?;
-        let channels = self
-            .channels
-            .iter()
-            .map(|p| ChannelPosition {
-                channel_id: p.id,
-                last_seq: p.last,
-            })
-            .collect();
-        conn.send(&ClientFrame::Resume {
-            token: self.token.clone(),
+        let comeback = Comeback {
+            ws: self.ws,
+            source: self.source,
+            api: &self.api,
+            token: &self.token,
             session_id: self.session_id,
-            channels,
-        })
-        .await?;
-        loop {
-            let message = conn.ws.next().await.context("connection ended")??;
-            let text = match message {
-                Message::Text(text) => text,
-                Message::Close(frame) => bail!("resume refused: {frame:?}"),
-                _ => continue,
-            };
-            if matches!(Peek::parse(&text), Some(p) if p.kind == "resumed") {
-                return Ok(conn);
-            }
-            self.on_text(&text, Via::Replay).await?;
-        }
-    }
-
-    async fn on_text(&mut self, text: &str, via: Via) -> anyhow::Result<()> {
-        let Some(peek) = Peek::parse(text) else {
-            return Ok(());
+            backoff_base: self.backoff_base,
+            backoff_cap: self.backoff_cap,
+            give_up_after: self.resume_timeout,
         };
-        if let Some((channel, seq, _)) = peek.message() {
-            if let Some(index) = self.channels.iter().position(|p| p.id_text == channel) {
-                self.on_event(index, seq, via);
-            }
-            return Ok(());
-        }
-        match peek.kind.as_ref() {
-            "resync_required" => {
-                if let Ok(ServerFrame::ResyncRequired {
-                    channel_id,
-                    after_seq,
-                    last_seq,
-                }) = ServerFrame::parse(text)
-                {
-                    self.fetch(channel_id, after_seq, last_seq).await?;
-                }
-            }
-            "error" => {
-                if let Ok(ServerFrame::Error { code, message, .. }) = ServerFrame::parse(text) {
-                    bail!("error frame: {code:?} {message}");
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// `resync_required`: what the replay buffer no longer holds comes from history, as the
-    /// protocol tells a client to do.
-    async fn fetch(&mut self, channel: Uuid, after: u64, last: u64) -> anyhow::Result<()> {
-        self.account.resyncs += 1;
-        let index = self
-            .channels
-            .iter()
-            .position(|p| p.id == channel)
-            .context("resync of an unknown channel")?;
-        let mut cursor = after;
-        while cursor < last {
-            let page = self
-                .api
-                .history(&self.token, channel, Cursor::After(cursor), 200)
-                .await?;
-            let Some(newest) = page.messages.last().map(|m| m.seq) else {
-                break;
-            };
-            for message in page.messages.iter().filter(|m| m.seq <= last) {
-                self.on_event(index, message.seq, Via::Fetch);
-            }
-            cursor = newest;
-        }
-        Ok(())
-    }
-
-    fn on_event(&mut self, channel: usize, seq: u64, via: Via) {
-        let position = &mut self.channels[channel];
-        if seq <= position.last {
-            self.account.repeats += 1;
-            return;
-        }
-        self.account.gaps += seq - position.last - 1;
-        position.last = seq;
-        match via {
-            Via::Live => self.account.live += 1,
-            Via::Replay => self.account.replayed += 1,
-            Via::Fetch => self.account.fetched += 1,
-        }
+        let (conn, took) = follow::reconnect(
+            &comeback,
+            &mut self.follower,
+            dropped_at,
+            &mut self.account.failed_attempts,
+        )
+        .await?;
+        self.account.resume_us = Some(took.as_micros() as u64);
+        self.account.recovery_us = Some(dropped_at.elapsed().as_micros() as u64);
+        self.resumed.fetch_add(1, Ordering::Relaxed);
+        Ok(conn)
     }
 }

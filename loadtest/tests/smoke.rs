@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chorus_loadtest::api::Api;
-use chorus_loadtest::{fanout, history, hold, latency, plot, storm};
+use chorus_loadtest::{capacity, fanout, history, hold, latency, plot, report, soak, storm};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -243,6 +243,7 @@ async fn hold_in_process_and_over_workers() {
         users: 3,
         hold_secs: 1,
         server_pid,
+        settle_secs: 0,
         ..Default::default()
     };
     let result = scenario(&node, hold::run(&node.api, node.ws, args)).await;
@@ -258,6 +259,7 @@ async fn hold_in_process_and_over_workers() {
         workers: 2,
         worker_exe: Some(env!("CARGO_BIN_EXE_loadtest").into()),
         server_pid,
+        settle_secs: 0,
         ..Default::default()
     };
     let result = scenario(&node, hold::run(&node.api, node.ws, args)).await;
@@ -277,4 +279,90 @@ async fn latency_measures_every_message() {
     };
     let result = scenario(&node, latency::run(&node.api, node.ws, args)).await;
     assert_eq!(result["send_to_receipt_ms"]["count"], 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_samples_the_server_and_loses_nothing_across_churn() {
+    let node = start_node().await;
+    let args = soak::Args {
+        connections: 30,
+        channels: 2,
+        users: 3,
+        publishers: 2,
+        rate: 30,
+        duration_secs: 4,
+        churn_every_secs: 1,
+        churn_fraction: 0.2,
+        history_readers: 2,
+        history_every_ms: 200,
+        server_pid: node.child.id(),
+        sample_secs: 1,
+        warmup_secs: 0,
+        ..Default::default()
+    };
+    let result = scenario(&node, soak::run(&node.api, node.ws, args)).await;
+    assert_eq!(n(&result, "connections_open"), 30, "{result:#}");
+    assert!(n(&result, "acked") > 0, "{result:#}");
+    assert!(n(&result, "churned") > 0, "{result:#}");
+    assert_eq!(n(&result, "resumes"), n(&result, "churned"), "{result:#}");
+    assert!(n(&result, "history_reads") > 0, "{result:#}");
+    for zero in [
+        "lost",
+        "duplicates",
+        "errors",
+        "clients_failed",
+        "unacked_seqs_below_final",
+    ] {
+        assert_eq!(n(&result, zero), 0, "{zero}: {result:#}");
+    }
+    assert_eq!(
+        n(&result, "deliveries"),
+        n(&result, "expected_deliveries"),
+        "{result:#}"
+    );
+    // Sampled every second, plus once at the end.
+    assert!(n(&result, "samples_taken") >= 3, "{result:#}");
+    assert!(n(&result, "rss_peak_bytes") >= n(&result, "rss_start_bytes"));
+    assert!(
+        n(&result, "fds_end") > 30,
+        "the server holds the connections: {result:#}"
+    );
+    assert!(result["rss_slope_bytes_per_min"].is_f64(), "{result:#}");
+    let page = plot::html(&result).expect("soak results plot");
+    assert!(page.contains("resident memory"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ramp_steps_up_and_reports_the_last_step_that_passed() {
+    let node = start_node().await;
+    let args = capacity::Args {
+        channels: 2,
+        members: 5,
+        users_per_channel: 2,
+        publishers: 2,
+        start_rate: 20,
+        growth: 2.0,
+        max_steps: 3,
+        step_secs: 1,
+        // Generous: at this scale every step passes, even in a debug build.
+        max_p99_ms: 5_000.0,
+        ..Default::default()
+    };
+    let result = scenario(&node, capacity::run(&node.api, node.ws, args)).await;
+    let steps = result["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 3, "{result:#}");
+    for step in steps {
+        assert_eq!(step["passed"], true, "{result:#}");
+        assert_eq!(step["lost"], 0, "{result:#}");
+        assert_eq!(step["duplicates"], 0, "{result:#}");
+        assert_eq!(
+            step["received_deliveries"], step["expected_deliveries"],
+            "{result:#}"
+        );
+    }
+    assert_eq!(steps[2]["rate_msg_s"], 80.0, "{result:#}");
+    assert_eq!(result["capacity"]["step"], 2, "{result:#}");
+    assert!(report::steps_table(&result).is_some());
+    let page = plot::html(&result).expect("ramp results plot");
+    assert!(page.contains("by step"));
 }
