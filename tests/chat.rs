@@ -510,7 +510,9 @@ async fn typing_reaches_the_other_members_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_as_slow_while_others_keep_receiving() {
     let node = TestNode::start_with(|config| {
-        config.gateway.outbox_capacity = 64;
+        // Small, but above what the sequencer publishes at once (two batches of 128), so only
+        // a reader that stops reading overflows it.
+        config.gateway.outbox_capacity = 300;
         config.gateway.max_in_flight_sends = 10_000;
     })
     .await;

@@ -36,9 +36,16 @@ fn write_err(err: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::write_logs(&err).into()
 }
 
+/// redb's page cache for the log. Entries are read back once, soon after they are written, and
+/// purged after each snapshot; redb's default (1 GiB) would let the cache, and so the node's
+/// memory, grow with every entry ever written.
+const LOG_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 impl LogStore {
     pub fn open(path: &Path) -> Result<Self, redb::Error> {
-        let db = Database::create(path)?;
+        let db = Database::builder()
+            .set_cache_size(LOG_CACHE_BYTES)
+            .create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(LOG)?;
         txn.open_table(META)?;

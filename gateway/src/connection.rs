@@ -582,7 +582,7 @@ impl Connection {
                         can_post: Some(access.can_post()),
                     },
                 );
-                0
+                (0, last_seq)
             }
             Some(since) => {
                 self.subscriptions.insert(
@@ -592,23 +592,52 @@ impl Connection {
                         can_post: Some(access.can_post()),
                     },
                 );
-                let frames = self
-                    .catch_up(channel)
+                self.queue_replay(channel, since)
                     .await
-                    .map_err(|err| route_error(err, None, Some(channel)))?;
-                let count = frames.iter().filter(|(counts, _)| *counts).count() as u64;
-                for (_, frame) in frames {
-                    self.outbox.push(Outgoing::Frame(frame));
-                }
-                count
+                    .map_err(|err| route_error(err, None, Some(channel)))?
             }
         };
-        let last_seq = self.subscriptions.get(&channel).map_or(0, |s| s.last_seq);
         self.reply(&ServerFrame::Subscribed {
             channel_id: channel,
-            last_seq,
+            last_seq: replayed.1,
         });
-        Ok(replayed)
+        Ok(replayed.0)
+    }
+
+    /// Queues the events of `channel` after `since` from its replay buffer; returns how many, and
+    /// the position they bring the client to.
+    ///
+    /// They are queued as events, not as finished frames, and the subscription's `last_seq` stays
+    /// at `since` until the writer sends them: a live event newer than the replay may already sit
+    /// in the outbox ahead of them, and the writer's sequence check then fills the gap before it
+    /// instead of sending it first.
+    async fn queue_replay(&mut self, channel: Uuid, since: u64) -> Result<(u64, u64), RouteError> {
+        match self.shared.deps.router.replay(channel, since).await? {
+            Replay::Events(events) => {
+                let (mut count, mut newest) = (0, since);
+                for event in events.into_iter().filter(|event| event.seq > since) {
+                    count += 1;
+                    newest = event.seq;
+                    self.outbox.push(Outgoing::Event {
+                        channel_id: channel,
+                        seq: event.seq,
+                        frame: text(&ServerFrame::Message((*event).clone())),
+                    });
+                }
+                Ok((count, newest))
+            }
+            Replay::TooOld { last_seq } => {
+                if let Some(subscription) = self.subscriptions.get_mut(&channel) {
+                    subscription.last_seq = last_seq;
+                }
+                self.reply(&ServerFrame::ResyncRequired {
+                    channel_id: channel,
+                    after_seq: since,
+                    last_seq,
+                });
+                Ok((0, last_seq))
+            }
+        }
     }
 
     async fn last_seq(&self, channel: Uuid) -> Result<u64, ServerFrame> {
@@ -633,9 +662,9 @@ impl Connection {
             })
     }
 
-    /// The frames that bring the client from its `last_seq` to the channel's newest event, and
-    /// the new `last_seq`. Each frame is flagged with whether it is a replayed message.
-    async fn catch_up(&mut self, channel: Uuid) -> Result<Vec<(bool, Utf8Bytes)>, RouteError> {
+    /// The frames that bring the client from its `last_seq` to the channel's newest event, for the
+    /// writer to send at once (it advances `last_seq` past them).
+    async fn catch_up(&mut self, channel: Uuid) -> Result<Vec<Utf8Bytes>, RouteError> {
         let Some(after) = self.subscriptions.get(&channel).map(|s| s.last_seq) else {
             return Ok(Vec::new());
         };
@@ -649,21 +678,18 @@ impl Connection {
                 for event in events {
                     if event.seq > subscription.last_seq {
                         subscription.last_seq = event.seq;
-                        frames.push((true, text(&ServerFrame::Message((*event).clone()))));
+                        frames.push(text(&ServerFrame::Message((*event).clone())));
                     }
                 }
                 frames
             }
             Replay::TooOld { last_seq } => {
                 subscription.last_seq = last_seq;
-                vec![(
-                    false,
-                    text(&ServerFrame::ResyncRequired {
-                        channel_id: channel,
-                        after_seq: after,
-                        last_seq,
-                    }),
-                )]
+                vec![text(&ServerFrame::ResyncRequired {
+                    channel_id: channel,
+                    after_seq: after,
+                    last_seq,
+                })]
             }
         })
     }
@@ -781,9 +807,10 @@ impl Connection {
         if let Some(ready_at) = self.last_write.map(|at| at + flush_interval)
             && tokio::time::Instant::now() < ready_at
         {
+            // Unless the connection must close or its outbox fills up meanwhile.
             tokio::select! {
                 biased;
-                code = self.outbox.killed() => return Err(End::Close(code)),
+                _ = self.outbox.pressing() => {}
                 _ = tokio::time::sleep_until(ready_at) => {}
             }
             // What arrived while waiting leaves in the same write.
@@ -804,7 +831,7 @@ impl Connection {
                 }
                 Outgoing::Recheck(recheck) => frames.extend(self.recheck(recheck).await?),
                 Outgoing::CatchUp { channel_id } => match self.catch_up(channel_id).await {
-                    Ok(missing) => frames.extend(missing.into_iter().map(|(_, f)| f)),
+                    Ok(missing) => frames.extend(missing),
                     Err(err) => return Err(internal("catch up", err)),
                 },
                 Outgoing::Event {
@@ -827,7 +854,7 @@ impl Connection {
                     // channel's buffer (which includes this one) instead of skipping ahead.
                     tracing::warn!(%channel_id, have = subscription.last_seq, got = seq, "gap in channel events; catching up");
                     match self.catch_up(channel_id).await {
-                        Ok(missing) => frames.extend(missing.into_iter().map(|(_, f)| f)),
+                        Ok(missing) => frames.extend(missing),
                         Err(err) => return Err(internal("catch up", err)),
                     }
                 }

@@ -150,6 +150,24 @@ impl Outbox {
         self.state.lock().closed
     }
 
+    /// Resolves once the connection must close or its queue is half full: the cue to stop
+    /// letting frames gather (`GatewayConfig::flush_interval`) and write what is there, so that a
+    /// client that reads fast is never closed as slow because the gateway chose to wait.
+    pub fn poll_pressing(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.waker.register(cx.waker());
+        let state = self.state.lock();
+        if state.closed.is_some() || state.queue.len() >= self.capacity.div_ceil(2) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// See [`Outbox::poll_pressing`].
+    pub async fn pressing(&self) {
+        std::future::poll_fn(|cx| self.poll_pressing(cx)).await
+    }
+
     /// See [`Outbox::poll_drain`].
     pub async fn drain(&self) -> Result<VecDeque<Outgoing>, CloseCode> {
         std::future::poll_fn(|cx| self.poll_drain(cx)).await
@@ -163,6 +181,8 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::FutureExt;
+
     use super::*;
 
     fn frame(text: &str) -> Outgoing {
@@ -175,7 +195,7 @@ mod tests {
         assert!(outbox.push(frame("a")));
         assert!(outbox.push(frame("b")));
         assert!(!outbox.push(frame("c")));
-        let drained = futures_util::FutureExt::now_or_never(outbox.drain());
+        let drained = outbox.drain().now_or_never();
         assert_eq!(drained.unwrap().unwrap_err(), CloseCode::SlowConsumer);
         assert!(!outbox.push(frame("d")));
     }
@@ -196,6 +216,21 @@ mod tests {
             .collect();
         assert_eq!(texts, ["a", "b", "c"]);
         assert_eq!(outbox.state.lock().queue.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn pressing_resolves_at_half_capacity_or_on_close() {
+        let outbox = Outbox::new(4);
+        outbox.push(frame("a"));
+        assert!(
+            outbox.pressing().now_or_never().is_none(),
+            "one of four is not pressing"
+        );
+        outbox.push(frame("b"));
+        assert!(outbox.pressing().now_or_never().is_some(), "half full is");
+        let closing = Outbox::new(4);
+        closing.close(CloseCode::ServerRestart);
+        assert!(closing.pressing().now_or_never().is_some());
     }
 
     #[tokio::test]

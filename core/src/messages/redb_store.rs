@@ -53,10 +53,17 @@ pub struct RedbMessageStore {
     db: Arc<Database>,
 }
 
+/// redb's page cache for history: recent pages of busy channels stay hot. redb's default (1 GiB)
+/// would let the embedded node's memory grow with the history written until it reached it.
+const HISTORY_CACHE_BYTES: usize = 128 * 1024 * 1024;
+
 impl RedbMessageStore {
     /// Opens (or creates) a store in its own file.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(StoreError::backend)?;
+        let db = Database::builder()
+            .set_cache_size(HISTORY_CACHE_BYTES)
+            .create(path)
+            .map_err(StoreError::backend)?;
         Self::from_database(Arc::new(db))
     }
 
