@@ -198,18 +198,13 @@ fn acknowledgement(outcome: Outcome) -> Result<PublishAck, RouteError> {
             created_at: event.created_at,
             duplicate: false,
         }),
+        // A repeated nonce (the original), or nothing to sequence (the event already in effect).
         Outcome::Duplicate {
             message_id,
             seq,
             created_at,
-        } => Ok(PublishAck {
-            message_id,
-            seq,
-            created_at,
-            duplicate: true,
-        }),
-        // Nothing to sequence: acknowledged with the event already in effect.
-        Outcome::Unchanged {
+        }
+        | Outcome::Unchanged {
             message_id,
             seq,
             created_at,
