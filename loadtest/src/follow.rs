@@ -309,6 +309,34 @@ pub async fn reconnect(
     }
 }
 
+/// The end of a following run: tells every client each channel's newest acknowledged seq (from
+/// the publisher's acks), waits up to `drain` for all of them to catch up and finish, then tells
+/// the rest to stop. Returns the newest seq and the acknowledged seqs of each channel.
+pub async fn settle_clients<T>(
+    acked_seqs: &[(usize, u64)],
+    channels: usize,
+    finals_tx: &tokio::sync::watch::Sender<Option<std::sync::Arc<Vec<u64>>>>,
+    stop_tx: &tokio::sync::watch::Sender<bool>,
+    clients: &[tokio::task::JoinHandle<T>],
+    drain: Duration,
+) -> (Vec<u64>, Vec<Vec<u64>>) {
+    let mut finals = vec![0u64; channels];
+    let mut acked = vec![Vec::new(); channels];
+    for &(channel, seq) in acked_seqs {
+        finals[channel] = finals[channel].max(seq);
+        acked[channel].push(seq);
+    }
+    let _ = finals_tx.send(Some(std::sync::Arc::new(finals.clone())));
+    let draining = crate::progress::spinner("waiting for clients to catch up");
+    let deadline = Instant::now() + drain;
+    while Instant::now() < deadline && !clients.iter().all(|c| c.is_finished()) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    draining.finish_and_clear();
+    let _ = stop_tx.send(true);
+    (finals, acked)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -399,20 +399,15 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
             *acks.errors.entry(code).or_default() += n;
         }
     }
-    let mut finals = vec![0u64; channels.len()];
-    let mut acked = vec![Vec::new(); channels.len()];
-    for (channel, seq) in &acks.seqs {
-        finals[*channel] = finals[*channel].max(*seq);
-        acked[*channel].push(*seq);
-    }
-    let _ = finals_tx.send(Some(Arc::new(finals.clone())));
-    let draining = progress::spinner("waiting for clients to catch up");
-    let drain_deadline = Instant::now() + Duration::from_secs(args.drain_secs);
-    while Instant::now() < drain_deadline && !clients.iter().all(|c| c.is_finished()) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    draining.finish_and_clear();
-    let _ = stop_tx.send(true);
+    let (finals, mut acked) = follow::settle_clients(
+        &acks.seqs,
+        channels.len(),
+        &finals_tx,
+        &stop_tx,
+        &clients,
+        Duration::from_secs(args.drain_secs),
+    )
+    .await;
 
     let mut total = Account::default();
     let mut resume = histogram();
