@@ -39,6 +39,7 @@ pub struct NodeConfig {
     pub gateway: GatewaySection,
     pub channels: ChannelsSection,
     pub api: ApiSection,
+    pub cluster: ClusterSection,
 }
 
 impl Default for NodeConfig {
@@ -57,6 +58,7 @@ impl Default for NodeConfig {
             gateway: GatewaySection::default(),
             channels: ChannelsSection::default(),
             api: ApiSection::default(),
+            cluster: ClusterSection::default(),
         }
     }
 }
@@ -148,6 +150,81 @@ impl Default for ChannelsSection {
     }
 }
 
+/// `[cluster]` — the roles this process plays in a cluster (docs/CLUSTER.md). With no roles the
+/// process is an embedded node: every role, in process, on per-process stores.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Any of `channel`, `gateway`, `api`; empty for the embedded node.
+    pub roles: Vec<Role>,
+    /// This channel node's id (unique, never reused); channel role only.
+    pub node_id: u64,
+    /// Where this channel node's transport listens (UDP); channel role only.
+    pub listen: Option<SocketAddr>,
+    /// The channel nodes that create the cluster, as `ID=HOST:PORT`; every role needs them (a
+    /// gateway or API process reads the cluster map from any of them).
+    pub seeds: Vec<String>,
+    /// Shards, fixed when the cluster is created.
+    pub shard_count: u32,
+    /// Replicas per shard (1–5).
+    pub replication: usize,
+    /// PEM files of this process's cluster identity (`chorus cluster certs` makes a dev set).
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            roles: Vec::new(),
+            node_id: 0,
+            listen: None,
+            seeds: Vec::new(),
+            shard_count: 16,
+            replication: 3,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// A role a process plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Raft replicas of the shards placed on this node (and the control group).
+    Channel,
+    /// The WebSocket gateway.
+    Gateway,
+    /// The REST API.
+    Api,
+}
+
+impl ClusterSection {
+    /// The seeds as node ids and addresses.
+    pub fn seed_map(&self) -> Result<std::collections::BTreeMap<u64, SocketAddr>, String> {
+        self.seeds
+            .iter()
+            .map(|seed| {
+                let (id, addr) = seed
+                    .split_once('=')
+                    .ok_or_else(|| format!("seed {seed:?} is not ID=HOST:PORT"))?;
+                let id = id
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("seed {seed:?}: {id:?} is not a node id"))?;
+                let addr = addr
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("seed {seed:?}: {addr:?} is not HOST:PORT"))?;
+                Ok((id, addr))
+            })
+            .collect()
+    }
+}
+
 /// `[api]` — the REST API.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -230,6 +307,26 @@ mod tests {
         assert_eq!(config.ws_addr.port(), 9000);
         assert_eq!(config.gateway.heartbeat_interval_ms, 1000);
         assert_eq!(config.api_addr, NodeConfig::default().api_addr);
+    }
+
+    #[test]
+    fn cluster_roles_and_seeds_parse() {
+        let config: NodeConfig = toml::from_str(
+            r#"
+            [cluster]
+            roles = ["gateway", "api"]
+            seeds = ["1=127.0.0.1:7101", "2 = 127.0.0.1:7102"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.cluster.roles, vec![Role::Gateway, Role::Api]);
+        let seeds = config.cluster.seed_map().unwrap();
+        assert_eq!(seeds[&2], "127.0.0.1:7102".parse().unwrap());
+        let bad = ClusterSection {
+            seeds: vec!["127.0.0.1:7101".into()],
+            ..ClusterSection::default()
+        };
+        assert!(bad.seed_map().unwrap_err().contains("ID=HOST:PORT"));
     }
 
     #[test]

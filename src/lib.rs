@@ -4,9 +4,12 @@
 //! service in one process with its data in one directory and no external service. Integration
 //! tests start the same [`Node`] on port 0.
 
+pub mod cluster_cli;
+mod cluster_process;
 pub mod config;
 pub mod connect;
 mod node;
 
+pub use cluster_process::{ClusterProcess, check_cluster_config};
 pub use config::NodeConfig;
 pub use node::Node;

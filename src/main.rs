@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use chorus::{Node, NodeConfig};
+use chorus::config::Role;
+use chorus::{ClusterProcess, Node, NodeConfig};
+use chorus_cluster::transport::TlsFiles;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// mimalloc instead of glibc's malloc: glibc keeps the memory of every burst (each password hash
@@ -44,6 +46,36 @@ enum Command {
     },
     /// Print the REST API's OpenAPI document (the same as `GET /openapi.json`).
     Openapi,
+    /// Cluster operations: dev certificates, status.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// Write a development CA (reused if present) and a certificate + key per name into DIR.
+    Certs {
+        #[arg(long, default_value = "cluster-certs")]
+        dir: PathBuf,
+        /// Names of the processes, e.g. node-1 node-2 node-3 gateway-1 admin.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Show every channel node, shard, replica set, leader, term and commit index.
+    Status {
+        /// Channel nodes to ask first (their transport addresses); the rest come from the map.
+        #[arg(long, value_delimiter = ',', required = true)]
+        seeds: Vec<SocketAddr>,
+        #[arg(long)]
+        tls_ca: PathBuf,
+        #[arg(long)]
+        tls_cert: PathBuf,
+        #[arg(long)]
+        tls_key: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -78,6 +110,33 @@ struct ServeArgs {
     /// Rate-limit counters: `local` (default) or a redis:// URL.
     #[arg(long, env = "CHORUS_RATE_LIMIT_URL")]
     rate_limit_url: Option<String>,
+    /// Cluster roles of this process (channel, gateway, api); unset runs the embedded node.
+    #[arg(long, env = "CHORUS_ROLE", value_enum, value_delimiter = ',')]
+    role: Vec<Role>,
+    /// This channel node's id.
+    #[arg(long, env = "CHORUS_NODE_ID")]
+    node_id: Option<u64>,
+    /// Where this channel node's cluster transport listens (UDP).
+    #[arg(long, env = "CHORUS_CLUSTER_LISTEN")]
+    cluster_listen: Option<SocketAddr>,
+    /// The channel nodes that create the cluster: ID=HOST:PORT,…
+    #[arg(long, env = "CHORUS_SEEDS", value_delimiter = ',')]
+    seeds: Vec<String>,
+    /// Shards of a new cluster [default: 16].
+    #[arg(long, env = "CHORUS_SHARD_COUNT")]
+    shard_count: Option<u32>,
+    /// Replicas per shard of a new cluster [default: 3].
+    #[arg(long, env = "CHORUS_REPLICATION")]
+    replication: Option<usize>,
+    /// The cluster CA's certificate (PEM).
+    #[arg(long, env = "CHORUS_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// This process's cluster certificate (PEM).
+    #[arg(long, env = "CHORUS_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// This process's cluster key (PEM).
+    #[arg(long, env = "CHORUS_TLS_KEY", hide_env_values = true)]
+    tls_key: Option<PathBuf>,
 }
 
 impl Default for Command {
@@ -116,11 +175,29 @@ async fn main() -> anyhow::Result<()> {
     let args = match cli.command.unwrap_or_default() {
         Command::Serve(args) => *args,
         Command::Connect { url } => return chorus::connect::run(&url).await,
+        Command::Cluster(ClusterCommand::Certs { dir, names }) => {
+            return chorus::cluster_cli::certs(&dir, &names);
+        }
+        Command::Cluster(ClusterCommand::Status {
+            seeds,
+            tls_ca,
+            tls_cert,
+            tls_key,
+            json,
+        }) => {
+            let tls = TlsFiles {
+                ca_cert: tls_ca,
+                cert: tls_cert,
+                key: tls_key,
+            };
+            return chorus::cluster_cli::status(&tls, &seeds, json).await;
+        }
         Command::Openapi => {
             println!("{}", chorus_api::openapi().to_pretty_json()?);
             return Ok(());
         }
     };
+    apply_cluster_args(&mut config, &args);
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
@@ -151,6 +228,9 @@ async fn main() -> anyhow::Result<()> {
     if args.rate_limit_url.is_some() {
         config.rate_limit_url = args.rate_limit_url;
     }
+    if !config.cluster.roles.is_empty() {
+        return run_cluster_process(config).await;
+    }
 
     let node = Node::start(config.clone())
         .await
@@ -163,6 +243,59 @@ async fn main() -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     node.shutdown().await;
+    Ok(())
+}
+
+/// Cluster flags over the `[cluster]` section.
+fn apply_cluster_args(config: &mut NodeConfig, args: &ServeArgs) {
+    let cluster = &mut config.cluster;
+    if !args.role.is_empty() {
+        cluster.roles = args.role.clone();
+    }
+    if let Some(id) = args.node_id {
+        cluster.node_id = id;
+    }
+    if args.cluster_listen.is_some() {
+        cluster.listen = args.cluster_listen;
+    }
+    if !args.seeds.is_empty() {
+        cluster.seeds = args.seeds.clone();
+    }
+    if let Some(n) = args.shard_count {
+        cluster.shard_count = n;
+    }
+    if let Some(n) = args.replication {
+        cluster.replication = n;
+    }
+    for (value, field) in [
+        (&args.tls_ca, &mut cluster.tls_ca),
+        (&args.tls_cert, &mut cluster.tls_cert),
+        (&args.tls_key, &mut cluster.tls_key),
+    ] {
+        if value.is_some() {
+            field.clone_from(value);
+        }
+    }
+}
+
+async fn run_cluster_process(config: NodeConfig) -> anyhow::Result<()> {
+    let roles = config.cluster.roles.clone();
+    let process = ClusterProcess::start(config)
+        .await
+        .context("cannot start chorus")?;
+    tracing::info!(?roles, "chorus cluster process started");
+    if let Some(addr) = process.transport_addr {
+        println!("chorus transport  quic://{addr}");
+    }
+    if let Some(addr) = process.api_addr {
+        println!("chorus REST API   http://{addr}");
+    }
+    if let Some(addr) = process.ws_addr {
+        println!("chorus WebSocket  ws://{addr}");
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    process.shutdown().await;
     Ok(())
 }
 

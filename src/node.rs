@@ -9,7 +9,7 @@ use chorus_api::{ApiLimits, ApiState};
 use chorus_channel_node::{ChannelNodeConfig, ChannelService, StateLimits};
 use chorus_cluster::access::{AccessNotifier, LocalAccessNotifier, RedisAccessNotifier};
 use chorus_cluster::rate_limit::{LocalRateLimits, RateLimitStore, RedisRateLimits};
-use chorus_cluster::{FanoutBus, LocalBus, RedisBus};
+use chorus_cluster::{ChannelRouter, FanoutBus, LocalBus, RedisBus};
 use chorus_core::auth::Authenticator;
 use chorus_core::{
     MessageStore, MetadataStore, PostgresMessageStore, PostgresMetadataStore, RedbMessageStore,
@@ -75,45 +75,16 @@ impl Node {
         let ws_addr = ws_listener.local_addr()?;
 
         let (stop, stopped) = watch::channel(false);
-        let until_stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        let access = open_access(config.bus_url.as_deref()).await?;
-        let api_state = ApiState {
-            store: store.clone(),
-            messages,
-            auth: auth.clone(),
-            limits: ApiLimits {
-                login_per_minute_per_ip: config.api.login_per_minute_per_ip,
-                login_per_minute_per_account: config.api.login_per_minute_per_account,
-                register_per_minute_per_ip: config.api.register_per_minute_per_ip,
-                register_per_minute_per_account: config.api.register_per_minute_per_account,
-                writes_per_minute_per_user: config.api.writes_per_minute_per_user,
-            },
-            rate_limits: open_rate_limits(config.rate_limit_url.as_deref()).await?,
-            router: Arc::new(channels.clone()),
-            access: access.clone(),
-            admin_token: config.admin_token.clone(),
-        };
-        let api = tokio::spawn(chorus_api::serve(
-            api_listener,
-            api_state,
-            until_stopped(stopped.clone()),
-        ));
-        let deps = GatewayDeps {
-            auth,
+        let front = Front {
             store,
+            messages,
+            auth,
             router: Arc::new(channels.clone()),
             bus,
-            presence: open_presence(config.presence_url.as_deref()).await?,
-            access,
+            access: open_access(config.bus_url.as_deref()).await?,
         };
-        let gateway = tokio::spawn(chorus_gateway::serve(
-            ws_listener,
-            config.gateway.to_gateway_config(),
-            deps,
-            until_stopped(stopped),
-        ));
+        let api = spawn_api(&config, &front, api_listener, stopped.clone()).await?;
+        let gateway = spawn_gateway(&config, front, ws_listener, stopped).await?;
         Ok(Node {
             api_addr,
             ws_addr,
@@ -139,6 +110,74 @@ impl Node {
     }
 }
 
+/// What the client-facing roles (REST API, WebSocket gateway) talk to.
+pub(crate) struct Front {
+    pub store: Arc<dyn MetadataStore>,
+    pub messages: Arc<dyn MessageStore>,
+    pub auth: Authenticator,
+    pub router: Arc<dyn ChannelRouter>,
+    pub bus: Arc<dyn FanoutBus>,
+    pub access: Arc<dyn AccessNotifier>,
+}
+
+/// Resolves once `stop` turns true.
+async fn until_stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Serves the REST API on `listener` until `stop`.
+pub(crate) async fn spawn_api(
+    config: &NodeConfig,
+    front: &Front,
+    listener: TcpListener,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<std::io::Result<()>>> {
+    let state = ApiState {
+        store: front.store.clone(),
+        messages: front.messages.clone(),
+        auth: front.auth.clone(),
+        limits: ApiLimits {
+            login_per_minute_per_ip: config.api.login_per_minute_per_ip,
+            login_per_minute_per_account: config.api.login_per_minute_per_account,
+            register_per_minute_per_ip: config.api.register_per_minute_per_ip,
+            register_per_minute_per_account: config.api.register_per_minute_per_account,
+            writes_per_minute_per_user: config.api.writes_per_minute_per_user,
+        },
+        rate_limits: open_rate_limits(config.rate_limit_url.as_deref()).await?,
+        router: front.router.clone(),
+        access: front.access.clone(),
+        admin_token: config.admin_token.clone(),
+    };
+    Ok(tokio::spawn(chorus_api::serve(
+        listener,
+        state,
+        until_stopped(stop),
+    )))
+}
+
+/// Serves the WebSocket gateway on `listener` until `stop`.
+pub(crate) async fn spawn_gateway(
+    config: &NodeConfig,
+    front: Front,
+    listener: TcpListener,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<std::io::Result<()>>> {
+    let deps = GatewayDeps {
+        auth: front.auth,
+        store: front.store,
+        router: front.router,
+        bus: front.bus,
+        presence: open_presence(config.presence_url.as_deref()).await?,
+        access: front.access,
+    };
+    Ok(tokio::spawn(chorus_gateway::serve(
+        listener,
+        config.gateway.to_gateway_config(),
+        deps,
+        until_stopped(stop),
+    )))
+}
+
 /// Connections the kernel queues before `accept` (tokio's default is 1,024).
 ///
 /// A reconnect storm arrives all at once; with a short queue the overflow waits a full second for
@@ -146,7 +185,7 @@ impl Node {
 const LISTEN_BACKLOG: u32 = 8_192;
 
 /// A listening socket with a backlog sized for reconnect storms.
-async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -158,7 +197,7 @@ async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// The metadata store named by `metadata_url` (default: SQLite in the data directory).
-async fn open_metadata(
+pub(crate) async fn open_metadata(
     url: Option<&str>,
     data_dir: &Path,
 ) -> anyhow::Result<Arc<dyn MetadataStore>> {
@@ -178,12 +217,12 @@ async fn open_metadata(
     }
 }
 
-fn is_postgres(url: &str) -> bool {
+pub(crate) fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// The message store named by `messages_url` (default: redb in the data directory).
-async fn open_messages(
+pub(crate) async fn open_messages(
     url: Option<&str>,
     data_dir: &Path,
 ) -> anyhow::Result<Arc<dyn MessageStore>> {
@@ -205,7 +244,7 @@ async fn open_messages(
 }
 
 /// The fan-out bus named by `bus_url`.
-async fn open_bus(url: Option<&str>) -> anyhow::Result<Arc<dyn FanoutBus>> {
+pub(crate) async fn open_bus(url: Option<&str>) -> anyhow::Result<Arc<dyn FanoutBus>> {
     match url {
         None | Some("local") => Ok(Arc::new(LocalBus::new(BUS_QUEUE))),
         Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
@@ -221,7 +260,7 @@ async fn open_bus(url: Option<&str>) -> anyhow::Result<Arc<dyn FanoutBus>> {
 }
 
 /// How access notices travel: with the bus (in process, or through the same Redis).
-async fn open_access(bus_url: Option<&str>) -> anyhow::Result<Arc<dyn AccessNotifier>> {
+pub(crate) async fn open_access(bus_url: Option<&str>) -> anyhow::Result<Arc<dyn AccessNotifier>> {
     match bus_url {
         None | Some("local") => Ok(Arc::new(LocalAccessNotifier::default())),
         Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => Ok(Arc::new(
@@ -237,7 +276,7 @@ async fn open_access(bus_url: Option<&str>) -> anyhow::Result<Arc<dyn AccessNoti
 }
 
 /// Where rate-limit counters live, named by `rate_limit_url`.
-async fn open_rate_limits(url: Option<&str>) -> anyhow::Result<Arc<dyn RateLimitStore>> {
+pub(crate) async fn open_rate_limits(url: Option<&str>) -> anyhow::Result<Arc<dyn RateLimitStore>> {
     match url {
         None | Some("local") => Ok(Arc::new(LocalRateLimits)),
         Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => Ok(Arc::new(
@@ -253,7 +292,7 @@ async fn open_rate_limits(url: Option<&str>) -> anyhow::Result<Arc<dyn RateLimit
 }
 
 /// The presence store named by `presence_url`.
-async fn open_presence(url: Option<&str>) -> anyhow::Result<Arc<dyn PresenceStore>> {
+pub(crate) async fn open_presence(url: Option<&str>) -> anyhow::Result<Arc<dyn PresenceStore>> {
     match url {
         None | Some("local") => Ok(Arc::new(MemoryPresence::default())),
         Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
@@ -268,7 +307,7 @@ async fn open_presence(url: Option<&str>) -> anyhow::Result<Arc<dyn PresenceStor
 }
 
 /// Reads the node's token secret, creating a random one (readable by the owner only) on first use.
-fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     match std::fs::read(path) {
         Ok(secret) if secret.len() >= 32 => return Ok(secret),
         Ok(_) => anyhow::bail!("{} is shorter than 32 bytes", path.display()),

@@ -6,14 +6,21 @@
 //! node still proposes a lone submit at once, and a busy one fills each fsync with up to
 //! [`MAX_BATCH`] events. Order is kept: the queue is FIFO and batches are proposed one after the
 //! other; the state machine applies a batch in its order.
+//!
+//! An outcome is handed back only once the shard's history writer has written and published the
+//! batch (`history_writer.rs`): an acknowledged message is in history for REST readers, and its
+//! event is on the bus before its ack leaves.
 
 use std::sync::Arc;
 
 use chorus_cluster::RouteError;
 use openraft::Raft;
 use openraft::error::ClientWriteError;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+
+use crate::history_writer::WriterStatus;
 use crate::raft_types::TypeConfig;
 use crate::state::{Command, Outcome, PublishCommand};
 
@@ -30,10 +37,20 @@ const BATCHES_IN_FLIGHT: usize = 2;
 pub(crate) struct Proposal {
     pub command: PublishCommand,
     pub reply: oneshot::Sender<Result<Outcome, RouteError>>,
+    /// The submit's place among those in flight on this shard, given back with its outcome.
+    pub permit: OwnedSemaphorePermit,
 }
 
+/// How long an outcome waits for the history writer before the caller is told to retry (with the
+/// same nonce, which finds the committed original).
+const HISTORY_WAIT: Duration = Duration::from_secs(10);
+
 /// Proposes batches until every sender is gone.
-pub(crate) async fn run(raft: Raft<TypeConfig>, mut queue: mpsc::UnboundedReceiver<Proposal>) {
+pub(crate) async fn run(
+    raft: Raft<TypeConfig>,
+    mut queue: mpsc::UnboundedReceiver<Proposal>,
+    writer: watch::Receiver<WriterStatus>,
+) {
     let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     while let Some(first) = queue.recv().await {
         // Waiting for a slot is when a batch grows.
@@ -47,19 +64,34 @@ pub(crate) async fn run(raft: Raft<TypeConfig>, mut queue: mpsc::UnboundedReceiv
                 Err(_) => break,
             }
         }
+        let mut permits = Vec::with_capacity(batch.len());
         let (commands, replies): (Vec<_>, Vec<_>) = batch
             .into_iter()
-            .map(|proposal| (proposal.command, proposal.reply))
+            .map(|proposal| {
+                permits.push(proposal.permit);
+                (proposal.command, proposal.reply)
+            })
             .unzip();
         // `client_write_ff` queues the entry before returning: batches enter the log in order.
         match raft.client_write_ff(Command::PublishBatch(commands)).await {
             Ok(response) => {
+                let mut writer = writer.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
+                    let _permits = permits;
                     let outcome = match response.await {
-                        Ok(Ok(written)) => Ok(written.data),
-                        Ok(Err(ClientWriteError::ForwardToLeader(_))) => {
-                            Err(RouteError::Unavailable("not the leader".into()))
+                        Ok(Ok(written)) => {
+                            let epoch = writer.borrow().epoch;
+                            let index = written.log_id.index;
+                            match wait_for_history(&mut writer, index, epoch).await {
+                                Ok(()) => Ok(written.data),
+                                Err(err) => Err(err),
+                            }
+                        }
+                        Ok(Err(ClientWriteError::ForwardToLeader(forward))) => {
+                            Err(RouteError::NotLeader {
+                                leader_hint: forward.leader_id,
+                            })
                         }
                         Ok(Err(err)) => Err(RouteError::Internal(err.to_string())),
                         Err(_) => Err(RouteError::Unavailable("raft stopped".into())),
@@ -69,6 +101,24 @@ pub(crate) async fn run(raft: Raft<TypeConfig>, mut queue: mpsc::UnboundedReceiv
             }
             Err(err) => deliver(Err(RouteError::Unavailable(err.to_string())), replies),
         }
+    }
+}
+
+/// Waits until the history writer has written the entry at `index`. Fails when this replica
+/// stopped leading since `epoch` (the next leader writes it) or the writer takes too long.
+async fn wait_for_history(
+    writer: &mut watch::Receiver<WriterStatus>,
+    index: u64,
+    epoch: u64,
+) -> Result<(), RouteError> {
+    let done = writer.wait_for(|s| s.written_through >= index || (!s.leading && s.epoch > epoch));
+    match tokio::time::timeout(HISTORY_WAIT, done).await {
+        Ok(Ok(status)) if status.written_through >= index => Ok(()),
+        Ok(Ok(_)) => Err(RouteError::NotLeader { leader_hint: None }),
+        Ok(Err(_)) => Err(RouteError::Unavailable("raft stopped".into())),
+        Err(_) => Err(RouteError::Unavailable(
+            "history write is slow; retry with the same nonce".into(),
+        )),
     }
 }
 

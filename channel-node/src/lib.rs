@@ -12,13 +12,22 @@
 #![allow(clippy::result_large_err)]
 
 mod batcher;
+mod cluster_node;
+mod control;
+mod history_writer;
 mod log_store;
 mod network;
+mod pending_history;
+mod quic_network;
+mod raft_service;
 mod raft_types;
 mod service;
+pub mod shard;
 pub mod state;
 mod state_machine;
+mod status;
 
+pub use cluster_node::{ClusterChannelNode, ClusterNodeConfig};
 pub use raft_types::TypeConfig;
 pub use service::{ChannelNodeConfig, ChannelNodeError, ChannelService};
 pub use state::StateLimits;

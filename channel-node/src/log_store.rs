@@ -5,15 +5,16 @@
 //! worker thread.
 
 use std::fmt::Debug;
+use std::marker::PhantomData;
 use std::ops::RangeBounds;
 use std::path::Path;
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::{StorageIOError, Vote};
+use openraft::{Entry, LogId, RaftTypeConfig, StorageError, StorageIOError, Vote};
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 
-use crate::raft_types::{Entry, LogId, NodeId, StorageError, TypeConfig};
+use crate::raft_types::NodeId;
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
@@ -22,17 +23,26 @@ const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
 const LAST_PURGED: &str = "last_purged";
 
-/// The log of one Raft group.
-#[derive(Clone)]
-pub struct LogStore {
+/// The log of one Raft group (a shard's, or the control group's: `C` is its type config).
+pub struct LogStore<C> {
     db: Arc<Database>,
+    config: PhantomData<fn() -> C>,
 }
 
-fn read_err(err: impl std::error::Error + 'static) -> StorageError {
+impl<C> Clone for LogStore<C> {
+    fn clone(&self) -> Self {
+        LogStore {
+            db: self.db.clone(),
+            config: PhantomData,
+        }
+    }
+}
+
+fn read_err(err: impl std::error::Error + 'static) -> StorageError<NodeId> {
     StorageIOError::read_logs(&err).into()
 }
 
-fn write_err(err: impl std::error::Error + 'static) -> StorageError {
+fn write_err(err: impl std::error::Error + 'static) -> StorageError<NodeId> {
     StorageIOError::write_logs(&err).into()
 }
 
@@ -41,7 +51,10 @@ fn write_err(err: impl std::error::Error + 'static) -> StorageError {
 /// memory, grow with every entry ever written.
 const LOG_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
-impl LogStore {
+impl<C> LogStore<C>
+where
+    C: RaftTypeConfig<NodeId = NodeId, Entry = Entry<C>>,
+{
     pub fn open(path: &Path) -> Result<Self, redb::Error> {
         let db = Database::builder()
             .set_cache_size(LOG_CACHE_BYTES)
@@ -50,13 +63,16 @@ impl LogStore {
         txn.open_table(LOG)?;
         txn.open_table(META)?;
         txn.commit()?;
-        Ok(LogStore { db: Arc::new(db) })
+        Ok(LogStore {
+            db: Arc::new(db),
+            config: PhantomData,
+        })
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(
         &self,
         key: &str,
-    ) -> Result<Option<T>, StorageError> {
+    ) -> Result<Option<T>, StorageError<NodeId>> {
         let txn = self.db.begin_read().map_err(read_err)?;
         let table = txn.open_table(META).map_err(read_err)?;
         match table.get(key).map_err(read_err)? {
@@ -68,9 +84,9 @@ impl LogStore {
     }
 
     /// Runs a write transaction on the blocking pool.
-    async fn write<F>(&self, durability: Durability, f: F) -> Result<(), StorageError>
+    async fn write<F>(&self, durability: Durability, f: F) -> Result<(), StorageError<NodeId>>
     where
-        F: FnOnce(&redb::WriteTransaction) -> Result<(), StorageError> + Send + 'static,
+        F: FnOnce(&redb::WriteTransaction) -> Result<(), StorageError<NodeId>> + Send + 'static,
     {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
@@ -88,7 +104,7 @@ impl LogStore {
         key: &'static str,
         value: &T,
         durability: Durability,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), StorageError<NodeId>> {
         let bytes = serde_json::to_vec(value).map_err(write_err)?;
         self.write(durability, move |txn| {
             let mut table = txn.open_table(META).map_err(write_err)?;
@@ -99,11 +115,14 @@ impl LogStore {
     }
 }
 
-impl RaftLogReader<TypeConfig> for LogStore {
+impl<C> RaftLogReader<C> for LogStore<C>
+where
+    C: RaftTypeConfig<NodeId = NodeId, Entry = Entry<C>>,
+{
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError> {
+    ) -> Result<Vec<Entry<C>>, StorageError<NodeId>> {
         let txn = self.db.begin_read().map_err(read_err)?;
         let table = txn.open_table(LOG).map_err(read_err)?;
         table
@@ -117,18 +136,22 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 }
 
-impl RaftLogStorage<TypeConfig> for LogStore {
+impl<C> RaftLogStorage<C> for LogStore<C>
+where
+    C: RaftTypeConfig<NodeId = NodeId, Entry = Entry<C>>,
+{
     type LogReader = Self;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged_log_id: Option<LogId> = self.read_meta(LAST_PURGED)?;
+    async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<NodeId>> {
+        let last_purged_log_id: Option<LogId<NodeId>> = self.read_meta(LAST_PURGED)?;
         let last = {
             let txn = self.db.begin_read().map_err(read_err)?;
             let table = txn.open_table(LOG).map_err(read_err)?;
             match table.last().map_err(read_err)? {
                 None => None,
                 Some((_, value)) => {
-                    let entry: Entry = serde_json::from_slice(value.value()).map_err(read_err)?;
+                    let entry: Entry<C> =
+                        serde_json::from_slice(value.value()).map_err(read_err)?;
                     Some(entry.log_id)
                 }
             }
@@ -143,32 +166,37 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
         self.write_meta(VOTE, vote, Durability::Immediate).await
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
         self.read_meta(VOTE)
     }
 
     /// The committed index only saves work on restart (entries are re-applied from it without
     /// waiting for an election), so it rides along with the next fsynced append.
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<NodeId>>,
+    ) -> Result<(), StorageError<NodeId>> {
         self.write_meta(COMMITTED, &committed, Durability::None)
             .await
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.read_meta::<Option<LogId>>(COMMITTED)?.flatten())
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        Ok(self
+            .read_meta::<Option<LogId<NodeId>>>(COMMITTED)?
+            .flatten())
     }
 
     async fn append<I>(
         &mut self,
         entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+        callback: LogFlushed<C>,
+    ) -> Result<(), StorageError<NodeId>>
     where
-        I: IntoIterator<Item = Entry> + Send,
+        I: IntoIterator<Item = Entry<C>> + Send,
         I::IntoIter: Send,
     {
         let encoded = entries
@@ -192,7 +220,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         result
     }
 
-    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         self.write(Durability::Immediate, move |txn| {
             let mut table = txn.open_table(LOG).map_err(write_err)?;
             table
@@ -203,7 +231,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .await
     }
 
-    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         let bytes = serde_json::to_vec(&log_id).map_err(write_err)?;
         self.write(Durability::Immediate, move |txn| {
             let mut meta = txn.open_table(META).map_err(write_err)?;

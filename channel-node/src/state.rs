@@ -54,6 +54,10 @@ pub enum Command {
     /// [`Outcome::Batch`] with one outcome per event. What the channel service proposes: a log
     /// entry is one fsync, so submits that arrive while one is being written share the next.
     PublishBatch(Vec<PublishCommand>),
+    /// The shard's leader has written every event sequenced at or before log index `through` to
+    /// the message store (durably): replicas drop them from their pending history
+    /// (`pending_history.rs`). Changes nothing in the channels' state.
+    HistoryWritten { through: u64 },
 }
 
 /// An event to sequence: a message, or an edit, deletion or reaction of one. `message_id` and
@@ -267,6 +271,7 @@ impl ChannelsState {
                     .map(|publish| self.publish(publish, true))
                     .collect(),
             ),
+            Command::HistoryWritten { .. } => Outcome::Internal,
         }
     }
 

@@ -1,28 +1,29 @@
-//! openraft's view of the channel state: applies committed entries to [`ChannelsState`], writes the
-//! new events (messages, edits, deletions, reactions) to the message store, publishes them on the
-//! bus, and takes snapshots. Entries the state machine rejects or deduplicates write nothing.
+//! openraft's view of a shard's channel state: applies committed entries to [`ChannelsState`] and
+//! takes snapshots. Applying has no side effect outside the state: the events an entry sequenced
+//! join the replicated pending history (`pending_history.rs`), and the shard's leader writes them
+//! to the message store and publishes them (`history_writer.rs`). Every replica of a group runs
+//! `apply`; if it wrote or published, a group of three would do everything three times.
 //!
-//! Durability: messages go to the message store with `append_replayable`, which lets a store skip
-//! its own fsync (the embedded redb store does). They are already fsynced in the Raft log, and a
-//! snapshot — the only thing that lets the log be purged — is taken only after the message store
-//! has been synced. After a crash the entries since the last snapshot are applied again;
-//! message-store writes are idempotent by (channel, seq), and nothing is published to clients
-//! during that catch-up because no gateway is attached yet.
+//! Durability: the Raft log is fsynced before anything is acknowledged. A snapshot (which lets the
+//! log be purged) carries the pending history, so it never covers an event that might be missing
+//! from the message store, whatever the store's own durability. After a restart the pending
+//! events are written again; message-store writes are idempotent by (channel, seq).
 
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chorus_cluster::{BusEvent, FanoutBus};
 use chorus_core::{HistoryQuery, MessageStore};
 use chorus_protocol::MessageEvent;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StorageIOError};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
+use crate::pending_history::{PendingEvent, PendingHistory};
 use crate::raft_types::{Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig};
-use crate::state::{BufferedReplay, ChannelsState, Outcome, StateLimits, StateSnapshot};
+use crate::state::{BufferedReplay, ChannelsState, Command, Outcome, StateLimits, StateSnapshot};
 
 /// What a snapshot file holds.
 #[derive(Serialize, Deserialize)]
@@ -31,6 +32,10 @@ struct SnapshotFile {
     membership: StoredMembership,
     snapshot_id: String,
     state: StateSnapshot,
+    /// Events not yet confirmed in the message store (absent in snapshots written before the
+    /// pending history existed: those were taken only after the store was synced).
+    #[serde(default)]
+    pending: Vec<PendingEvent>,
 }
 
 /// The applied state and the log position it reflects, always changed together.
@@ -38,15 +43,15 @@ struct Applied {
     state: ChannelsState,
     last_applied: Option<LogId>,
     membership: StoredMembership,
+    pending: PendingHistory,
 }
 
 struct Shared {
     applied: RwLock<Applied>,
-    /// Held from the start of an apply until its messages are in the message store, and while a
-    /// snapshot captures the state, so a snapshot never covers a message the store lacks.
-    persist: tokio::sync::Mutex<()>,
+    /// The index of the last applied entry, for the history writer to wait on.
+    applied_index: watch::Sender<u64>,
+    /// Where replay buffers are refilled from after a restore.
     messages: Arc<dyn MessageStore>,
-    bus: Arc<dyn FanoutBus>,
     snapshot_path: PathBuf,
 }
 
@@ -70,36 +75,59 @@ impl StateMachineStore {
         dir: &Path,
         limits: StateLimits,
         messages: Arc<dyn MessageStore>,
-        bus: Arc<dyn FanoutBus>,
     ) -> Result<Self, StorageError> {
         let snapshot_path = dir.join("state-snapshot.json");
         let applied = match std::fs::read(&snapshot_path) {
             Ok(bytes) => {
                 let file: SnapshotFile = serde_json::from_slice(&bytes).map_err(sm_read_err)?;
-                let mut state = ChannelsState::restore(limits, file.state);
-                refill(&mut state, messages.as_ref()).await?;
-                Applied {
-                    state,
-                    last_applied: file.last_applied,
-                    membership: file.membership,
-                }
+                restore(limits, file, messages.as_ref()).await?
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Applied {
                 state: ChannelsState::new(limits),
                 last_applied: None,
                 membership: StoredMembership::default(),
+                pending: PendingHistory::default(),
             },
             Err(err) => return Err(sm_read_err(err)),
         };
+        let (applied_index, _) = watch::channel(applied.last_applied.map_or(0, |l| l.index));
         Ok(StateMachineStore {
             shared: Arc::new(Shared {
                 applied: RwLock::new(applied),
-                persist: tokio::sync::Mutex::new(()),
+                applied_index,
                 messages,
-                bus,
                 snapshot_path,
             }),
         })
+    }
+
+    /// Up to `max` unconfirmed events sequenced after log index `after`, and the index of the last
+    /// applied entry when they were read: once they are written, history is complete through it.
+    pub fn pending_after(&self, after: Option<u64>, max: usize) -> (Vec<PendingEvent>, u64) {
+        let applied = self.shared.applied.read();
+        (
+            applied.pending.after(after, max),
+            applied.last_applied.map_or(0, |l| l.index),
+        )
+    }
+
+    /// Whether an event sequenced at or before `index` is still unconfirmed.
+    pub fn has_unconfirmed_through(&self, index: u64) -> bool {
+        self.shared
+            .applied
+            .read()
+            .pending
+            .has_unconfirmed_through(index)
+    }
+
+    /// Unconfirmed events: how far history lags behind sequencing.
+    pub fn pending_len(&self) -> usize {
+        self.shared.applied.read().pending.len()
+    }
+
+    /// Changes whenever entries are applied (the value is the last applied index).
+    pub fn applied_index(&self) -> watch::Receiver<u64> {
+        self.shared.applied_index.subscribe()
     }
 
     pub fn last_seqs(&self, channels: &[uuid::Uuid]) -> Vec<u64> {
@@ -126,14 +154,35 @@ impl StateMachineStore {
     }
 }
 
-/// Refills every replay buffer from the newest stored messages.
+/// The applied state a snapshot file describes, replay buffers refilled.
+async fn restore(
+    limits: StateLimits,
+    file: SnapshotFile,
+    messages: &dyn MessageStore,
+) -> Result<Applied, StorageError> {
+    let mut state = ChannelsState::restore(limits, file.state);
+    let pending = PendingHistory::from_events(file.pending);
+    refill(&mut state, &pending, messages).await?;
+    Ok(Applied {
+        state,
+        last_applied: file.last_applied,
+        membership: file.membership,
+        pending,
+    })
+}
+
+/// Refills every replay buffer with the channel's newest events: those the message store holds
+/// up to the channel's `last_seq`, completed by the pending ones it may not hold yet. Both are
+/// functions of replicated state (history at or below `last_seq` is written once, identically, by
+/// whichever leader writes it), so every replica refills the same buffer.
 async fn refill(
     state: &mut ChannelsState,
+    pending: &PendingHistory,
     messages: &dyn MessageStore,
 ) -> Result<(), StorageError> {
     let limit = state.limits().replay_buffer;
     for (channel, last_seq) in state.channels_to_refill() {
-        let mut newest = messages
+        let stored = messages
             .page(
                 channel,
                 HistoryQuery::Before {
@@ -143,32 +192,18 @@ async fn refill(
             )
             .await
             .map_err(sm_read_err)?;
-        newest.reverse();
-        state.refill(channel, newest);
+        let mut newest: std::collections::BTreeMap<u64, MessageEvent> =
+            stored.into_iter().map(|event| (event.seq, event)).collect();
+        for event in pending.of_channel(channel) {
+            newest.insert(event.seq, MessageEvent::clone(event));
+        }
+        state.refill(channel, newest.into_values().collect());
     }
     Ok(())
 }
 
-/// Writes applied messages to the message store, retrying with backoff while it is unavailable.
-///
-/// Failing the apply would stop Raft; the messages are safe in the log meanwhile, so the right
-/// answer to a history backend outage is to wait for it (sequencing pauses, nothing is lost).
-async fn write_history(messages: &dyn MessageStore, published: &[MessageEvent]) {
-    let mut delay = std::time::Duration::from_millis(50);
-    loop {
-        match messages.append_replayable(published).await {
-            Ok(()) => return,
-            Err(err) => {
-                tracing::error!(error = %err, retry_in_ms = delay.as_millis() as u64, "message store write failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(5));
-            }
-        }
-    }
-}
-
 /// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync directory.
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;
@@ -180,10 +215,18 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The events an outcome sequenced.
+fn published(outcome: &Outcome) -> Vec<Arc<MessageEvent>> {
+    match outcome {
+        Outcome::Published(event) => vec![Arc::new(event.clone())],
+        Outcome::Batch(batch) => batch.iter().flat_map(published).collect(),
+        _ => Vec::new(),
+    }
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let shared = self.shared.clone();
-        let _persist = shared.persist.lock().await;
         let file = {
             let applied = shared.applied.read();
             let snapshot_id = format!(
@@ -196,11 +239,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
                 membership: applied.membership.clone(),
                 snapshot_id,
                 state: applied.state.snapshot(),
+                pending: applied.pending.to_vec(),
             }
         };
         let bytes = serde_json::to_vec(&file).map_err(sm_write_err)?;
-        // The store must hold every message the snapshot covers before the log can be purged.
-        shared.messages.sync().await.map_err(sm_write_err)?;
         let path = shared.snapshot_path.clone();
         let data = bytes.clone();
         tokio::task::spawn_blocking(move || write_durably(&path, &data))
@@ -231,42 +273,31 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let shared = self.shared.clone();
-        let persist = shared.persist.lock().await;
         let mut outcomes = Vec::new();
-        let mut published: Vec<MessageEvent> = Vec::new();
-        {
-            let mut applied = shared.applied.write();
+        let last_index = {
+            let mut applied = self.shared.applied.write();
+            let applied = &mut *applied;
             for entry in entries {
+                let index = entry.log_id.index;
                 applied.last_applied = Some(entry.log_id);
                 let outcome = match entry.payload {
                     EntryPayload::Blank => Outcome::Internal,
+                    EntryPayload::Normal(Command::HistoryWritten { through }) => {
+                        applied.pending.confirm(through);
+                        Outcome::Internal
+                    }
                     EntryPayload::Normal(command) => applied.state.apply(command),
                     EntryPayload::Membership(membership) => {
                         applied.membership = StoredMembership::new(Some(entry.log_id), membership);
                         Outcome::Internal
                     }
                 };
-                match &outcome {
-                    Outcome::Published(event) => published.push(event.clone()),
-                    Outcome::Batch(batch) => {
-                        published.extend(batch.iter().filter_map(|outcome| match outcome {
-                            Outcome::Published(event) => Some(event.clone()),
-                            _ => None,
-                        }))
-                    }
-                    _ => {}
-                }
+                applied.pending.push(index, published(&outcome));
                 outcomes.push(outcome);
             }
-        }
-        if !published.is_empty() {
-            write_history(shared.messages.as_ref(), &published).await;
-        }
-        drop(persist);
-        for event in published {
-            shared.bus.publish(BusEvent::Message(Arc::new(event))).await;
-        }
+            applied.last_applied.map_or(0, |l| l.index)
+        };
+        self.shared.applied_index.send_replace(last_index);
         Ok(outcomes)
     }
 
@@ -286,20 +317,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let bytes = snapshot.into_inner();
         let file: SnapshotFile = serde_json::from_slice(&bytes).map_err(sm_read_err)?;
         let shared = self.shared.clone();
-        let _persist = shared.persist.lock().await;
         let limits = shared.applied.read().state.limits();
-        let mut state = ChannelsState::restore(limits, file.state);
-        refill(&mut state, shared.messages.as_ref()).await?;
+        let mut restored = restore(limits, file, shared.messages.as_ref()).await?;
+        restored.last_applied = meta.last_log_id;
+        restored.membership = meta.last_membership.clone();
         let path = shared.snapshot_path.clone();
         tokio::task::spawn_blocking(move || write_durably(&path, &bytes))
             .await
             .map_err(sm_write_err)?
             .map_err(sm_write_err)?;
-        *shared.applied.write() = Applied {
-            state,
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-        };
+        let last_index = restored.last_applied.map_or(0, |l| l.index);
+        *shared.applied.write() = restored;
+        shared.applied_index.send_replace(last_index);
         Ok(())
     }
 

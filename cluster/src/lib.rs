@@ -13,11 +13,17 @@ pub mod access;
 mod bus;
 pub mod bus_conformance;
 mod bus_wire;
+mod cluster_map;
+pub mod cluster_router;
+pub mod placement;
 pub mod rate_limit;
 pub mod redis;
 mod redis_bus;
 mod router;
+pub mod rpc;
+pub mod transport;
 
 pub use bus::{BusEvent, FanoutBus, LocalBus};
+pub use cluster_map::{CONTROL_GROUP, ClusterMap, MapError, Placement, group_shard, shard_group};
 pub use redis_bus::{RedisBus, RedisBusError};
 pub use router::{ChannelRouter, PublishAck, PublishRequest, PublishTicket, Replay, RouteError};

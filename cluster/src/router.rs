@@ -8,10 +8,11 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use chorus_protocol::{EventKind, MessageEvent};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A message to sequence. The caller has already checked that the author may post.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishRequest {
     pub channel_id: Uuid,
     /// The author of a message, or who acts for the other kinds.
@@ -47,7 +48,7 @@ impl PublishRequest {
 }
 
 /// The acknowledgement of a durably committed message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishAck {
     pub message_id: Uuid,
     pub seq: u64,
@@ -59,7 +60,7 @@ pub struct PublishAck {
 }
 
 /// What a channel can tell about the events after a position.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Replay {
     /// Every event after the position, in order (empty when nothing was missed).
     Events(Vec<Arc<MessageEvent>>),
@@ -69,7 +70,7 @@ pub enum Replay {
 }
 
 /// Why the router could not do what was asked.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum RouteError {
     /// Too many requests are in flight on this node; retry later with the same nonce.
     #[error("channel service overloaded")]
@@ -77,6 +78,11 @@ pub enum RouteError {
     /// The channel's owner cannot be reached or is not the leader; retry with the same nonce.
     #[error("channel service unavailable: {0}")]
     Unavailable(String),
+    /// The node asked does not lead the channel's shard; `leader_hint` is the leader it knows of.
+    /// A router follows the hint and retries with the same nonce; callers treat it as
+    /// `Unavailable`.
+    #[error("not the leader of the channel's shard (leader hint: {leader_hint:?})")]
+    NotLeader { leader_hint: Option<u64> },
     /// The request names a target the channel does not have (a `target_seq` or `parent_seq`
     /// beyond the channel's newest event), or a thread parent that is not a live top-level
     /// message; the text says which.

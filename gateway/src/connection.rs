@@ -1000,7 +1000,7 @@ fn access_error(access: ChannelAccess, channel: Uuid) -> ServerFrame {
 fn route_error(err: RouteError, nonce: Option<String>, channel: Option<Uuid>) -> ServerFrame {
     let (code, message) = match &err {
         RouteError::Overloaded => (ErrorCode::Unavailable, "channel service overloaded; retry"),
-        RouteError::Unavailable(_) => {
+        RouteError::Unavailable(_) | RouteError::NotLeader { .. } => {
             (ErrorCode::Unavailable, "channel service unavailable; retry")
         }
         RouteError::Rejected(_) => (

@@ -23,7 +23,7 @@ use crate::views::{EditMessageRequest, MessageView, PostMessageRequest};
 
 /// The answer to a channel-service failure.
 pub fn route_error(err: RouteError) -> ApiError {
-    match err {
+    match &err {
         RouteError::Overloaded => ApiError {
             retry_after: Some(1),
             ..ApiError::new(
@@ -32,8 +32,8 @@ pub fn route_error(err: RouteError) -> ApiError {
                 "the channel service is overloaded; retry with the same nonce",
             )
         },
-        RouteError::Unavailable(cause) => {
-            tracing::warn!(%cause, "channel service unavailable");
+        RouteError::NotLeader { .. } | RouteError::Unavailable(_) => {
+            tracing::warn!(cause = %err, "channel service unavailable");
             ApiError {
                 retry_after: Some(1),
                 ..ApiError::new(
@@ -44,7 +44,7 @@ pub fn route_error(err: RouteError) -> ApiError {
             }
         }
         RouteError::Rejected(_) => message_not_found(),
-        RouteError::Internal(cause) => ApiError::internal(cause),
+        RouteError::Internal(cause) => ApiError::internal(cause.clone()),
     }
 }
 

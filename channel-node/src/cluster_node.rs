@@ -1,0 +1,267 @@
+//! A channel node of a cluster: one transport endpoint, the control group, and a replica of every
+//! shard the cluster map places on this node.
+//!
+//! Start-up: the node opens its transport and its control-group replica. The seed with the lowest
+//! id initializes the control group with every seed as a voter (a group that exists is left as it
+//! is), and whichever node leads it creates the cluster map (shard count, replication, nodes) if
+//! there is none yet. Every node watches the applied map and starts the replicas placed on it;
+//! the first replica of each shard — its preferred leader — initializes the shard's group.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chorus_cluster::transport::{QuicEndpoint, TlsFiles, TransportLimits};
+use chorus_cluster::{CONTROL_GROUP, ClusterMap, FanoutBus, shard_group};
+use chorus_core::MessageStore;
+use openraft::error::{InitializeError, RaftError};
+use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use tokio::sync::watch;
+
+use crate::control::{ControlCommand, ControlConfig, ControlStateMachine};
+use crate::log_store::LogStore;
+use crate::quic_network::QuicNetwork;
+use crate::raft_service::Dispatch;
+use crate::raft_types::NodeId;
+use crate::shard::{RaftTiming, ShardError, ShardReplica, ShardSettings};
+use crate::state::StateLimits;
+
+/// Settings of a cluster channel node.
+#[derive(Clone, Debug)]
+pub struct ClusterNodeConfig {
+    pub node_id: NodeId,
+    pub data_dir: PathBuf,
+    /// Where the transport listens (UDP); peers reach this node at `seeds[node_id]`.
+    pub listen: SocketAddr,
+    /// The channel nodes that create the cluster, this one included.
+    pub seeds: BTreeMap<NodeId, SocketAddr>,
+    pub shard_count: u32,
+    pub replication: usize,
+    pub tls: TlsFiles,
+    pub limits: StateLimits,
+    pub max_in_flight: usize,
+    pub snapshot_every: u64,
+}
+
+/// A running cluster channel node.
+pub struct ClusterChannelNode {
+    dispatch: Arc<Dispatch>,
+    endpoint: QuicEndpoint,
+    control: Raft<ControlConfig>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn raft_err(err: impl std::fmt::Display) -> ShardError {
+    ShardError::Raft(err.to_string())
+}
+
+fn members(nodes: impl IntoIterator<Item = (NodeId, SocketAddr)>) -> BTreeMap<NodeId, BasicNode> {
+    nodes
+        .into_iter()
+        .map(|(id, addr)| (id, BasicNode::new(addr.to_string())))
+        .collect()
+}
+
+impl ClusterChannelNode {
+    pub async fn start(
+        config: ClusterNodeConfig,
+        messages: Arc<dyn MessageStore>,
+        bus: Arc<dyn FanoutBus>,
+    ) -> Result<Self, ShardError> {
+        let advertised = *config.seeds.get(&config.node_id).ok_or_else(|| {
+            ShardError::Raft(format!(
+                "node {} is not among the seeds {:?}",
+                config.node_id, config.seeds
+            ))
+        })?;
+        tracing::info!(node = config.node_id, %advertised, listen = %config.listen, "starting channel node");
+        let dispatch = Arc::new(Dispatch {
+            node_id: config.node_id,
+            ..Dispatch::default()
+        });
+        let endpoint = QuicEndpoint::server(
+            config.listen,
+            &config.tls,
+            dispatch.clone(),
+            TransportLimits::default(),
+        )
+        .map_err(raft_err)?;
+
+        let control_dir = config.data_dir.join("control");
+        std::fs::create_dir_all(&control_dir)?;
+        let control_sm = ControlStateMachine::open(&control_dir).map_err(raft_err)?;
+        let control_log = LogStore::<ControlConfig>::open(&control_dir.join("raft.redb"))?;
+        let timing = RaftTiming::CLUSTER;
+        let control_config = Config {
+            cluster_name: "chorus-control".into(),
+            heartbeat_interval: timing.heartbeat_ms,
+            election_timeout_min: timing.election_min_ms,
+            election_timeout_max: timing.election_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(1_000),
+            ..Config::default()
+        }
+        .validate()
+        .map_err(raft_err)?;
+        let control = Raft::new(
+            config.node_id,
+            Arc::new(control_config),
+            QuicNetwork::new(endpoint.clone(), CONTROL_GROUP),
+            control_log,
+            control_sm.clone(),
+        )
+        .await
+        .map_err(raft_err)?;
+        let _ = dispatch.control.set(control.clone());
+        let _ = dispatch.map.set(control_sm.map());
+
+        let first_seed = config.seeds.keys().next().copied();
+        if first_seed == Some(config.node_id) {
+            match control.initialize(members(config.seeds.clone())).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(err) => return Err(raft_err(err)),
+            }
+        }
+        let new_map =
+            ClusterMap::create(config.shard_count, config.replication, config.seeds.clone())
+                .map_err(raft_err)?;
+        let mut tasks = vec![tokio::spawn(create_cluster(
+            control.clone(),
+            control_sm.map(),
+            new_map,
+        ))];
+        tasks.push(tokio::spawn(place_replicas(
+            config,
+            dispatch.clone(),
+            endpoint.clone(),
+            control_sm.map(),
+            messages,
+            bus,
+        )));
+        Ok(ClusterChannelNode {
+            dispatch,
+            endpoint,
+            control,
+            tasks,
+        })
+    }
+
+    /// The transport address this node listens on.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// The shard replicas running on this node.
+    pub fn replicas(&self) -> HashMap<u32, ShardReplica> {
+        self.dispatch.shards.read().clone()
+    }
+
+    /// Stops every group and closes the transport.
+    pub async fn shutdown(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let replicas: Vec<ShardReplica> = self.dispatch.shards.read().values().cloned().collect();
+        for replica in replicas {
+            replica.shutdown().await;
+        }
+        if let Err(err) = self.control.shutdown().await {
+            tracing::warn!(error = %err, "control group shutdown");
+        }
+        self.endpoint.close().await;
+    }
+}
+
+/// Creates the cluster map once this node leads the control group and no map exists.
+async fn create_cluster(
+    control: Raft<ControlConfig>,
+    mut map: watch::Receiver<ClusterMap>,
+    new_map: ClusterMap,
+) {
+    let mut metrics = control.metrics();
+    loop {
+        if map.borrow_and_update().is_created() {
+            return;
+        }
+        let leading = metrics.borrow_and_update().state == ServerState::Leader;
+        if leading {
+            match control
+                .client_write(ControlCommand::Create(new_map.clone()))
+                .await
+            {
+                Ok(_) => tracing::info!(
+                    shards = new_map.shard_count,
+                    replication = new_map.replication,
+                    "cluster created"
+                ),
+                Err(err) => {
+                    tracing::debug!(error = %err, "creating the cluster map failed; retrying")
+                }
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = map.changed() => {}
+            _ = metrics.changed() => {}
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// Starts the replicas the map places on this node (and keeps doing so as the map changes).
+async fn place_replicas(
+    config: ClusterNodeConfig,
+    dispatch: Arc<Dispatch>,
+    endpoint: QuicEndpoint,
+    mut map: watch::Receiver<ClusterMap>,
+    messages: Arc<dyn MessageStore>,
+    bus: Arc<dyn FanoutBus>,
+) {
+    loop {
+        let current = map.borrow_and_update().clone();
+        if current.is_created() {
+            let placement = current.placement();
+            for shard in placement.shards_of(config.node_id) {
+                if dispatch.shards.read().contains_key(&shard) {
+                    continue;
+                }
+                let settings = ShardSettings {
+                    node_id: config.node_id,
+                    dir: config.data_dir.join("shards").join(shard.to_string()),
+                    limits: config.limits,
+                    max_in_flight: config.max_in_flight,
+                    snapshot_every: config.snapshot_every,
+                    timing: RaftTiming::CLUSTER,
+                    name: format!("chorus-shard-{shard}"),
+                };
+                let network = QuicNetwork::new(endpoint.clone(), shard_group(shard));
+                let replica =
+                    match ShardReplica::start(settings, network, messages.clone(), bus.clone())
+                        .await
+                    {
+                        Ok(replica) => replica,
+                        Err(err) => {
+                            tracing::error!(shard, error = %err, "cannot start shard replica");
+                            continue;
+                        }
+                    };
+                let replicas = placement.replicas(shard);
+                if replicas.first() == Some(&config.node_id) {
+                    let group = members(
+                        replicas
+                            .iter()
+                            .filter_map(|id| current.addr(*id).map(|addr| (*id, addr))),
+                    );
+                    if let Err(err) = replica.initialize(group).await {
+                        tracing::error!(shard, error = %err, "cannot initialize shard group");
+                    }
+                }
+                dispatch.shards.write().insert(shard, replica);
+            }
+        }
+        if map.changed().await.is_err() {
+            return;
+        }
+    }
+}

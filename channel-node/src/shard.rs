@@ -1,0 +1,276 @@
+//! One replica of one shard: a Raft instance over the shard's log and state machine, the batcher
+//! that group-commits submits into it, and the history writer that acts while it leads.
+//!
+//! The embedded node runs one of these as a group of one (`service.rs`); a channel node of a
+//! cluster runs one per shard it replicates (`cluster_node.rs`). Reads are answered from the
+//! applied state, and only by the leader: in a cluster after a read index
+//! (`ensure_linearizable`), so a deposed leader cannot answer from a stale state.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chorus_cluster::{FanoutBus, PublishRequest, Replay, RouteError};
+use chorus_core::MessageStore;
+use chrono::Utc;
+use openraft::error::{InitializeError, RaftError};
+use openraft::network::RaftNetworkFactory;
+use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use crate::batcher::{self, Proposal};
+use crate::history_writer::{self, WriterStatus};
+use crate::log_store::LogStore;
+use crate::raft_types::{NodeId, TypeConfig};
+use crate::state::{BufferedReplay, Outcome, PublishCommand, StateLimits};
+use crate::state_machine::StateMachineStore;
+
+/// Unconfirmed history a shard may accumulate (its message store is down or slow) before it
+/// refuses new submits with `Overloaded`: the pending events are held in memory by every replica.
+const MAX_PENDING_HISTORY: usize = 100_000;
+
+/// Raft timing of a shard. A cluster wants a short election timeout (it bounds how long writes
+/// pause when a leader dies); a group of one never elects after its start.
+#[derive(Clone, Copy, Debug)]
+pub struct RaftTiming {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+}
+
+impl RaftTiming {
+    pub const EMBEDDED: RaftTiming = RaftTiming {
+        heartbeat_ms: 250,
+        election_min_ms: 500,
+        election_max_ms: 1000,
+    };
+    /// Detects a dead leader in 300–600 ms; heartbeats every 100 ms keep followers quiet.
+    pub const CLUSTER: RaftTiming = RaftTiming {
+        heartbeat_ms: 100,
+        election_min_ms: 300,
+        election_max_ms: 600,
+    };
+}
+
+/// Everything a shard replica needs to start.
+pub struct ShardSettings {
+    pub node_id: NodeId,
+    /// Directory of this replica's log and snapshots.
+    pub dir: PathBuf,
+    pub limits: StateLimits,
+    pub max_in_flight: usize,
+    pub snapshot_every: u64,
+    pub timing: RaftTiming,
+    /// Used in log lines and the Raft cluster name.
+    pub name: String,
+}
+
+/// A running shard replica; clones share it.
+#[derive(Clone)]
+pub struct ShardReplica {
+    node_id: NodeId,
+    raft: Raft<TypeConfig>,
+    state: StateMachineStore,
+    in_flight: Arc<Semaphore>,
+    proposals: mpsc::UnboundedSender<Proposal>,
+    writer: watch::Receiver<WriterStatus>,
+    /// A group of one needs no read index: nobody else can have been elected.
+    single: bool,
+}
+
+/// Why a replica could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error("cannot open the Raft log: {0}")]
+    Log(#[from] redb::Error),
+    #[error("cannot create the data directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("Raft failed: {0}")]
+    Raft(String),
+}
+
+fn raft_err(err: impl std::fmt::Display) -> ShardError {
+    ShardError::Raft(err.to_string())
+}
+
+impl ShardReplica {
+    /// Opens the replica's log and snapshot and starts Raft, the batcher and the history writer.
+    pub async fn start<N>(
+        settings: ShardSettings,
+        network: N,
+        messages: Arc<dyn MessageStore>,
+        bus: Arc<dyn FanoutBus>,
+    ) -> Result<Self, ShardError>
+    where
+        N: RaftNetworkFactory<TypeConfig>,
+    {
+        std::fs::create_dir_all(&settings.dir)?;
+        let log = LogStore::open(&settings.dir.join("raft.redb"))?;
+        let state = StateMachineStore::open(&settings.dir, settings.limits, messages.clone())
+            .await
+            .map_err(raft_err)?;
+        let raft_config = Config {
+            cluster_name: settings.name.clone(),
+            heartbeat_interval: settings.timing.heartbeat_ms,
+            election_timeout_min: settings.timing.election_min_ms,
+            election_timeout_max: settings.timing.election_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
+            max_in_snapshot_log_to_keep: 1_000,
+            ..Config::default()
+        }
+        .validate()
+        .map_err(raft_err)?;
+        let raft = Raft::new(
+            settings.node_id,
+            Arc::new(raft_config),
+            network,
+            log,
+            state.clone(),
+        )
+        .await
+        .map_err(raft_err)?;
+        let (status, writer) = watch::channel(WriterStatus::default());
+        tokio::spawn(history_writer::run(
+            settings.node_id,
+            raft.clone(),
+            state.clone(),
+            messages,
+            bus,
+            status,
+        ));
+        let (proposals, queue) = mpsc::unbounded_channel();
+        tokio::spawn(batcher::run(raft.clone(), queue, writer.clone()));
+        Ok(ShardReplica {
+            node_id: settings.node_id,
+            raft,
+            state,
+            in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
+            proposals,
+            writer,
+            single: false,
+        })
+    }
+
+    /// Makes this replica a group of one (the embedded node), waits until it leads and has
+    /// applied every committed entry.
+    pub async fn become_single_leader(&mut self) -> Result<(), ShardError> {
+        self.single = true;
+        self.initialize(BTreeMap::from([(self.node_id, BasicNode::default())]))
+            .await?;
+        self.raft
+            .wait(Some(Duration::from_secs(30)))
+            .state(ServerState::Leader, "the only member becomes leader")
+            .await
+            .map_err(raft_err)?;
+        self.raft.ensure_linearizable().await.map_err(raft_err)?;
+        Ok(())
+    }
+
+    /// Creates the group with these members; a group that exists already is left as it is.
+    pub async fn initialize(&self, members: BTreeMap<NodeId, BasicNode>) -> Result<(), ShardError> {
+        match self.raft.initialize(members).await {
+            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(err) => Err(raft_err(err)),
+        }
+    }
+
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    /// Queues a submit for the log. Submits queued one after the other are sequenced in that
+    /// order. Refused at once when this replica does not lead (with the leader it knows of).
+    pub fn submit(
+        &self,
+        request: PublishRequest,
+    ) -> Result<oneshot::Receiver<Result<Outcome, RouteError>>, RouteError> {
+        self.check_leader()?;
+        if self.state.pending_len() > MAX_PENDING_HISTORY {
+            return Err(RouteError::Overloaded);
+        }
+        let permit = self
+            .in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| RouteError::Overloaded)?;
+        let command = PublishCommand {
+            channel_id: request.channel_id,
+            author_id: request.author_id,
+            nonce: request.nonce,
+            text: request.text,
+            message_id: Uuid::now_v7(),
+            proposed_at: Utc::now(),
+            kind: request.kind,
+            target_seq: request.target_seq,
+            parent_seq: request.parent_seq,
+            emoji: request.emoji,
+            mentions: request.mentions,
+        };
+        let (reply, outcome) = oneshot::channel();
+        self.proposals
+            .send(Proposal {
+                command,
+                reply,
+                permit,
+            })
+            .map_err(|_| RouteError::Unavailable("channel service stopped".into()))?;
+        Ok(outcome)
+    }
+
+    /// The events of a channel after a position, as the leader knows them.
+    pub async fn replay(&self, channel: Uuid, after_seq: u64) -> Result<Replay, RouteError> {
+        self.read_barrier().await?;
+        Ok(match self.state.replay(channel, after_seq) {
+            BufferedReplay::Events(events) => Replay::Events(events),
+            BufferedReplay::TooOld { last_seq } => Replay::TooOld { last_seq },
+        })
+    }
+
+    /// The newest seq of each channel, as the leader knows it.
+    pub async fn last_seqs(&self, channels: &[Uuid]) -> Result<Vec<u64>, RouteError> {
+        self.read_barrier().await?;
+        Ok(self.state.last_seqs(channels))
+    }
+
+    /// Refuses when this replica does not lead, naming the leader it knows of.
+    fn check_leader(&self) -> Result<(), RouteError> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        if m.state == ServerState::Leader && m.current_leader == Some(self.node_id) {
+            Ok(())
+        } else {
+            Err(RouteError::NotLeader {
+                leader_hint: m.current_leader.filter(|&l| l != self.node_id),
+            })
+        }
+    }
+
+    async fn read_barrier(&self) -> Result<(), RouteError> {
+        self.check_leader()?;
+        if !self.single {
+            self.raft
+                .ensure_linearizable()
+                .await
+                .map_err(|err| match err.forward_to_leader() {
+                    Some(forward) => RouteError::NotLeader {
+                        leader_hint: forward.leader_id,
+                    },
+                    None => RouteError::Unavailable(err.to_string()),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// What the history writer has done (tests and status).
+    pub fn written_through(&self) -> u64 {
+        self.writer.borrow().written_through
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(err) = self.raft.shutdown().await {
+            tracing::warn!(error = %err, "raft shutdown");
+        }
+    }
+}

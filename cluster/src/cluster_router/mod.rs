@@ -1,0 +1,436 @@
+//! [`ClusterRouter`]: the channel router of a gateway or API process in a cluster.
+//!
+//! It reads the cluster map from any channel node (and keeps it current), computes each channel's
+//! shard and replicas ([`placement`](crate::placement)), and talks to the shard's leader over the
+//! transport, following `NotLeader` hints and retrying with bounded, jittered backoff until a
+//! deadline, after which the caller gets `Unavailable`.
+//!
+//! Submits keep their order: each shard has one pipeline task that sends everything queued as one
+//! batch and waits for its outcomes before sending the next, so two submits queued one after the
+//! other are sequenced in that order, and a batch retried after a leader change is retried whole,
+//! with the same nonces (the new leader answers what was committed as duplicates). Last-seq
+//! lookups (identify, resume) are grouped per node and sent in parallel.
+
+mod leaders;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+pub use leaders::{LeaderCache, retry_delay};
+
+use crate::cluster_map::{ClusterMap, Placement, shard_group};
+use crate::placement::{NodeId, ShardId};
+use crate::router::{ChannelRouter, PublishAck, PublishRequest, PublishTicket, Replay, RouteError};
+use crate::rpc::{
+    LastSeqsReply, LastSeqsRequest, NODE_GROUP, ReplayRequest, SubmitBatch, SubmitReply, method,
+};
+use crate::transport::{QuicEndpoint, TransportError};
+
+/// Submits waiting per shard before `submit` answers `Overloaded`.
+const SHARD_QUEUE: usize = 16 * 1024;
+/// The most submits sent in one call.
+const MAX_SUBMIT_BATCH: usize = 1024;
+/// How long one call may take before the replica is presumed dead. A commit takes milliseconds;
+/// this bounds how long a leader killed mid-call holds its callers before they move on.
+const CALL_TIMEOUT: Duration = Duration::from_millis(800);
+/// How long the router keeps trying before answering `Unavailable`.
+const DEADLINE: Duration = Duration::from_secs(10);
+/// How often the cluster map is re-read.
+const MAP_REFRESH: Duration = Duration::from_secs(2);
+
+/// The map and the placement computed from it.
+struct View {
+    map: ClusterMap,
+    placement: Placement,
+}
+
+struct Inner {
+    endpoint: QuicEndpoint,
+    seeds: Vec<SocketAddr>,
+    view: watch::Sender<Arc<View>>,
+    leaders: Mutex<LeaderCache>,
+    pipelines: Mutex<HashMap<ShardId, mpsc::Sender<Queued>>>,
+}
+
+/// A submit waiting in its shard's pipeline.
+struct Queued {
+    request: PublishRequest,
+    reply: oneshot::Sender<Result<PublishAck, RouteError>>,
+}
+
+/// Routes to the channel nodes of a cluster; clones share everything.
+#[derive(Clone)]
+pub struct ClusterRouter {
+    inner: Arc<Inner>,
+}
+
+impl ClusterRouter {
+    /// Reads the cluster map from the first seed that answers (waiting up to `wait` for the
+    /// cluster to be created) and keeps it current in the background.
+    pub async fn connect(
+        endpoint: QuicEndpoint,
+        seeds: Vec<SocketAddr>,
+        wait: Duration,
+    ) -> Result<Self, RouteError> {
+        let started = Instant::now();
+        let map = loop {
+            match fetch_map(&endpoint, &seeds).await {
+                Ok(map) => break map,
+                Err(err) if started.elapsed() >= wait => return Err(err),
+                Err(err) => {
+                    tracing::info!(error = %err, "waiting for the cluster map");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        };
+        let (view, _) = watch::channel(Arc::new(View {
+            placement: map.placement(),
+            map,
+        }));
+        let router = ClusterRouter {
+            inner: Arc::new(Inner {
+                endpoint,
+                seeds,
+                view,
+                leaders: Mutex::new(LeaderCache::default()),
+                pipelines: Mutex::new(HashMap::new()),
+            }),
+        };
+        tokio::spawn(refresh_map(Arc::downgrade(&router.inner)));
+        Ok(router)
+    }
+
+    /// The cluster map as last read.
+    pub fn map(&self) -> ClusterMap {
+        self.inner.view.borrow().map.clone()
+    }
+
+    fn shard_of(&self, channel: Uuid) -> ShardId {
+        self.inner.view.borrow().map.shard_of(channel)
+    }
+
+    /// The sender of a shard's pipeline, started on first use.
+    fn pipeline(&self, shard: ShardId) -> mpsc::Sender<Queued> {
+        let mut pipelines = self.inner.pipelines.lock();
+        pipelines
+            .entry(shard)
+            .or_insert_with(|| {
+                let (sender, queue) = mpsc::channel(SHARD_QUEUE);
+                tokio::spawn(run_pipeline(Arc::downgrade(&self.inner), shard, queue));
+                sender
+            })
+            .clone()
+    }
+}
+
+impl Inner {
+    /// One call to `node`, decoded as `Result<T, RouteError>`.
+    async fn call_node<Req: Serialize, T: DeserializeOwned>(
+        &self,
+        node: NodeId,
+        group: u64,
+        method: u16,
+        request: &Req,
+    ) -> Result<T, RouteError> {
+        let addr = self
+            .view
+            .borrow()
+            .map
+            .addr(node)
+            .ok_or_else(|| RouteError::Unavailable(format!("node {node} is not in the map")))?;
+        let body = serde_json::to_vec(request).map_err(|e| RouteError::Internal(e.to_string()))?;
+        let reply = self
+            .endpoint
+            .call(addr, group, method, Bytes::from(body), CALL_TIMEOUT)
+            .await
+            .map_err(transport_error)?;
+        serde_json::from_slice::<Result<T, RouteError>>(&reply)
+            .map_err(|e| RouteError::Internal(format!("malformed reply from node {node}: {e}")))?
+    }
+
+    /// A call to the leader of `shard`, retried across replicas and leader changes until it
+    /// succeeds, fails for good, or the deadline passes.
+    async fn call_leader<Req: Serialize, T: DeserializeOwned>(
+        &self,
+        shard: ShardId,
+        group: u64,
+        method: u16,
+        request: &Req,
+    ) -> Result<T, RouteError> {
+        let started = Instant::now();
+        let mut attempt: u32 = 0;
+        loop {
+            let replicas = self.view.borrow().placement.replicas(shard).to_vec();
+            let candidate = self
+                .leaders
+                .lock()
+                .candidate(shard, &replicas, attempt as usize);
+            let Some(node) = candidate else {
+                return Err(RouteError::Unavailable(format!(
+                    "shard {shard} has no replicas"
+                )));
+            };
+            let mut followed_hint = false;
+            let last_error = match self.call_node(node, group, method, request).await {
+                Ok(value) => {
+                    self.leaders.lock().confirm(shard, node);
+                    return Ok(value);
+                }
+                Err(RouteError::NotLeader { leader_hint }) => {
+                    self.leaders.lock().not_leader(shard, node, leader_hint);
+                    followed_hint = leader_hint.is_some_and(|hint| hint != node);
+                    RouteError::NotLeader { leader_hint }
+                }
+                Err(err @ RouteError::Unavailable(_)) => {
+                    self.leaders.lock().forget(shard, node);
+                    err
+                }
+                Err(err) => return Err(err),
+            };
+            let jitter = rand::random::<f64>();
+            match retry_delay(attempt, followed_hint, started.elapsed(), DEADLINE, jitter) {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => {
+                    return Err(RouteError::Unavailable(format!(
+                        "shard {shard}: no leader answered within {DEADLINE:?} ({last_error})"
+                    )));
+                }
+            }
+            attempt += 1;
+        }
+    }
+}
+
+fn transport_error(err: TransportError) -> RouteError {
+    RouteError::Unavailable(format!("transport: {err}"))
+}
+
+/// Sends a shard's queued submits, one batch at a time, in queue order.
+async fn run_pipeline(
+    inner: std::sync::Weak<Inner>,
+    shard: ShardId,
+    mut queue: mpsc::Receiver<Queued>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_SUBMIT_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let (requests, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|q| (q.request, q.reply)).unzip();
+        let outcome: Result<SubmitReply, RouteError> = inner
+            .call_leader(
+                shard,
+                shard_group(shard),
+                method::SUBMIT,
+                &SubmitBatch { requests },
+            )
+            .await
+            .map(Ok);
+        match outcome.and_then(|reply| reply) {
+            Ok(acks) if acks.len() == replies.len() => {
+                for (reply, ack) in replies.into_iter().zip(acks) {
+                    let _ = reply.send(ack);
+                }
+            }
+            Ok(acks) => {
+                let err = RouteError::Internal(format!(
+                    "{} outcomes for a batch of {}",
+                    acks.len(),
+                    replies.len()
+                ));
+                for reply in replies {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+            Err(err) => {
+                for reply in replies {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Re-reads the map every [`MAP_REFRESH`] while the router lives.
+async fn refresh_map(inner: std::sync::Weak<Inner>) {
+    loop {
+        tokio::time::sleep(MAP_REFRESH).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let mut peers: Vec<SocketAddr> = inner.view.borrow().map.nodes.values().copied().collect();
+        peers.extend(inner.seeds.iter().copied());
+        match fetch_map(&inner.endpoint, &peers).await {
+            Ok(map) => {
+                inner.view.send_if_modified(|view| {
+                    if map.version > view.map.version {
+                        *view = Arc::new(View {
+                            placement: map.placement(),
+                            map,
+                        });
+                        true
+                    } else {
+                        false
+                    }
+                });
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot refresh the cluster map"),
+        }
+    }
+}
+
+/// The map from the first of `peers` that answers.
+async fn fetch_map(
+    endpoint: &QuicEndpoint,
+    peers: &[SocketAddr],
+) -> Result<ClusterMap, RouteError> {
+    let mut last = RouteError::Unavailable("no channel node to ask".into());
+    for &peer in peers {
+        match endpoint
+            .call(
+                peer,
+                NODE_GROUP,
+                method::CLUSTER_MAP,
+                Bytes::new(),
+                CALL_TIMEOUT,
+            )
+            .await
+        {
+            Ok(body) => {
+                return serde_json::from_slice(&body)
+                    .map_err(|e| RouteError::Internal(format!("malformed map from {peer}: {e}")));
+            }
+            Err(err) => last = transport_error(err),
+        }
+    }
+    Err(last)
+}
+
+#[async_trait]
+impl ChannelRouter for ClusterRouter {
+    async fn submit(&self, request: PublishRequest) -> Result<PublishTicket, RouteError> {
+        let shard = self.shard_of(request.channel_id);
+        let (reply, outcome) = oneshot::channel();
+        self.pipeline(shard)
+            .try_send(Queued { request, reply })
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => RouteError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => {
+                    RouteError::Unavailable("router stopped".into())
+                }
+            })?;
+        Ok(PublishTicket::new(async move {
+            outcome
+                .await
+                .unwrap_or_else(|_| Err(RouteError::Unavailable("router stopped".into())))
+        }))
+    }
+
+    async fn replay(&self, channel: Uuid, after_seq: u64) -> Result<Replay, RouteError> {
+        let shard = self.shard_of(channel);
+        let request = ReplayRequest { channel, after_seq };
+        self.inner
+            .call_leader(shard, shard_group(shard), method::REPLAY, &request)
+            .await
+    }
+
+    async fn last_seqs(&self, channels: &[Uuid]) -> Result<Vec<u64>, RouteError> {
+        // Group by shard, then by the node believed to lead it: one call per node, in parallel.
+        let mut by_shard: HashMap<ShardId, Vec<(usize, Uuid)>> = HashMap::new();
+        for (i, &channel) in channels.iter().enumerate() {
+            by_shard
+                .entry(self.shard_of(channel))
+                .or_default()
+                .push((i, channel));
+        }
+        let mut by_node: HashMap<NodeId, Vec<ShardId>> = HashMap::new();
+        {
+            let view = self.inner.view.borrow();
+            let leaders = self.inner.leaders.lock();
+            for &shard in by_shard.keys() {
+                if let Some(node) = leaders.candidate(shard, view.placement.replicas(shard), 0) {
+                    by_node.entry(node).or_default().push(shard);
+                }
+            }
+        }
+        let calls = by_node.into_iter().map(|(node, shards)| {
+            let request = LastSeqsRequest {
+                shards: shards
+                    .iter()
+                    .map(|s| (*s, by_shard[s].iter().map(|(_, c)| *c).collect()))
+                    .collect(),
+            };
+            let inner = self.inner.clone();
+            async move {
+                let reply: Result<LastSeqsReply, RouteError> = inner
+                    .call_node(node, NODE_GROUP, method::LAST_SEQS, &request)
+                    .await;
+                (node, shards, reply)
+            }
+        });
+        let mut seqs = vec![0u64; channels.len()];
+        let mut retry: Vec<ShardId> = Vec::new();
+        for (node, shards, reply) in futures_util::future::join_all(calls).await {
+            let per_shard = match reply {
+                Ok(per_shard) if per_shard.len() == shards.len() => per_shard,
+                _ => {
+                    let mut leaders = self.inner.leaders.lock();
+                    for &shard in &shards {
+                        leaders.forget(shard, node);
+                    }
+                    retry.extend(shards);
+                    continue;
+                }
+            };
+            for (shard, result) in shards.into_iter().zip(per_shard) {
+                match result {
+                    Ok(values) => {
+                        self.inner.leaders.lock().confirm(shard, node);
+                        for ((i, _), seq) in by_shard[&shard].iter().zip(values) {
+                            seqs[*i] = seq;
+                        }
+                    }
+                    Err(RouteError::NotLeader { leader_hint }) => {
+                        self.inner
+                            .leaders
+                            .lock()
+                            .not_leader(shard, node, leader_hint);
+                        retry.push(shard);
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        // Shards whose leader moved: one at a time, with the full retry policy.
+        for shard in retry {
+            let entries = &by_shard[&shard];
+            let shard_channels: Vec<Uuid> = entries.iter().map(|(_, c)| *c).collect();
+            let values: Vec<u64> = self
+                .inner
+                .call_leader(
+                    shard,
+                    shard_group(shard),
+                    method::SHARD_LAST_SEQS,
+                    &shard_channels,
+                )
+                .await?;
+            for ((i, _), seq) in entries.iter().zip(values) {
+                seqs[*i] = seq;
+            }
+        }
+        Ok(seqs)
+    }
+}

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# A real local Chorus cluster on this machine: 3 channel nodes and 2 gateways (each also serving
+# the REST API), on the machine's PostgreSQL and Redis. docs/CLUSTER.md explains what runs.
+#
+#   scripts/cluster.sh up              build (release) if needed, make certificates, start all
+#   scripts/cluster.sh status          every node, shard, replica set, leader, term, commit index
+#   scripts/cluster.sh kill NAME       kill -9 one process (node-1..3, gateway-1..2)
+#   scripts/cluster.sh restart NAME    start it again (after kill), same data directory
+#   scripts/cluster.sh down            stop everything (SIGTERM, then SIGKILL after 10 s)
+#   scripts/cluster.sh endpoints       print the addresses
+#
+# Settings (environment): CHORUS_CLUSTER_DIR (state, default ./chorus-cluster), CHORUS_BIN
+# (default target/release/chorus), CHORUS_CLUSTER_DB (PostgreSQL database, default
+# chorus_cluster), CHORUS_SHARD_COUNT (16), CHORUS_REPLICATION (3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DIR=${CHORUS_CLUSTER_DIR:-$PWD/chorus-cluster}
+BIN=${CHORUS_BIN:-$PWD/target/release/chorus}
+DB=${CHORUS_CLUSTER_DB:-chorus_cluster}
+PG=${CHORUS_CLUSTER_PG:-postgres://postgres@127.0.0.1:5432}
+REDIS=${CHORUS_CLUSTER_REDIS:-redis://127.0.0.1:6379}
+SHARDS=${CHORUS_SHARD_COUNT:-16}
+REPLICATION=${CHORUS_REPLICATION:-3}
+NODES=(node-1 node-2 node-3)
+GATEWAYS=(gateway-1 gateway-2)
+SEEDS="1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103"
+
+transport_port() { echo $((7100 + ${1#node-})); }
+api_port() { echo $((8080 + 2 * (${1#gateway-} - 1))); }
+ws_port() { echo $((8081 + 2 * (${1#gateway-} - 1))); }
+
+pid_of() { cat "$DIR/$1.pid" 2>/dev/null || true; }
+alive() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+
+start() {
+  local name=$1
+  if alive "$name"; then echo "$name is already running (pid $(pid_of "$name"))"; return; fi
+  local common=(serve --data-dir "$DIR/$name" --seeds "$SEEDS"
+    --shard-count "$SHARDS" --replication "$REPLICATION"
+    --tls-ca "$DIR/certs/ca.pem" --tls-cert "$DIR/certs/$name.pem" --tls-key "$DIR/certs/$name.key"
+    --messages-url "$PG/$DB" --bus-url "$REDIS")
+  case $name in
+    node-*)
+      local id=${name#node-}
+      nohup "$BIN" "${common[@]}" --role channel --node-id "$id" \
+        --cluster-listen "127.0.0.1:$(transport_port "$name")" >"$DIR/$name.log" 2>&1 &
+      ;;
+    gateway-*)
+      nohup "$BIN" "${common[@]}" --role gateway,api --metadata-url "$PG/$DB" \
+        --presence-url "$REDIS" --rate-limit-url "$REDIS" --jwt-secret "$(cat "$DIR/jwt-secret")" \
+        --api-addr "127.0.0.1:$(api_port "$name")" --ws-addr "127.0.0.1:$(ws_port "$name")" \
+        >"$DIR/$name.log" 2>&1 &
+      ;;
+    *) echo "unknown process $name (node-1..3, gateway-1..2)" >&2; exit 2 ;;
+  esac
+  echo $! >"$DIR/$name.pid"
+  echo "started $name (pid $!, log $DIR/$name.log)"
+}
+
+wait_ready() {
+  local name=$1 port
+  port=$(api_port "$name")
+  for _ in $(seq 1 120); do
+    if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then return 0; fi
+    if ! alive "$name"; then echo "$name exited; see $DIR/$name.log" >&2; tail -20 "$DIR/$name.log" >&2; return 1; fi
+    sleep 0.5
+  done
+  echo "$name did not become ready; see $DIR/$name.log" >&2
+  return 1
+}
+
+endpoints() {
+  for g in "${GATEWAYS[@]}"; do
+    echo "$g: REST http://127.0.0.1:$(api_port "$g")  WebSocket ws://127.0.0.1:$(ws_port "$g")"
+  done
+  for n in "${NODES[@]}"; do echo "$n: transport quic://127.0.0.1:$(transport_port "$n")"; done
+}
+
+status() {
+  "$BIN" cluster status --seeds 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103 \
+    --tls-ca "$DIR/certs/ca.pem" --tls-cert "$DIR/certs/admin.pem" --tls-key "$DIR/certs/admin.key" "$@"
+}
+
+case ${1:-} in
+  up)
+    source scripts/services.sh
+    ensure_postgres
+    ensure_redis
+    if [ -z "${CHORUS_BIN:-}" ]; then cargo build --release --locked -p chorus; fi
+    mkdir -p "$DIR"
+    [ -f "$DIR/certs/ca.pem" ] || "$BIN" cluster certs --dir "$DIR/certs" "${NODES[@]}" "${GATEWAYS[@]}" admin >/dev/null
+    [ -f "$DIR/jwt-secret" ] || head -c 48 /dev/urandom | base64 | tr -d '\n' >"$DIR/jwt-secret"
+    psql "$PG/postgres" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 \
+      || psql "$PG/postgres" -qc "CREATE DATABASE $DB"
+    for n in "${NODES[@]}"; do start "$n"; done
+    for g in "${GATEWAYS[@]}"; do start "$g"; done
+    for g in "${GATEWAYS[@]}"; do wait_ready "$g"; done
+    endpoints
+    ;;
+  status) shift; status "$@" ;;
+  endpoints) endpoints ;;
+  kill)
+    name=${2:?kill NAME}
+    pid=$(pid_of "$name")
+    if [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; then echo "killed $name (pid $pid) with SIGKILL"; else echo "$name is not running"; fi
+    ;;
+  restart)
+    name=${2:?restart NAME}
+    if alive "$name"; then kill "$(pid_of "$name")"; sleep 1; fi
+    start "$name"
+    case $name in gateway-*) wait_ready "$name" ;; esac
+    ;;
+  down)
+    for p in "${GATEWAYS[@]}" "${NODES[@]}"; do
+      if alive "$p"; then kill "$(pid_of "$p")"; fi
+    done
+    for _ in $(seq 1 20); do
+      running=0
+      for p in "${GATEWAYS[@]}" "${NODES[@]}"; do alive "$p" && running=1; done
+      [ $running = 0 ] && break
+      sleep 0.5
+    done
+    for p in "${GATEWAYS[@]}" "${NODES[@]}"; do alive "$p" && kill -9 "$(pid_of "$p")"; rm -f "$DIR/$p.pid"; done
+    echo "cluster stopped (data kept in $DIR; remove it and drop database $DB for a fresh start)"
+    ;;
+  *) sed -n '2,16p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,125 @@
+//! `chorus cluster …`: the operator's commands for a cluster — dev certificates, and the status
+//! of every channel node, shard, replica and leader as the nodes themselves report it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use chorus_cluster::rpc::{NODE_GROUP, NodeStatus, method};
+use chorus_cluster::transport::{QuicEndpoint, TlsFiles, TransportLimits, generate_dev_certs};
+
+/// Writes a dev CA and a certificate per name into `dir` (the CA is reused when present).
+pub fn certs(dir: &Path, names: &[String]) -> anyhow::Result<()> {
+    generate_dev_certs(dir, names).context("cannot write certificates")?;
+    for name in names {
+        println!("{}", dir.join(format!("{name}.pem")).display());
+    }
+    Ok(())
+}
+
+/// Asks every node named by `seeds` (and every node in the map they report) for its status.
+pub async fn status(tls: &TlsFiles, seeds: &[SocketAddr], json: bool) -> anyhow::Result<()> {
+    let endpoint = QuicEndpoint::client(tls, TransportLimits::default())
+        .context("cannot open the cluster transport")?;
+    let mut targets: Vec<SocketAddr> = seeds.to_vec();
+    let mut reports: BTreeMap<SocketAddr, Result<NodeStatus, String>> = BTreeMap::new();
+    while let Some(addr) = targets.pop() {
+        if reports.contains_key(&addr) {
+            continue;
+        }
+        let report = endpoint
+            .call(
+                addr,
+                NODE_GROUP,
+                method::STATUS,
+                Bytes::new(),
+                Duration::from_secs(2),
+            )
+            .await
+            .map_err(|err| err.to_string())
+            .and_then(|body| {
+                serde_json::from_slice::<NodeStatus>(&body).map_err(|e| e.to_string())
+            });
+        if let Ok(status) = &report {
+            targets.extend(status.map.nodes.values().copied());
+        }
+        reports.insert(addr, report);
+    }
+    endpoint.close().await;
+    if json {
+        let as_json: BTreeMap<String, serde_json::Value> = reports
+            .iter()
+            .map(|(addr, report)| {
+                let value = match report {
+                    Ok(status) => serde_json::to_value(status).unwrap_or_default(),
+                    Err(err) => serde_json::json!({ "error": err }),
+                };
+                (addr.to_string(), value)
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&as_json)?);
+    } else {
+        print!("{}", render(&reports));
+    }
+    Ok(())
+}
+
+/// The status table a person reads.
+fn render(reports: &BTreeMap<SocketAddr, Result<NodeStatus, String>>) -> String {
+    let mut out = String::new();
+    let map = reports
+        .values()
+        .find_map(|r| r.as_ref().ok())
+        .map(|s| &s.map);
+    if let Some(map) = map {
+        let _ = writeln!(
+            out,
+            "cluster: {} shards, replication {}, {} channel nodes (map version {})",
+            map.shard_count,
+            map.replication,
+            map.nodes.len(),
+            map.version
+        );
+    }
+    for (addr, report) in reports {
+        match report {
+            Err(err) => {
+                let _ = writeln!(out, "\nnode at {addr}: UNREACHABLE ({err})");
+            }
+            Ok(status) => {
+                let _ = writeln!(
+                    out,
+                    "\nnode {} at {addr}: control group {} (term {}, leader {:?})",
+                    status.node_id,
+                    status.control.state,
+                    status.control.term,
+                    status.control.leader
+                );
+                let _ = writeln!(
+                    out,
+                    "  {:>5}  {:<9}  {:>5}  {:>6}  {:>8}  {:>8}  replicas",
+                    "shard", "state", "term", "leader", "commit", "applied"
+                );
+                for shard in &status.shards {
+                    let g = &shard.group;
+                    let _ = writeln!(
+                        out,
+                        "  {:>5}  {:<9}  {:>5}  {:>6}  {:>8}  {:>8}  {:?}",
+                        shard.shard,
+                        g.state,
+                        g.term,
+                        g.leader.map_or("-".into(), |l| l.to_string()),
+                        g.commit_index.map_or("-".into(), |i| i.to_string()),
+                        g.applied_index.map_or("-".into(), |i| i.to_string()),
+                        g.voters
+                    );
+                }
+            }
+        }
+    }
+    out
+}

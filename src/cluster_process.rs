@@ -1,0 +1,283 @@
+//! A process of a cluster: the roles named in `[cluster] roles` (channel, gateway, api), on the
+//! shared stores a cluster needs (docs/CLUSTER.md).
+//!
+//! A channel node runs the control group and the shard replicas placed on it
+//! (`chorus_channel_node::ClusterChannelNode`); a gateway or API process reaches channels through
+//! a `ClusterRouter` over the same mutual-TLS transport. Per-process stores (SQLite, redb, the
+//! in-process bus) cannot be shared between processes, so a cluster refuses them at start.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chorus_channel_node::{ClusterChannelNode, ClusterNodeConfig, StateLimits};
+use chorus_cluster::cluster_router::ClusterRouter;
+use chorus_cluster::transport::{QuicEndpoint, TlsFiles, TransportLimits};
+use chorus_core::auth::Authenticator;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{NodeConfig, Role};
+use crate::node::{
+    Front, is_postgres, listen, open_access, open_bus, open_messages, open_metadata, spawn_api,
+    spawn_gateway,
+};
+
+/// How long a gateway or API process waits for the cluster map at start (the channel nodes may
+/// be starting at the same moment).
+const MAP_WAIT: Duration = Duration::from_secs(60);
+
+/// A running cluster process.
+pub struct ClusterProcess {
+    pub api_addr: Option<SocketAddr>,
+    pub ws_addr: Option<SocketAddr>,
+    pub transport_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
+    channel_node: Option<ClusterChannelNode>,
+}
+
+fn is_redis(url: Option<&str>) -> bool {
+    url.is_some_and(|u| u.starts_with("redis://") || u.starts_with("rediss://"))
+}
+
+/// Why a configuration cannot run as a cluster process, if it cannot: the stores every role
+/// shares must be shared ones.
+pub fn check_cluster_config(config: &NodeConfig) -> Result<(), String> {
+    let roles = &config.cluster.roles;
+    let has = |role| roles.contains(&role);
+    let mut problems = Vec::new();
+    if config.cluster.seeds.is_empty() {
+        problems.push("[cluster] seeds is empty: name the channel nodes as ID=HOST:PORT".into());
+    }
+    if let Err(err) = config.cluster.seed_map() {
+        problems.push(err);
+    }
+    if config.cluster.tls_ca.is_none()
+        || config.cluster.tls_cert.is_none()
+        || config.cluster.tls_key.is_none()
+    {
+        problems.push(
+            "tls_ca, tls_cert and tls_key are required (`chorus cluster certs` makes a dev set)"
+                .into(),
+        );
+    }
+    let messages = config.messages_url.as_deref();
+    if !messages.is_some_and(|u| is_postgres(u) || u.starts_with("scylla://")) {
+        problems.push(
+            "messages_url must be postgres://… or scylla://… (history is shared by every node)"
+                .into(),
+        );
+    }
+    if !is_redis(config.bus_url.as_deref()) {
+        problems.push("bus_url must be redis://… (events travel between processes)".into());
+    }
+    if has(Role::Channel) {
+        if config.cluster.node_id == 0 {
+            problems.push("node_id must be set (1 or more) on a channel node".into());
+        }
+        if config.cluster.listen.is_none() {
+            problems.push("[cluster] listen must be set on a channel node".into());
+        }
+    }
+    if has(Role::Gateway) || has(Role::Api) {
+        if !config.metadata_url.as_deref().is_some_and(is_postgres) {
+            problems.push("metadata_url must be postgres://… (accounts are shared)".into());
+        }
+        if config.jwt_secret.is_none() {
+            problems.push("jwt_secret must be set, the same on every gateway and API".into());
+        }
+        if !is_redis(config.rate_limit_url.as_deref()) {
+            problems.push(
+                "rate_limit_url must be redis://… (limits are per user, not per process)".into(),
+            );
+        }
+    }
+    if has(Role::Gateway) && !is_redis(config.presence_url.as_deref()) {
+        problems.push("presence_url must be redis://… (presence is shared)".into());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "this configuration cannot run as a cluster process:\n  - {}",
+            problems.join("\n  - ")
+        ))
+    }
+}
+
+fn tls_files(config: &NodeConfig) -> TlsFiles {
+    let c = &config.cluster;
+    TlsFiles {
+        ca_cert: c.tls_ca.clone().unwrap_or_default(),
+        cert: c.tls_cert.clone().unwrap_or_default(),
+        key: c.tls_key.clone().unwrap_or_default(),
+    }
+}
+
+impl ClusterProcess {
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Self> {
+        check_cluster_config(&config).map_err(anyhow::Error::msg)?;
+        let roles = config.cluster.roles.clone();
+        let seeds = config.cluster.seed_map().map_err(anyhow::Error::msg)?;
+        let tls = tls_files(&config);
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
+        let messages = open_messages(config.messages_url.as_deref(), &config.data_dir)
+            .await
+            .context("cannot open the message store (messages_url)")?;
+        let bus = open_bus(config.bus_url.as_deref()).await?;
+
+        let mut process = ClusterProcess {
+            api_addr: None,
+            ws_addr: None,
+            transport_addr: None,
+            stop: watch::channel(false).0,
+            tasks: Vec::new(),
+            channel_node: None,
+        };
+        if roles.contains(&Role::Channel) {
+            let node = ClusterChannelNode::start(
+                ClusterNodeConfig {
+                    node_id: config.cluster.node_id,
+                    data_dir: config.data_dir.join("channels"),
+                    listen: config.cluster.listen.context("[cluster] listen")?,
+                    seeds: seeds.clone(),
+                    shard_count: config.cluster.shard_count,
+                    replication: config.cluster.replication,
+                    tls: tls.clone(),
+                    limits: StateLimits {
+                        replay_buffer: config.channels.replay_buffer,
+                        dedup_window: config.channels.dedup_window,
+                    },
+                    max_in_flight: 50_000,
+                    snapshot_every: config.channels.snapshot_every,
+                },
+                messages.clone(),
+                bus.clone(),
+            )
+            .await
+            .context("cannot start the channel node")?;
+            process.transport_addr = node.local_addr();
+            process.channel_node = Some(node);
+        }
+        let (api, gateway) = (roles.contains(&Role::Api), roles.contains(&Role::Gateway));
+        if api || gateway {
+            let endpoint = QuicEndpoint::client(&tls, TransportLimits::default())
+                .context("cannot open the cluster transport")?;
+            let router =
+                ClusterRouter::connect(endpoint, seeds.values().copied().collect(), MAP_WAIT)
+                    .await
+                    .context("cannot read the cluster map from the seeds")?;
+            let store = open_metadata(config.metadata_url.as_deref(), &config.data_dir)
+                .await
+                .context("cannot open the metadata store (metadata_url)")?;
+            let secret = config.jwt_secret.clone().unwrap_or_default().into_bytes();
+            let front = Front {
+                auth: Authenticator::new(&secret, store.clone()),
+                store,
+                messages,
+                router: Arc::new(router),
+                bus,
+                access: open_access(config.bus_url.as_deref()).await?,
+            };
+            let stopped = process.stop.subscribe();
+            if api {
+                let listener = listen(config.api_addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {} (api_addr)", config.api_addr))?;
+                process.api_addr = Some(listener.local_addr()?);
+                process.tasks.push((
+                    "api",
+                    spawn_api(&config, &front, listener, stopped.clone()).await?,
+                ));
+            }
+            if gateway {
+                let listener = listen(config.ws_addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {} (ws_addr)", config.ws_addr))?;
+                process.ws_addr = Some(listener.local_addr()?);
+                process.tasks.push((
+                    "gateway",
+                    spawn_gateway(&config, front, listener, stopped).await?,
+                ));
+            }
+        }
+        Ok(process)
+    }
+
+    /// Graceful stop: gateways tell clients to reconnect elsewhere (4003) and drain, the API
+    /// stops, then the channel node leaves its groups.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for (role, task) in self.tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!(role, error = %err, "stopped with an error"),
+                Err(err) => tracing::warn!(role, error = %err, "task failed"),
+            }
+        }
+        if let Some(node) = self.channel_node {
+            node.shutdown().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ClusterSection;
+
+    fn cluster_config(roles: Vec<Role>) -> NodeConfig {
+        NodeConfig {
+            messages_url: Some("postgres://db/chorus".into()),
+            metadata_url: Some("postgres://db/chorus".into()),
+            bus_url: Some("redis://127.0.0.1:6379".into()),
+            presence_url: Some("redis://127.0.0.1:6379".into()),
+            rate_limit_url: Some("redis://127.0.0.1:6379".into()),
+            jwt_secret: Some("s".repeat(32)),
+            cluster: ClusterSection {
+                roles,
+                node_id: 1,
+                listen: Some("127.0.0.1:7101".parse().unwrap()),
+                seeds: vec!["1=127.0.0.1:7101".into()],
+                tls_ca: Some("ca.pem".into()),
+                tls_cert: Some("n.pem".into()),
+                tls_key: Some("n.key".into()),
+                ..ClusterSection::default()
+            },
+            ..NodeConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_complete_cluster_configuration_passes() {
+        let all = vec![Role::Channel, Role::Gateway, Role::Api];
+        assert_eq!(check_cluster_config(&cluster_config(all)), Ok(()));
+    }
+
+    #[test]
+    fn per_process_stores_are_refused_with_every_reason() {
+        let mut config = cluster_config(vec![Role::Gateway]);
+        config.metadata_url = None;
+        config.messages_url = Some("redb://x".into());
+        config.bus_url = Some("local".into());
+        let why = check_cluster_config(&config).unwrap_err();
+        assert!(why.contains("metadata_url must be postgres"), "{why}");
+        assert!(why.contains("messages_url must be"), "{why}");
+        assert!(why.contains("bus_url must be redis"), "{why}");
+    }
+
+    #[test]
+    fn a_channel_node_needs_an_id_and_a_listen_address() {
+        let mut config = cluster_config(vec![Role::Channel]);
+        config.cluster.node_id = 0;
+        config.cluster.listen = None;
+        config.metadata_url = None; // not needed by a channel node
+        let why = check_cluster_config(&config).unwrap_err();
+        assert!(why.contains("node_id") && why.contains("listen"), "{why}");
+        assert!(!why.contains("metadata_url"), "{why}");
+    }
+}
