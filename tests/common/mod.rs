@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -62,8 +64,62 @@ impl TestNode {
         self.node.as_ref().unwrap().ws_addr
     }
 
+    /// A REST client of this node's API.
+    pub fn rest(&self) -> Rest {
+        Rest {
+            base: format!("http://{}", self.api()),
+            http: self.http.clone(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.api(), path)
+        self.rest().url(path)
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.rest().post(path, token, body).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.rest().get(path, token).await
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.rest().call(method, path, token, body).await
+    }
+
+    pub async fn user(&self, name: &str) -> (Uuid, String) {
+        self.rest().user(name).await
+    }
+
+    pub async fn team(&self, owner: &str, members: &[&str]) -> (Uuid, Uuid) {
+        self.rest().team(owner, members).await
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(node) = self.node.take() {
+            node.shutdown().await;
+        }
+    }
+}
+
+/// A WebSocket client speaking protocol v1.
+/// A REST client of one API address (an embedded node's, or a cluster gateway's).
+#[derive(Clone)]
+pub struct Rest {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Rest {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
     }
 
     /// POSTs JSON (with a bearer token when given) and returns status and body.
@@ -172,15 +228,8 @@ impl TestNode {
         }
         (workspace_id, channel_id)
     }
-
-    pub async fn shutdown(mut self) {
-        if let Some(node) = self.node.take() {
-            node.shutdown().await;
-        }
-    }
 }
 
-/// A WebSocket client speaking protocol v1.
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Frames read while waiting for another one, handed out first by [`Client::next`].

@@ -1,0 +1,348 @@
+//! Test harness of a real local cluster: `chorus` processes (3 channel nodes, 2 gateways that
+//! also serve the REST API) on a fresh PostgreSQL database and the machine's Redis, talking QUIC
+//! with mutual TLS on loopback. Processes are killed with SIGKILL, as an SRE's `kill -9` would.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chorus_cluster::rpc::{NODE_GROUP, NodeStatus, method};
+use chorus_cluster::transport::{QuicEndpoint, TlsFiles, TransportLimits};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+use super::Rest;
+
+const BIN: &str = env!("CARGO_BIN_EXE_chorus");
+const JWT_SECRET: &str = "cluster-test-secret-cluster-test-secret";
+
+/// Settings for tests: generous client limits, as in the embedded harness.
+const TEST_CONFIG: &str = r#"
+[gateway]
+frames_per_second = 10000
+frame_burst = 10000
+[api]
+login_per_minute_per_ip = 10000
+register_per_minute_per_ip = 10000
+writes_per_minute_per_user = 100000
+"#;
+
+fn postgres_url() -> String {
+    std::env::var("CHORUS_TEST_POSTGRES_URL")
+        .expect("CHORUS_TEST_POSTGRES_URL must name a PostgreSQL server (scripts/test.sh sets it)")
+}
+
+fn redis_url() -> String {
+    std::env::var("CHORUS_TEST_REDIS_URL")
+        .expect("CHORUS_TEST_REDIS_URL must name a Redis server (scripts/test.sh sets it)")
+}
+
+/// A fresh database on the test PostgreSQL server; returns its URL.
+async fn fresh_database() -> String {
+    use sqlx::Connection;
+    let admin = postgres_url();
+    let name = format!("chorus_cluster_{}", Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|err| panic!("cannot reach PostgreSQL at {admin}: {err}"));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (server, _) = admin
+        .rsplit_once('/')
+        .unwrap_or_else(|| panic!("CHORUS_TEST_POSTGRES_URL has no database part: {admin}"));
+    format!("{server}/{name}")
+}
+
+/// A UDP port free right now on 127.0.0.1.
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One process of the cluster.
+pub struct Proc {
+    pub name: String,
+    args: Vec<String>,
+    child: Option<Child>,
+    pub api: Option<SocketAddr>,
+    pub ws: Option<SocketAddr>,
+    log: PathBuf,
+}
+
+impl Proc {
+    pub async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut child = Command::new(BIN)
+            .args(&self.args)
+            .env("RUST_LOG", "info,openraft=error")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let wants_ws = self.name.starts_with("gateway");
+        let started = async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                let addr = |prefix: &str| line.rsplit_once(prefix).map(|(_, a)| a.parse().unwrap());
+                if line.starts_with("chorus REST API") {
+                    self.api = addr("http://");
+                }
+                if line.starts_with("chorus WebSocket") {
+                    self.ws = addr("ws://");
+                }
+                if line.starts_with("chorus transport") && !wants_ws {
+                    return;
+                }
+                if self.ws.is_some() {
+                    return;
+                }
+            }
+            panic!(
+                "{} exited before it listened; see {}",
+                self.name,
+                self.log.display()
+            );
+        };
+        tokio::time::timeout(Duration::from_secs(90), started)
+            .await
+            .unwrap_or_else(|_| panic!("{} did not start; see {}", self.name, self.log.display()));
+        // Keep draining standard output so the process never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no goodbye, no flush beyond what was fsynced.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.start_kill().unwrap();
+            child.wait().await.unwrap();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+/// A running local cluster; dropping it kills every process.
+pub struct LocalCluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: BTreeMap<u64, Proc>,
+    pub gateways: Vec<Proc>,
+    pub transport: BTreeMap<u64, SocketAddr>,
+    pub http: reqwest::Client,
+    admin: QuicEndpoint,
+}
+
+impl LocalCluster {
+    /// Three channel nodes (replication 3, `shards` shards) and two gateways with the API.
+    pub async fn start(shards: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("certs");
+        let names = [
+            "node-1",
+            "node-2",
+            "node-3",
+            "gateway-1",
+            "gateway-2",
+            "admin",
+        ];
+        let status = std::process::Command::new(BIN)
+            .args(["cluster", "certs", "--dir"])
+            .arg(&certs)
+            .args(names)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "chorus cluster certs failed");
+        std::fs::write(dir.path().join("test.toml"), TEST_CONFIG).unwrap();
+        let db = fresh_database().await;
+        let transport: BTreeMap<u64, SocketAddr> = (1..=3)
+            .map(|id| (id, SocketAddr::from(([127, 0, 0, 1], free_udp_port()))))
+            .collect();
+        let seeds = transport
+            .iter()
+            .map(|(id, addr)| format!("{id}={addr}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let common = |name: &str| -> Vec<String> {
+            let mut args: Vec<String> = vec!["serve".into(), "--config".into()];
+            args.push(dir.path().join("test.toml").display().to_string());
+            for (flag, value) in [
+                ("--data-dir", dir.path().join(name).display().to_string()),
+                ("--seeds", seeds.clone()),
+                ("--shard-count", shards.to_string()),
+                ("--replication", "3".into()),
+                ("--tls-ca", certs.join("ca.pem").display().to_string()),
+                (
+                    "--tls-cert",
+                    certs.join(format!("{name}.pem")).display().to_string(),
+                ),
+                (
+                    "--tls-key",
+                    certs.join(format!("{name}.key")).display().to_string(),
+                ),
+                ("--messages-url", db.clone()),
+                ("--bus-url", redis_url()),
+            ] {
+                args.push(flag.into());
+                args.push(value);
+            }
+            args
+        };
+        let proc = |name: String, args: Vec<String>, dir: &Path| Proc {
+            log: dir.join(format!("{name}.log")),
+            name,
+            args,
+            child: None,
+            api: None,
+            ws: None,
+        };
+        let mut nodes = BTreeMap::new();
+        for (&id, addr) in &transport {
+            let name = format!("node-{id}");
+            let mut args = common(&name);
+            args.extend([
+                "--role".into(),
+                "channel".into(),
+                "--node-id".into(),
+                id.to_string(),
+                "--cluster-listen".into(),
+                addr.to_string(),
+            ]);
+            nodes.insert(id, proc(name, args, dir.path()));
+        }
+        let mut gateways = Vec::new();
+        for i in 1..=2 {
+            let name = format!("gateway-{i}");
+            let mut args = common(&name);
+            for (flag, value) in [
+                ("--role", "gateway,api".to_string()),
+                ("--metadata-url", db.clone()),
+                ("--presence-url", redis_url()),
+                ("--rate-limit-url", redis_url()),
+                ("--jwt-secret", JWT_SECRET.into()),
+                ("--api-addr", "127.0.0.1:0".into()),
+                ("--ws-addr", "127.0.0.1:0".into()),
+            ] {
+                args.push(flag.into());
+                args.push(value);
+            }
+            gateways.push(proc(name, args, dir.path()));
+        }
+        for node in nodes.values_mut() {
+            node.spawn().await;
+        }
+        for gateway in &mut gateways {
+            gateway.spawn().await;
+        }
+        let admin = QuicEndpoint::client(
+            &TlsFiles::in_dir(&certs, "admin"),
+            TransportLimits::default(),
+        )
+        .unwrap();
+        LocalCluster {
+            dir,
+            nodes,
+            gateways,
+            transport,
+            http: reqwest::Client::new(),
+            admin,
+        }
+    }
+
+    /// Keeps the data directories and logs for a look after the test (`CHORUS_TEST_KEEP_CLUSTER`).
+    pub fn keep_logs_if_asked(&mut self) {
+        if std::env::var_os("CHORUS_TEST_KEEP_CLUSTER").is_some() {
+            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()).keep();
+            eprintln!("cluster logs kept in {}", dir.display());
+        }
+    }
+
+    /// The REST API of gateway `i` (0 or 1).
+    pub fn rest(&self, i: usize) -> Rest {
+        Rest {
+            base: format!("http://{}", self.gateways[i].api.unwrap()),
+            http: self.http.clone(),
+        }
+    }
+
+    pub fn ws(&self, i: usize) -> SocketAddr {
+        self.gateways[i].ws.unwrap()
+    }
+
+    pub fn certs(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
+    /// What channel node `id` reports, if it answers.
+    pub async fn status(&self, id: u64) -> Option<NodeStatus> {
+        let body = self
+            .admin
+            .call(
+                self.transport[&id],
+                NODE_GROUP,
+                method::STATUS,
+                Bytes::new(),
+                Duration::from_secs(2),
+            )
+            .await
+            .ok()?;
+        serde_json::from_slice(&body).ok()
+    }
+
+    /// The shard of a channel, from the cluster map.
+    pub async fn shard_of(&self, channel: Uuid) -> u32 {
+        for id in self.transport.keys() {
+            if let Some(status) = self.status(*id).await {
+                return status.map.shard_of(channel);
+            }
+        }
+        panic!("no channel node answers");
+    }
+
+    /// The node that leads `shard`, as the leader itself reports (waits for an election).
+    pub async fn leader_of(&self, shard: u32) -> u64 {
+        for _ in 0..100 {
+            for (&id, node) in &self.nodes {
+                if !node.is_running() {
+                    continue;
+                }
+                if let Some(status) = self.status(id).await
+                    && status
+                        .shards
+                        .iter()
+                        .any(|s| s.shard == shard && s.group.state == "Leader")
+                {
+                    return id;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("shard {shard} has no leader");
+    }
+
+    /// A node's view of one shard: (last log index, applied index).
+    pub async fn shard_progress(&self, node: u64, shard: u32) -> Option<(u64, u64)> {
+        let status = self.status(node).await?;
+        let group = &status.shards.iter().find(|s| s.shard == shard)?.group;
+        Some((
+            group.last_log_index.unwrap_or(0),
+            group.applied_index.unwrap_or(0),
+        ))
+    }
+}
