@@ -48,7 +48,7 @@ start() {
       ;;
     gateway-*)
       nohup "$BIN" "${common[@]}" --role gateway,api --metadata-url "$PG/$DB" \
-        --presence-url "$REDIS" --rate-limit-url "$REDIS" --jwt-secret "$(cat "$DIR/jwt-secret")" \
+        --presence-url "$REDIS" --rate-limit-url "$REDIS" --session-url "$REDIS" --jwt-secret "$(cat "$DIR/jwt-secret")" \
         --api-addr "127.0.0.1:$(api_port "$name")" --ws-addr "127.0.0.1:$(ws_port "$name")" \
         >"$DIR/$name.log" 2>&1 &
       ;;

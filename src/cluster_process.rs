@@ -97,6 +97,9 @@ pub fn check_cluster_config(config: &NodeConfig) -> Result<(), String> {
     if has(Role::Gateway) && !is_redis(config.presence_url.as_deref()) {
         problems.push("presence_url must be redis://… (presence is shared)".into());
     }
+    if has(Role::Gateway) && !is_redis(config.session_url.as_deref()) {
+        problems.push("session_url must be redis://… (a client resumes on any gateway)".into());
+    }
     if problems.is_empty() {
         Ok(())
     } else {
@@ -237,6 +240,7 @@ mod tests {
             bus_url: Some("redis://127.0.0.1:6379".into()),
             presence_url: Some("redis://127.0.0.1:6379".into()),
             rate_limit_url: Some("redis://127.0.0.1:6379".into()),
+            session_url: Some("redis://127.0.0.1:6379".into()),
             jwt_secret: Some("s".repeat(32)),
             cluster: ClusterSection {
                 roles,

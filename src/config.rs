@@ -36,6 +36,9 @@ pub struct NodeConfig {
     pub presence_url: Option<String>,
     /// Rate-limit counters: unset (or `local`) in process, `redis://…` to share limits between nodes.
     pub rate_limit_url: Option<String>,
+    /// Resumable sessions: unset (or `local`) in process, `redis://…` so a client can resume on
+    /// any gateway that shares it.
+    pub session_url: Option<String>,
     pub gateway: GatewaySection,
     pub channels: ChannelsSection,
     pub api: ApiSection,
@@ -55,6 +58,7 @@ impl Default for NodeConfig {
             bus_url: None,
             presence_url: None,
             rate_limit_url: None,
+            session_url: None,
             gateway: GatewaySection::default(),
             channels: ChannelsSection::default(),
             api: ApiSection::default(),

@@ -137,6 +137,9 @@ struct ServeArgs {
     /// This process's cluster key (PEM).
     #[arg(long, env = "CHORUS_TLS_KEY", hide_env_values = true)]
     tls_key: Option<PathBuf>,
+    /// Resumable sessions: `local` (default) or a redis:// URL shared by the gateways.
+    #[arg(long, env = "CHORUS_SESSION_URL")]
+    session_url: Option<String>,
 }
 
 impl Default for Command {
@@ -227,6 +230,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.rate_limit_url.is_some() {
         config.rate_limit_url = args.rate_limit_url;
+    }
+    if args.session_url.is_some() {
+        config.session_url = args.session_url;
     }
     if !config.cluster.roles.is_empty() {
         return run_cluster_process(config).await;

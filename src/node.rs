@@ -15,7 +15,7 @@ use chorus_core::{
     MessageStore, MetadataStore, PostgresMessageStore, PostgresMetadataStore, RedbMessageStore,
     ScyllaMessageStore, SqliteMetadataStore,
 };
-use chorus_gateway::GatewayDeps;
+use chorus_gateway::{GatewayDeps, MemorySessions, RedisSessions, SessionLimits, SessionStore};
 use chorus_presence::{MemoryPresence, PresenceStore, RedisPresence};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
@@ -162,17 +162,23 @@ pub(crate) async fn spawn_gateway(
     listener: TcpListener,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<std::io::Result<()>>> {
+    let gateway_config = config.gateway.to_gateway_config();
     let deps = GatewayDeps {
         auth: front.auth,
         store: front.store,
         router: front.router,
         bus: front.bus,
         presence: open_presence(config.presence_url.as_deref()).await?,
+        sessions: open_sessions(
+            config.session_url.as_deref(),
+            gateway_config.session_limits(),
+        )
+        .await?,
         access: front.access,
     };
     Ok(tokio::spawn(chorus_gateway::serve(
         listener,
-        config.gateway.to_gateway_config(),
+        gateway_config,
         deps,
         until_stopped(stop),
     )))
@@ -302,6 +308,24 @@ pub(crate) async fn open_presence(url: Option<&str>) -> anyhow::Result<Arc<dyn P
         }
         Some(other) => {
             anyhow::bail!("unsupported presence_url {other:?}: use `local` or a redis:// URL")
+        }
+    }
+}
+
+/// The resumable-session store named by `session_url`.
+async fn open_sessions(
+    url: Option<&str>,
+    limits: SessionLimits,
+) -> anyhow::Result<Arc<dyn SessionStore>> {
+    match url {
+        None | Some("local") => Ok(Arc::new(MemorySessions::new(limits))),
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => Ok(Arc::new(
+            RedisSessions::connect(url, limits)
+                .await
+                .context("cannot start the Redis session store (session_url)")?,
+        )),
+        Some(other) => {
+            anyhow::bail!("unsupported session_url {other:?}: use `local` or a redis:// URL")
         }
     }
 }

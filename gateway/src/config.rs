@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::sessions::SessionLimits;
+
 /// Limits and timings of the WebSocket gateway. Every queue a client can fill is bounded here.
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
@@ -22,7 +24,8 @@ pub struct GatewayConfig {
     pub max_subscriptions: usize,
     /// How long a closed connection's session can still be resumed.
     pub session_ttl: Duration,
-    /// Sessions kept for resumption; beyond it the oldest closed ones are forgotten first.
+    /// Sessions kept for resumption; when full, expired ones are dropped, then new ones refused
+    /// (4003). With a shared session store this bounds the whole deployment's sessions.
     pub max_sessions: usize,
     /// Allowed `Origin` headers for browser clients; empty allows any. Requests without an
     /// `Origin` header (bots, native clients) are always allowed.
@@ -69,5 +72,43 @@ impl Default for GatewayConfig {
             flush_interval: Duration::from_millis(5),
             access_sweep_interval: Duration::from_secs(15),
         }
+    }
+}
+
+impl GatewayConfig {
+    /// The limits to open the session store with.
+    ///
+    /// A held session in a shared store lives a hold lease past its holder's last renewal. A live
+    /// connection renews on its first frame after `LEASE_RENEWAL`, and one silent for the heartbeat
+    /// timeout is closed (at most a quarter late) and releases its session, so renewals are never
+    /// further apart than `LEASE_RENEWAL` + 1.25 × `heartbeat_timeout`: a live holder's lease never
+    /// lapses, and after its gateway dies the session stays resumable for at least the TTL.
+    pub fn session_limits(&self) -> SessionLimits {
+        SessionLimits {
+            ttl: self.session_ttl,
+            max: self.max_sessions,
+            hold_lease: self.session_ttl
+                + 2 * self.heartbeat_timeout
+                + crate::connection::LEASE_RENEWAL,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::LEASE_RENEWAL;
+
+    #[test]
+    fn a_held_session_outlives_the_longest_gap_between_renewals_by_the_ttl() {
+        let config = GatewayConfig::default();
+        let limits = config.session_limits();
+        // The heartbeat sweep closes a silent connection at most a quarter of the timeout late.
+        let longest_gap = LEASE_RENEWAL + config.heartbeat_timeout * 5 / 4;
+        assert!(limits.hold_lease >= longest_gap + config.session_ttl);
+        assert_eq!(
+            (limits.ttl, limits.max),
+            (config.session_ttl, config.max_sessions)
+        );
     }
 }

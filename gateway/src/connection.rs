@@ -34,11 +34,13 @@ use uuid::Uuid;
 use crate::Shared;
 use crate::hub::ConnId;
 use crate::outbox::{Outbox, Outgoing, Recheck};
+use crate::sessions::{Holder, SessionError};
 
 type Socket = WebSocketStream<TcpStream>;
 
-/// How often a connection renews its presence lease (a third of `CONNECTION_LEASE`).
-const LEASE_RENEWAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often a connection renews its presence lease (a third of `CONNECTION_LEASE`), and its
+/// session's hold lease when the session store needs one (`GatewayConfig::session_limits`).
+pub(crate) const LEASE_RENEWAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How long a connection remembers that it sent `typing` in a channel (the indicator's life).
 const TYPING_MEMORY: std::time::Duration =
@@ -293,6 +295,29 @@ impl Connection {
         }
     }
 
+    /// This connection as the holder of its session, unique across the gateways that share the
+    /// session store.
+    fn holder(&self) -> Holder {
+        Holder {
+            gateway: self.shared.instance,
+            connection: self.id,
+        }
+    }
+
+    /// Renews the session's hold lease, for stores that need it (shared ones; the in-process
+    /// store does not, so idle connections of an embedded node make no call here).
+    async fn renew_session(&self) {
+        let sessions = &self.shared.deps.sessions;
+        if let Some(session) = self.session_id
+            && sessions.hold_lease().is_some()
+            && let Err(err) = sessions
+                .renew(session, self.holder(), chrono::Utc::now())
+                .await
+        {
+            tracing::warn!(error = %err, "session renewal failed");
+        }
+    }
+
     fn reply(&self, frame: &ServerFrame) {
         self.outbox.push(Outgoing::Frame(text(frame)));
     }
@@ -324,14 +349,16 @@ impl Connection {
     }
 
     async fn open_session(&mut self, opening: Opening) -> Result<(), End> {
-        let now = Instant::now();
+        let now = chrono::Utc::now();
         match opening {
             Opening::Identify => {
                 let session_id = self
                     .shared
+                    .deps
                     .sessions
-                    .create(self.user, self.id, now)
-                    .map_err(|_| End::Close(CloseCode::ServerRestart))?;
+                    .create(self.user, self.holder(), now)
+                    .await
+                    .map_err(session_end)?;
                 self.session_id = Some(session_id);
                 let user = self.load_user().await?;
                 let mut channels = self
@@ -379,14 +406,12 @@ impl Connection {
                 session_id,
                 channels,
             } => {
-                if self
-                    .shared
+                self.shared
+                    .deps
                     .sessions
-                    .resume(session_id, self.user, self.id, now)
-                    .is_err()
-                {
-                    return Err(End::Close(CloseCode::SessionInvalid));
-                }
+                    .resume(session_id, self.user, self.holder(), now)
+                    .await
+                    .map_err(session_end)?;
                 self.session_id = Some(session_id);
                 let mut replayed = 0;
                 for position in channels
@@ -439,6 +464,7 @@ impl Connection {
         // Renew a third of the way through the lease, so a live connection never lapses.
         if self.lease_renewed.elapsed() > LEASE_RENEWAL {
             self.renew_presence().await;
+            self.renew_session().await;
         }
         match message {
             Message::Text(raw) => self.on_text(&raw).await,
@@ -957,17 +983,34 @@ impl Connection {
             tracing::warn!(error = %err, "presence update failed");
         }
         if let Some(session_id) = self.session_id {
-            match end {
+            let (sessions, holder) = (&self.shared.deps.sessions, self.holder());
+            let done = match end {
                 End::Close(CloseCode::AuthenticationFailed) => {
-                    self.shared.sessions.forget(session_id, self.id)
+                    sessions.forget(session_id, holder).await
                 }
-                _ => self
-                    .shared
-                    .sessions
-                    .release(session_id, self.id, Instant::now()),
+                _ => {
+                    sessions
+                        .release(session_id, holder, chrono::Utc::now())
+                        .await
+                }
+            };
+            if let Err(err) = done {
+                // A shared store lets the session lapse with its hold lease instead.
+                tracing::warn!(error = %err, "session release failed");
             }
         }
         close(&mut self.ws, end).await;
+    }
+}
+
+/// How a session the connection could not open ends it: an unknown session is 4005 (identify
+/// afresh), a full store 4003 (try another gateway), an unreachable store 4000 (back off and
+/// retry: the session is likely still there once the store is back).
+fn session_end(err: SessionError) -> End {
+    match err {
+        SessionError::Unknown => End::Close(CloseCode::SessionInvalid),
+        SessionError::Full => End::Close(CloseCode::ServerRestart),
+        SessionError::Unavailable(_) => internal("session store", err),
     }
 }
 
@@ -1021,5 +1064,28 @@ fn route_error(err: RouteError, nonce: Option<String>, channel: Option<Uuid>) ->
         nonce,
         channel_id: channel,
         retry_after_ms: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(end: End) -> Option<u16> {
+        match end {
+            End::Close(code) => Some(code.code()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_session_the_store_refuses_or_cannot_reach_ends_with_its_close_code() {
+        assert_eq!(code(session_end(SessionError::Unknown)), Some(4005));
+        assert_eq!(code(session_end(SessionError::Full)), Some(4003));
+        assert_eq!(
+            code(session_end(SessionError::Unavailable("timed out".into()))),
+            Some(4000),
+            "retry later: the session is likely still there"
+        );
     }
 }

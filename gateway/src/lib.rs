@@ -12,7 +12,7 @@ mod connection;
 mod heartbeat;
 mod hub;
 mod outbox;
-mod sessions;
+pub mod sessions;
 
 /// For benches (`benches/benches/hub_fanout.rs`): the hub and outboxes, otherwise private. Not an
 /// API: nothing outside the workspace's benchmarks should use it.
@@ -39,10 +39,12 @@ use tokio::net::TcpListener;
 use uuid::Uuid;
 
 pub use config::GatewayConfig;
+pub use sessions::{
+    Holder, MemorySessions, RedisSessions, SessionError, SessionLimits, SessionStore,
+};
 
 use crate::hub::{ConnId, Hub};
 use crate::outbox::Outbox;
-use crate::sessions::SessionRegistry;
 
 /// What the gateway talks to.
 #[derive(Clone)]
@@ -52,6 +54,9 @@ pub struct GatewayDeps {
     pub router: Arc<dyn ChannelRouter>,
     pub bus: Arc<dyn FanoutBus>,
     pub presence: Arc<dyn PresenceStore>,
+    /// Resumable sessions: in process, or shared with the other gateways of a deployment so a
+    /// client can resume on any of them.
+    pub sessions: Arc<dyn SessionStore>,
     /// Notices that someone's rights changed (logout, removal, archiving, disabled account).
     pub access: Arc<dyn AccessNotifier>,
 }
@@ -61,7 +66,8 @@ struct Shared {
     config: GatewayConfig,
     deps: GatewayDeps,
     hub: Arc<Hub>,
-    sessions: SessionRegistry,
+    /// This gateway process among all that share the session store (see [`Holder`]).
+    instance: u32,
     /// Authenticated connections, so shutdown (and later, revocation) can reach each of them.
     connections: RwLock<HashMap<ConnId, (Uuid, Arc<Outbox>)>>,
     next_conn: AtomicU64,
@@ -93,7 +99,7 @@ pub async fn serve(
     let hub = Arc::new(Hub::new(deps.bus.clone()));
     tokio::spawn(hub.clone().run(deps.bus.attach()));
     let shared = Arc::new(Shared {
-        sessions: SessionRegistry::new(config.session_ttl, config.max_sessions),
+        instance: Holder::random_gateway(),
         config,
         deps,
         hub,

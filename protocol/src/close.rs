@@ -23,7 +23,8 @@ pub enum CloseCode {
     ServerRestart = 4003,
     /// The client kept sending after being told it was rate-limited. Reconnect after a backoff.
     RateLimited = 4004,
-    /// A `resume` named a session this node does not know (expired or from another node).
+    /// A `resume` named a session this gateway cannot find: expired, or issued by a gateway that
+    /// shares no session store (`session_url`) with this one.
     /// Reconnect and `identify` afresh, then subscribe with `since_seq`.
     SessionInvalid = 4005,
     /// The token was missing, malformed, expired or revoked. Refresh credentials before reconnecting.

@@ -235,6 +235,7 @@ impl LocalCluster {
                 ("--metadata-url", db.clone()),
                 ("--presence-url", redis_url()),
                 ("--rate-limit-url", redis_url()),
+                ("--session-url", redis_url()),
                 ("--jwt-secret", JWT_SECRET.into()),
                 ("--api-addr", "127.0.0.1:0".into()),
                 ("--ws-addr", "127.0.0.1:0".into()),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod private_redis;
 
 use std::net::SocketAddr;
 use std::time::Duration;
