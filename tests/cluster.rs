@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use chorus_protocol::{ClientFrame, MessageEvent, ServerFrame};
@@ -185,9 +185,11 @@ async fn killing_a_shard_leader_under_load_loses_duplicates_and_reorders_nothing
     let (mut bob_ws, _) = Client::identify(cluster.ws(1), &bob).await;
     let (mut alice_ws, _) = Client::identify(cluster.ws(0), &alice).await;
     // Sender: a send every 5 ms round-robin over all channels; any error is retried with the same
-    // nonce until it is acknowledged, as a client would after a pause.
+    // nonce 50 ms later until it is acknowledged, as a client would after a pause. Retries wait in
+    // a queue so that the acknowledgements keep being read meanwhile.
     let mut acked: BTreeMap<String, (Uuid, u64, Instant)> = BTreeMap::new();
     let mut unacked: HashMap<String, Uuid> = HashMap::new();
+    let mut retries: VecDeque<(Instant, String)> = VecDeque::new();
     let started = Instant::now();
     let mut killed_at = None;
     let mut sent = 0usize;
@@ -201,6 +203,7 @@ async fn killing_a_shard_leader_under_load_loses_duplicates_and_reorders_nothing
             cluster.nodes.get_mut(&leader).unwrap().kill().await;
             killed_at = Some(Instant::now());
         }
+        let next_retry = retries.front().map(|(at, _)| *at);
         tokio::select! {
             _ = tick.tick(), if started.elapsed() < Duration::from_secs(6) => {
                 let channel = all[sent % all.len()];
@@ -209,6 +212,12 @@ async fn killing_a_shard_leader_under_load_loses_duplicates_and_reorders_nothing
                 unacked.insert(nonce.clone(), channel);
                 alice_ws.send(&send(channel, &nonce)).await;
             }
+            _ = tokio::time::sleep_until(next_retry.unwrap_or_else(Instant::now).into()), if next_retry.is_some() => {
+                let (_, nonce) = retries.pop_front().unwrap();
+                if let Some(channel) = unacked.get(&nonce) {
+                    alice_ws.send(&send(*channel, &nonce)).await;
+                }
+            }
             frame = alice_ws.next() => match frame {
                 ServerFrame::Ack { nonce, seq, channel_id, .. } => {
                     unacked.remove(&nonce);
@@ -216,9 +225,7 @@ async fn killing_a_shard_leader_under_load_loses_duplicates_and_reorders_nothing
                 }
                 ServerFrame::Error { nonce: Some(nonce), code, message, .. } => {
                     eprintln!("send {nonce} refused at {:?}: {code:?} {message}", started.elapsed());
-                    let channel = unacked[&nonce];
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    alice_ws.send(&send(channel, &nonce)).await;
+                    retries.push_back((Instant::now() + Duration::from_millis(50), nonce));
                 }
                 _ => {}
             },

@@ -87,7 +87,11 @@ impl Proc {
             .unwrap();
         let mut child = Command::new(BIN)
             .args(&self.args)
-            .env("RUST_LOG", "info,openraft=error")
+            .env(
+                "RUST_LOG",
+                std::env::var("CHORUS_TEST_CLUSTER_LOG")
+                    .unwrap_or_else(|_| "info,openraft=error".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true)

@@ -42,7 +42,7 @@ const SHARD_QUEUE: usize = 16 * 1024;
 const MAX_SUBMIT_BATCH: usize = 1024;
 /// How long one call may take before the replica is presumed dead. A commit takes milliseconds;
 /// this bounds how long a leader killed mid-call holds its callers before they move on.
-const CALL_TIMEOUT: Duration = Duration::from_millis(800);
+const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long the router keeps trying before answering `Unavailable`.
 const DEADLINE: Duration = Duration::from_secs(10);
 /// How often the cluster map is re-read.
@@ -134,28 +134,37 @@ impl ClusterRouter {
 }
 
 impl Inner {
-    /// One call to `node`, decoded as `Result<T, RouteError>`.
+    /// One call to `node`, decoded as `Result<T, RouteError>`; a transport failure (the node did
+    /// not answer) is `Err(Unreachable)`, kept apart so the leader cache can suspect the node.
     async fn call_node<Req: Serialize, T: DeserializeOwned>(
         &self,
         node: NodeId,
         group: u64,
         method: u16,
         request: &Req,
-    ) -> Result<T, RouteError> {
-        let addr = self
-            .view
-            .borrow()
-            .map
-            .addr(node)
-            .ok_or_else(|| RouteError::Unavailable(format!("node {node} is not in the map")))?;
-        let body = serde_json::to_vec(request).map_err(|e| RouteError::Internal(e.to_string()))?;
+    ) -> Result<T, CallError> {
+        let addr = self.view.borrow().map.addr(node).ok_or_else(|| {
+            CallError::Answered(RouteError::Unavailable(format!(
+                "node {node} is not in the map"
+            )))
+        })?;
+        let body = serde_json::to_vec(request)
+            .map_err(|e| CallError::Answered(RouteError::Internal(e.to_string())))?;
         let reply = self
             .endpoint
             .call(addr, group, method, Bytes::from(body), CALL_TIMEOUT)
             .await
-            .map_err(transport_error)?;
+            .map_err(|err| match err {
+                TransportError::Remote(_) => CallError::Answered(transport_error(err)),
+                err => CallError::Unreachable(err),
+            })?;
         serde_json::from_slice::<Result<T, RouteError>>(&reply)
-            .map_err(|e| RouteError::Internal(format!("malformed reply from node {node}: {e}")))?
+            .map_err(|e| {
+                CallError::Answered(RouteError::Internal(format!(
+                    "malformed reply from node {node}: {e}"
+                )))
+            })?
+            .map_err(CallError::Answered)
     }
 
     /// A call to the leader of `shard`, retried across replicas and leader changes until it
@@ -171,31 +180,41 @@ impl Inner {
         let mut attempt: u32 = 0;
         loop {
             let replicas = self.view.borrow().placement.replicas(shard).to_vec();
-            let candidate = self
-                .leaders
-                .lock()
-                .candidate(shard, &replicas, attempt as usize);
+            let candidate =
+                self.leaders
+                    .lock()
+                    .candidate(shard, &replicas, attempt as usize, Instant::now());
             let Some(node) = candidate else {
                 return Err(RouteError::Unavailable(format!(
                     "shard {shard} has no replicas"
                 )));
             };
+            let outcome = self.call_node(node, group, method, request).await;
+            if let Err(err) = &outcome {
+                tracing::debug!(shard, node, attempt, elapsed = ?started.elapsed(), error = %err, "call to a shard leader failed");
+            }
             let mut followed_hint = false;
-            let last_error = match self.call_node(node, group, method, request).await {
+            let last_error = match outcome {
                 Ok(value) => {
                     self.leaders.lock().confirm(shard, node);
                     return Ok(value);
                 }
-                Err(RouteError::NotLeader { leader_hint }) => {
-                    self.leaders.lock().not_leader(shard, node, leader_hint);
-                    followed_hint = leader_hint.is_some_and(|hint| hint != node);
+                Err(CallError::Answered(RouteError::NotLeader { leader_hint })) => {
+                    followed_hint =
+                        self.leaders
+                            .lock()
+                            .not_leader(shard, node, leader_hint, Instant::now());
                     RouteError::NotLeader { leader_hint }
                 }
-                Err(err @ RouteError::Unavailable(_)) => {
+                Err(CallError::Unreachable(err)) => {
+                    self.leaders.lock().unreachable(node, Instant::now());
+                    transport_error(err)
+                }
+                Err(CallError::Answered(err @ RouteError::Unavailable(_))) => {
                     self.leaders.lock().forget(shard, node);
                     err
                 }
-                Err(err) => return Err(err),
+                Err(CallError::Answered(err)) => return Err(err),
             };
             let jitter = rand::random::<f64>();
             match retry_delay(attempt, followed_hint, started.elapsed(), DEADLINE, jitter) {
@@ -207,6 +226,24 @@ impl Inner {
                 }
             }
             attempt += 1;
+        }
+    }
+}
+
+/// Why one call to one node failed.
+#[derive(Debug)]
+enum CallError {
+    /// The node did not answer: refused, timed out, or the connection was lost.
+    Unreachable(TransportError),
+    /// The node (or the request's own encoding) answered with an error.
+    Answered(RouteError),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unreachable(err) => write!(f, "unreachable: {err}"),
+            CallError::Answered(err) => err.fmt(f),
         }
     }
 }
@@ -360,8 +397,10 @@ impl ChannelRouter for ClusterRouter {
         {
             let view = self.inner.view.borrow();
             let leaders = self.inner.leaders.lock();
+            let now = Instant::now();
             for &shard in by_shard.keys() {
-                if let Some(node) = leaders.candidate(shard, view.placement.replicas(shard), 0) {
+                if let Some(node) = leaders.candidate(shard, view.placement.replicas(shard), 0, now)
+                {
                     by_node.entry(node).or_default().push(shard);
                 }
             }
@@ -375,7 +414,7 @@ impl ChannelRouter for ClusterRouter {
             };
             let inner = self.inner.clone();
             async move {
-                let reply: Result<LastSeqsReply, RouteError> = inner
+                let reply: Result<LastSeqsReply, CallError> = inner
                     .call_node(node, NODE_GROUP, method::LAST_SEQS, &request)
                     .await;
                 (node, shards, reply)
@@ -386,6 +425,11 @@ impl ChannelRouter for ClusterRouter {
         for (node, shards, reply) in futures_util::future::join_all(calls).await {
             let per_shard = match reply {
                 Ok(per_shard) if per_shard.len() == shards.len() => per_shard,
+                Err(CallError::Unreachable(_)) => {
+                    self.inner.leaders.lock().unreachable(node, Instant::now());
+                    retry.extend(shards);
+                    continue;
+                }
                 _ => {
                     let mut leaders = self.inner.leaders.lock();
                     for &shard in &shards {
@@ -404,10 +448,12 @@ impl ChannelRouter for ClusterRouter {
                         }
                     }
                     Err(RouteError::NotLeader { leader_hint }) => {
-                        self.inner
-                            .leaders
-                            .lock()
-                            .not_leader(shard, node, leader_hint);
+                        self.inner.leaders.lock().not_leader(
+                            shard,
+                            node,
+                            leader_hint,
+                            Instant::now(),
+                        );
                         retry.push(shard);
                     }
                     Err(err) => return Err(err),
