@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use chorus_protocol::{ClientFrame, MessageEvent, ServerFrame};
 use common::cluster::LocalCluster;
 use common::{Client, Rest};
+use futures_util::StreamExt;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -372,4 +373,91 @@ async fn a_process_without_the_cluster_certificate_is_refused() {
     }
     // The cluster's own admin certificate is accepted.
     assert!(cluster.status(1).await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_of_a_killed_gateway_resume_on_the_other_missing_and_repeating_nothing() {
+    const PER_CHANNEL: u64 = 30;
+    let mut cluster = LocalCluster::start(SHARDS).await;
+    let rest1 = cluster.rest(0);
+    let (_, alice) = rest1.user("alice").await;
+    let (_, bob) = rest1.user("bob").await;
+    let all = channels(&rest1, &bob, &alice, 4).await;
+
+    let (mut alice_ws, ready) = Client::identify(cluster.ws(0), &alice).await;
+    let ServerFrame::Ready { session_id, .. } = ready else {
+        unreachable!()
+    };
+    // Bob writes through gateway 2 the whole time, round-robin over the channels.
+    let (mut bob_ws, _) = Client::identify(cluster.ws(1), &bob).await;
+    let writer_channels = all.clone();
+    let writer = tokio::spawn(async move {
+        for round in 0..PER_CHANNEL {
+            for channel in &writer_channels {
+                let nonce = format!("{channel}-{round}");
+                let (_, seq) = bob_ws.post(*channel, &nonce, &nonce).await;
+                assert_eq!(seq, round + 1);
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        }
+    });
+
+    // Alice reads on gateway 1 until it is killed under her, partway through.
+    let mut seen: HashMap<Uuid, Vec<u64>> = HashMap::new();
+    let mut killed = false;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), alice_ws.ws.next())
+            .await
+            .expect("gateway 1 went silent");
+        let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) = message else {
+            assert!(killed, "the socket ended before the kill: {message:?}");
+            break;
+        };
+        if let ServerFrame::Message(event) = ServerFrame::parse(&text).unwrap() {
+            seen.entry(event.channel_id).or_default().push(event.seq);
+        }
+        if !killed && seen.values().map(Vec::len).sum::<usize>() >= 20 {
+            cluster.gateways[0].kill().await;
+            killed = true;
+        }
+    }
+
+    // She resumes on gateway 2 from what she saw, then reads live until she has everything.
+    let mut alice_ws = Client::connect(cluster.ws(1)).await;
+    let positions = all
+        .iter()
+        .map(|c| chorus_protocol::ChannelPosition {
+            channel_id: *c,
+            last_seq: seen.get(c).and_then(|s| s.last().copied()).unwrap_or(0),
+        })
+        .collect();
+    alice_ws
+        .send(&ClientFrame::Resume {
+            token: alice.clone(),
+            session_id,
+            channels: positions,
+        })
+        .await;
+    let mut resumed = false;
+    while seen.values().map(Vec::len).sum::<usize>() < all.len() * PER_CHANNEL as usize || !resumed
+    {
+        match alice_ws.next().await {
+            ServerFrame::Message(event) => {
+                seen.entry(event.channel_id).or_default().push(event.seq);
+            }
+            ServerFrame::Resumed { session_id: s, .. } => {
+                assert_eq!(s, session_id);
+                resumed = true;
+            }
+            _ => {}
+        }
+    }
+    writer.await.unwrap();
+    for channel in &all {
+        assert_eq!(
+            seen[channel],
+            (1..=PER_CHANNEL).collect::<Vec<_>>(),
+            "channel {channel}: every event once, in order, across the gateway's death"
+        );
+    }
 }
