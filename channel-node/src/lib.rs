@@ -26,6 +26,8 @@ pub mod shard;
 pub mod state;
 mod state_machine;
 mod status;
+#[cfg(test)]
+mod storage_suite;
 
 pub use cluster_node::{ClusterChannelNode, ClusterNodeConfig};
 pub use raft_types::TypeConfig;
