@@ -5,6 +5,7 @@
 #   scripts/cluster.sh up              build (release) if needed, make certificates, start all
 #   scripts/cluster.sh status          every node, shard, replica set, leader, term, commit index
 #   scripts/cluster.sh kill NAME       kill -9 one process (node-1..3, gateway-1..2)
+#   scripts/cluster.sh kill-leader     kill -9 the channel node leading the most shards; prints its name
 #   scripts/cluster.sh restart NAME    start it again (after kill), same data directory
 #   scripts/cluster.sh down            stop everything (SIGTERM, then SIGKILL after 10 s)
 #   scripts/cluster.sh endpoints       print the addresses
@@ -105,6 +106,22 @@ case ${1:-} in
     pid=$(pid_of "$name")
     if [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; then echo "killed $name (pid $pid) with SIGKILL"; else echo "$name is not running"; fi
     ;;
+  kill-leader)
+    name=$(status --json | python3 -c '
+import json, sys
+leads = {}
+for node in json.load(sys.stdin).values():
+    if "node_id" in node:
+        leads[node["node_id"]] = sum(1 for s in node["shards"] if s["group"]["state"] == "Leader")
+best = max(leads, key=lambda n: leads[n]) if leads else None
+if best is None or leads[best] == 0:
+    sys.exit("no channel node leads a shard")
+print(f"node-{best}")
+')
+    kill -9 "$(pid_of "$name")"
+    echo "killed $name (leader of the most shards) with SIGKILL" >&2
+    echo "$name"
+    ;;
   restart)
     name=${2:?restart NAME}
     if alive "$name"; then kill "$(pid_of "$name")"; sleep 1; fi
@@ -124,5 +141,5 @@ case ${1:-} in
     for p in "${GATEWAYS[@]}" "${NODES[@]}"; do alive "$p" && kill -9 "$(pid_of "$p")"; rm -f "$DIR/$p.pid"; done
     echo "cluster stopped (data kept in $DIR; remove it and drop database $DB for a fresh start)"
     ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
 esac

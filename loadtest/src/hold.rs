@@ -73,6 +73,9 @@ pub struct Plan {
     pub heartbeat_secs: u64,
     pub concurrency: usize,
     pub source_ips: u8,
+    /// Gateways to spread the connections over (empty: the worker's --ws).
+    #[serde(default)]
+    pub gateways: Vec<std::net::SocketAddr>,
 }
 
 impl Plan {
@@ -80,6 +83,7 @@ impl Plan {
         Spread {
             concurrency: self.concurrency,
             source_ips: self.source_ips,
+            gateways: self.gateways.clone(),
         }
     }
 }
@@ -209,6 +213,7 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
         heartbeat_secs: args.heartbeat_secs,
         concurrency: args.spread.concurrency,
         source_ips: args.spread.source_ips,
+        gateways: args.spread.gateways.clone(),
     };
     if args.server_pid.is_some() && args.settle_secs > 0 {
         let settle = progress::spinner("letting the server return setup memory");

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod capacity;
+pub mod failover;
 pub mod fanout;
 pub mod follow;
 pub mod history;
@@ -68,6 +69,9 @@ pub enum Scenario {
     /// rate, periodic churn (close + resume) and history reads; samples the server's RSS and open
     /// fds (--server-pid) and reports their growth, with loss and duplicates (must be 0).
     Soak(soak::Args),
+    /// Write unavailability of a cluster while channel nodes are killed and restarted: K kills
+    /// under a steady load; per kill, the longest silence of any channel (p50/p99 over the kills).
+    Failover(failover::Args),
     /// One share of a `hold --workers` run (started by `hold`, not by hand).
     #[command(hide = true)]
     HoldWorker(workers::WorkerArgs),
@@ -93,6 +97,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             fanout::run(&api, cli.ws, args).await?
         }
         Scenario::Storm(args) => storm::run(&api, cli.ws, args).await?,
+        Scenario::Failover(args) => failover::run(&api, cli.ws, args).await?,
         Scenario::History(args) => {
             plot_to = args.plot.clone();
             history::run(&api, cli.ws, args).await?

@@ -14,6 +14,10 @@ pub struct Spread {
     /// Source addresses 127.0.0.1..=127.0.0.N are used in turn (each has ~28k ephemeral ports).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=254))]
     pub source_ips: u8,
+    /// Gateways of a cluster to spread the connections over (comma-separated): connection n goes
+    /// to gateway n mod count. Without it, every connection goes to --ws.
+    #[arg(long, value_delimiter = ',')]
+    pub gateways: Vec<std::net::SocketAddr>,
 }
 
 impl Default for Spread {
@@ -23,6 +27,15 @@ impl Default for Spread {
 }
 
 impl Spread {
+    /// The gateway of the `n`th connection: one of --gateways in turn, else `ws`.
+    pub fn gateway(&self, n: usize, ws: std::net::SocketAddr) -> std::net::SocketAddr {
+        if self.gateways.is_empty() {
+            ws
+        } else {
+            self.gateways[n % self.gateways.len()]
+        }
+    }
+
     /// The source address of the `n`th connection; `None` lets the kernel choose (one address).
     pub fn source(&self, n: usize) -> Option<IpAddr> {
         (self.source_ips > 1).then(|| {

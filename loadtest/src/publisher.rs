@@ -25,6 +25,8 @@ use crate::ws::Conn;
 pub struct Acks {
     /// (channel index, seq) of every acknowledged send.
     pub seqs: Vec<(usize, u64)>,
+    /// When each of `seqs` was acknowledged, µs since the run's origin (same order).
+    pub acked_at: Vec<u64>,
     /// Send → ack, µs.
     pub latency: Option<Histogram<u64>>,
     /// Refused sends by error code.
@@ -109,6 +111,7 @@ pub async fn publish(
                     Ok((channel_id, seq)) => {
                         if let Some(&(n, _)) = channels.iter().find(|(_, id)| *id == channel_id) {
                             acks.seqs.push((n, seq));
+                            acks.acked_at.push(now);
                         }
                         if let (Some(sent), Some(h)) = (sent, acks.latency.as_mut()) {
                             h.record(now.saturating_sub(sent)).ok();

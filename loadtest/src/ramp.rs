@@ -51,7 +51,7 @@ pub async fn open(
             let (token, spread) = (token_of(n), spread.clone());
             async move {
                 let begun = Instant::now();
-                let result = identify(ws, spread.source(n), n, &token).await;
+                let result = identify(spread.gateway(n, ws), spread.source(n), n, &token).await;
                 (result, begun.elapsed().as_micros() as u64)
             }
         })
