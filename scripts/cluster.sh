@@ -9,10 +9,12 @@
 #   scripts/cluster.sh restart NAME    start it again (after kill), same data directory
 #   scripts/cluster.sh down            stop everything (SIGTERM, then SIGKILL after 10 s)
 #   scripts/cluster.sh endpoints       print the addresses
+#   scripts/cluster.sh cpu             CPU seconds used so far by each running process, and their sum
 #
 # Settings (environment): CHORUS_CLUSTER_DIR (state, default ./chorus-cluster), CHORUS_BIN
 # (default target/release/chorus), CHORUS_CLUSTER_DB (PostgreSQL database, default
-# chorus_cluster), CHORUS_SHARD_COUNT (16), CHORUS_REPLICATION (3).
+# chorus_cluster), CHORUS_SHARD_COUNT (16), CHORUS_REPLICATION (3), CHORUS_CLUSTER_CONFIG (a
+# config file every process reads before its flags, e.g. deploy/bench.toml for load tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,7 +39,9 @@ alive() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/
 start() {
   local name=$1
   if alive "$name"; then echo "$name is already running (pid $(pid_of "$name"))"; return; fi
-  local common=(serve --data-dir "$DIR/$name" --seeds "$SEEDS"
+  local config=()
+  if [ -n "${CHORUS_CLUSTER_CONFIG:-}" ]; then config=(--config "$CHORUS_CLUSTER_CONFIG"); fi
+  local common=(serve "${config[@]}" --data-dir "$DIR/$name" --seeds "$SEEDS"
     --shard-count "$SHARDS" --replication "$REPLICATION"
     --tls-ca "$DIR/certs/ca.pem" --tls-cert "$DIR/certs/$name.pem" --tls-key "$DIR/certs/$name.key"
     --messages-url "$PG/$DB" --bus-url "$REDIS")
@@ -101,6 +105,17 @@ case ${1:-} in
     ;;
   status) shift; status "$@" ;;
   endpoints) endpoints ;;
+  cpu)
+    tck=$(getconf CLK_TCK)
+    total=0
+    for p in "${NODES[@]}" "${GATEWAYS[@]}"; do
+      alive "$p" || continue
+      ticks=$(awk '{ print $14 + $15 }' "/proc/$(pid_of "$p")/stat")
+      total=$((total + ticks))
+      echo "$p $(awk -v t="$ticks" -v h="$tck" 'BEGIN { printf "%.2f", t / h }')"
+    done
+    echo "total $(awk -v t="$total" -v h="$tck" 'BEGIN { printf "%.2f", t / h }')"
+    ;;
   kill)
     name=${2:?kill NAME}
     pid=$(pid_of "$name")
@@ -141,5 +156,5 @@ print(f"node-{best}")
     for p in "${GATEWAYS[@]}" "${NODES[@]}"; do alive "$p" && kill -9 "$(pid_of "$p")"; rm -f "$DIR/$p.pid"; done
     echo "cluster stopped (data kept in $DIR; remove it and drop database $DB for a fresh start)"
     ;;
-  *) sed -n '2,17p' "$0"; exit 2 ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
 esac

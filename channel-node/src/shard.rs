@@ -47,13 +47,16 @@ impl RaftTiming {
         election_max_ms: 1000,
     };
     /// A follower calls an election once it has heard nothing from the leader for openraft's
-    /// lease (`election_max_ms`) plus its own timeout (150–300 ms), checked every 1.5 heartbeats:
-    /// 450–675 ms after a leader dies. Heartbeats every 50 ms keep followers of a live leader
-    /// quiet with six beats of margin.
+    /// lease (`election_max_ms`) plus its own timeout (300–600 ms), checked every 1.5 heartbeats:
+    /// 0.9–1.4 s after a leader dies. The heartbeat is also openraft 0.9's time limit for one
+    /// AppendEntries call, fsync on the follower included, and the lease keeps a loaded follower
+    /// from unseating a live leader. Shorter settings (100 ms / 150–300 ms) failed over in
+    /// ~0.6 s on an idle cluster but, on two shared cores under load with nodes restarting,
+    /// timed out appends and votes until every group was electing (docs/BENCHMARKS.md).
     pub const CLUSTER: RaftTiming = RaftTiming {
-        heartbeat_ms: 50,
-        election_min_ms: 150,
-        election_max_ms: 300,
+        heartbeat_ms: 150,
+        election_min_ms: 300,
+        election_max_ms: 600,
     };
 }
 

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::api::{Api, User};
-use crate::net::{Spread, check_open_files};
+use crate::net::{Spread, check_open_files, cpu_seconds};
 use crate::publisher::{Acks, Publishing, publish};
 use crate::ramp::Ramp;
 use crate::report::percentiles_ms;
@@ -59,6 +59,10 @@ pub struct Args {
     /// Write the per-second latency and deliveries as a self-contained HTML page.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Server processes (comma-separated pids) whose CPU time is measured from the first publish
+    /// to the end of the drain, setup excluded: reported in total and per delivery.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pids: Vec<u32>,
     #[command(flatten)]
     pub spread: Spread,
 }
@@ -242,6 +246,11 @@ impl Fleet {
     }
 }
 
+/// CPU seconds the `pids` have used so far, together.
+fn server_cpu(pids: &[u32]) -> anyhow::Result<f64> {
+    pids.iter().map(|&pid| cpu_seconds(pid)).sum()
+}
+
 /// Shared by all receivers.
 struct Live {
     origin: Instant,
@@ -290,6 +299,7 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
         )));
     }
 
+    let cpu_before = server_cpu(&args.server_pids)?;
     // Publishing, with a bar that shows the delivery rate of each second.
     let per_publisher = args.rate.max(1) as f64 / p as f64;
     let publishing: Vec<_> = publishers
@@ -341,6 +351,7 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     draining.finish_and_clear();
+    let cpu_used = server_cpu(&args.server_pids)? - cpu_before;
     for stop in stops {
         let _ = stop.send(());
     }
@@ -396,6 +407,9 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
         "offered_deliveries_per_s": expected as f64 / (args.duration_secs.max(1)) as f64,
         "send_to_receipt_ms": percentiles_ms(&timeline.overall),
         "send_to_ack_ms": percentiles_ms(&ack_latency),
+        "server_cpu_seconds": (!args.server_pids.is_empty()).then_some(cpu_used),
+        "server_cpu_us_per_delivery": (!args.server_pids.is_empty() && received > 0)
+            .then(|| cpu_used * 1e6 / received as f64),
         "timeseries_counts": "deliveries",
         "timeseries": timeline.series(),
     }))
