@@ -334,6 +334,16 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_configuration_files_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+        for file in ["chorus.example.toml", "bench.toml"] {
+            let config = NodeConfig::from_file(&root.join(file))
+                .unwrap_or_else(|err| panic!("deploy/{file}: {err}"));
+            assert!(config.cluster.roles.is_empty(), "{file}: an embedded node");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         assert!(toml::from_str::<NodeConfig>("wss_addr = \"x\"").is_err());
     }
