@@ -843,3 +843,49 @@ async fn revocations_no_notice_announced_still_close_sockets() {
         ServerFrame::HeartbeatAck
     ));
 }
+
+#[tokio::test]
+async fn a_reused_refresh_token_closes_the_sessions_sockets_at_once() {
+    let node = TestNode::start().await;
+    let email = format!("thief-{}@example.com", Uuid::new_v4().simple());
+    let (status, _) = node
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"email": email, "password": "correct horse battery", "display_name": "v"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, login) = node
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": email, "password": "correct horse battery"}),
+        )
+        .await;
+    let access = login["access_token"].as_str().unwrap().to_string();
+    let stolen = login["refresh_token"].as_str().unwrap().to_string();
+    let (mut ws, _) = Client::identify(node.ws(), &access).await;
+
+    // The owner refreshes; then the stolen (already used) token comes back.
+    let (status, _) = node
+        .post("/v1/auth/refresh", None, json!({"refresh_token": stolen}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = node
+        .post("/v1/auth/refresh", None, json!({"refresh_token": stolen}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("invalid_refresh_token"))
+    );
+
+    // The session's socket closes now, not at the next access sweep (15 s).
+    let closed = tokio::time::timeout(Duration::from_secs(2), ws.closed())
+        .await
+        .expect("the socket of a session revoked by refresh-token reuse stayed open");
+    assert_eq!(
+        close_code(&closed),
+        Some(CloseCode::AuthenticationFailed.code())
+    );
+}

@@ -277,6 +277,16 @@ pub async fn refresh(
         // A used refresh token came back: it may have been stolen. End the whole session.
         tracing::warn!(%session_id, "refresh token reuse; session revoked");
         store.revoke_session(session_id, now).await?;
+        // The thief may hold an open socket too: close it now (4100), as logout does, rather
+        // than at the next access sweep.
+        state
+            .api
+            .access
+            .notify(AccessNotice::Sessions {
+                user_id: session.user_id,
+                session_id: Some(session_id),
+            })
+            .await;
         return Err(invalid());
     }
     let user = store.user(session.user_id).await?.ok_or_else(invalid)?;
