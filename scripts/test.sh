@@ -14,6 +14,18 @@ ensure_redis
 export CHORUS_TEST_POSTGRES_URL="${CHORUS_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export CHORUS_TEST_REDIS_URL="${CHORUS_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 
+# docs/openapi.json is checked by a real OpenAPI validator (openapi-spec-validator, from PyPI,
+# in a virtualenv kept under target/); tests/openapi_doc.rs checks that it is the served one.
+validate_openapi() {
+  local venv=target/openapi-venv
+  if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "openapi-spec-validator==0.7.*"
+  fi
+  "$venv/bin/openapi-spec-validator" docs/openapi.json
+}
+validate_openapi
+
 # Keep cargo's output, then close with one total line ("N passed, N failed") over every test binary.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

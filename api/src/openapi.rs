@@ -70,7 +70,7 @@ use crate::views;
         crate::health,
     ),
     components(schemas(ErrorBody, ErrorDetail, views::MessageView, views::EventView)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &UniqueOperationIds),
     tags(
         (name = "auth", description = "Registration, login, tokens"),
         (name = "account", description = "The caller's profile, password and sessions; other users' profiles"),
@@ -96,5 +96,101 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// utoipa names an operation after its handler, and handlers in different modules share names
+/// (`add`, `remove`, `list`): OpenAPI requires operation ids to be unique (generated clients name
+/// their methods after them). A name used more than once becomes `name_method_path_words`.
+struct UniqueOperationIds;
+
+impl Modify for UniqueOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut uses: std::collections::HashMap<String, usize> = Default::default();
+        for item in openapi.paths.paths.values() {
+            for (_, operation) in operations(item) {
+                if let Some(id) = &operation.operation_id {
+                    *uses.entry(id.clone()).or_default() += 1;
+                }
+            }
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for (method, operation) in operations_mut(item) {
+                if let Some(id) = operation.operation_id.as_mut()
+                    && uses.get(id.as_str()).is_some_and(|n| *n > 1)
+                {
+                    *id = unique_operation_id(id, method, path);
+                }
+            }
+        }
+    }
+}
+
+/// `add`, `put`, `/v1/channels/{channel_id}/members` → `add_put_channels_members`.
+fn unique_operation_id(id: &str, method: &str, path: &str) -> String {
+    let words: Vec<&str> = path
+        .split('/')
+        .filter(|s| !s.is_empty() && !s.starts_with('{') && *s != "v1")
+        .collect();
+    format!("{id}_{method}_{}", words.join("_"))
+}
+
+fn operations(
+    item: &utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (&'static str, &utoipa::openapi::path::Operation)> {
+    [
+        ("get", &item.get),
+        ("put", &item.put),
+        ("post", &item.post),
+        ("delete", &item.delete),
+        ("patch", &item.patch),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.as_ref().map(|o| (method, o)))
+}
+
+fn operations_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (&'static str, &mut utoipa::openapi::path::Operation)> {
+    [
+        ("get", &mut item.get),
+        ("put", &mut item.put),
+        ("post", &mut item.post),
+        ("delete", &mut item.delete),
+        ("patch", &mut item.patch),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.as_mut().map(|o| (method, o)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_handler_name_becomes_unique_by_method_and_path() {
+        assert_eq!(
+            unique_operation_id(
+                "add",
+                "put",
+                "/v1/channels/{channel_id}/messages/{seq}/reactions/{emoji}"
+            ),
+            "add_put_channels_messages_reactions"
+        );
+    }
+
+    #[test]
+    fn the_document_has_unique_operation_ids() {
+        let document = ApiDoc::openapi();
+        let mut seen = std::collections::HashSet::new();
+        for item in document.paths.paths.values() {
+            for (_, operation) in operations(item) {
+                let id = operation
+                    .operation_id
+                    .clone()
+                    .expect("every operation has an id");
+                assert!(seen.insert(id.clone()), "operation id {id} is used twice");
+            }
+        }
     }
 }

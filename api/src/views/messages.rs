@@ -89,6 +89,7 @@ pub struct HistoryPage {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParams {
     /// 1 to 200; default 50.
     pub limit: Option<usize>,
@@ -162,6 +163,7 @@ pub struct EventPage {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventParams {
     /// Events with `seq` above this (required).
     pub after: u64,
@@ -170,6 +172,7 @@ pub struct EventParams {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RepliesParams {
     /// Replies with `seq` above this (oldest first).
     pub after: Option<u64>,
@@ -203,6 +206,7 @@ pub struct EditMessageRequest {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// Case-insensitive text to find (2 to 200 characters); optional if another filter is given.
     pub q: Option<String>,

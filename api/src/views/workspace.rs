@@ -176,6 +176,7 @@ pub struct AuditPage {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// The `next_before` of the previous page.
     pub before: Option<Uuid>,
