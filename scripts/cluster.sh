@@ -49,13 +49,13 @@ start() {
     node-*)
       local id=${name#node-}
       nohup "$BIN" "${common[@]}" --role channel --node-id "$id" \
-        --cluster-listen "127.0.0.1:$(transport_port "$name")" >"$DIR/$name.log" 2>&1 &
+        --cluster-listen "127.0.0.1:$(transport_port "$name")" >>"$DIR/$name.log" 2>&1 &
       ;;
     gateway-*)
       nohup "$BIN" "${common[@]}" --role gateway,api --metadata-url "$PG/$DB" \
         --presence-url "$REDIS" --rate-limit-url "$REDIS" --session-url "$REDIS" --jwt-secret "$(cat "$DIR/jwt-secret")" \
         --api-addr "127.0.0.1:$(api_port "$name")" --ws-addr "127.0.0.1:$(ws_port "$name")" \
-        >"$DIR/$name.log" 2>&1 &
+        >>"$DIR/$name.log" 2>&1 &
       ;;
     *) echo "unknown process $name (node-1..3, gateway-1..2)" >&2; exit 2 ;;
   esac
