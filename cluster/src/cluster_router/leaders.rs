@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::placement::{NodeId, ShardId};
+use crate::router::RouteError;
 
 /// How long a replica that did not answer is passed over. Long enough to cover an election
 /// (its followers keep naming it as leader until they elect another), short enough that a
@@ -97,6 +98,17 @@ impl LeaderCache {
     fn is_suspect(&self, node: NodeId, now: Instant) -> bool {
         self.suspects.get(&node).is_some_and(|until| now < *until)
     }
+}
+
+/// Whether a submit's own failure, inside a batch the leader answered, should be sent again: the
+/// replica stopped leading before it finished (`NotLeader`) or could not finish in time
+/// (`Unavailable`). Retrying is safe because the nonce travels with it. Overload, refusal and
+/// internal errors go back to the client.
+pub fn worth_retrying(err: &RouteError) -> bool {
+    matches!(
+        err,
+        RouteError::NotLeader { .. } | RouteError::Unavailable(_)
+    )
 }
 
 /// How long to wait before the next attempt: none after a leader hint (the hint is news),
@@ -217,6 +229,17 @@ mod tests {
             .map(|attempt| cache.candidate(2, &[1, 2, 3], attempt, now).unwrap())
             .collect();
         assert_eq!(tried, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn only_leadership_and_availability_failures_are_retried() {
+        assert!(worth_retrying(&RouteError::NotLeader { leader_hint: None }));
+        assert!(worth_retrying(&RouteError::Unavailable(
+            "raft stopped".into()
+        )));
+        assert!(!worth_retrying(&RouteError::Overloaded));
+        assert!(!worth_retrying(&RouteError::Rejected("no parent".into())));
+        assert!(!worth_retrying(&RouteError::Internal("bug".into())));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! Submits keep their order: each shard has one pipeline task that sends everything queued as one
 //! batch and waits for its outcomes before sending the next, so two submits queued one after the
 //! other are sequenced in that order, and a batch retried after a leader change is retried whole,
-//! with the same nonces (the new leader answers what was committed as duplicates). Last-seq
+//! with the same nonces (the new leader answers what was committed as duplicates); so are the
+//! submits of a batch that its leader took but could not finish. Last-seq
 //! lookups (identify, resume) are grouped per node and sent in parallel.
 
 mod leaders;
@@ -26,14 +27,12 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
-pub use leaders::{LeaderCache, retry_delay};
+pub use leaders::{LeaderCache, retry_delay, worth_retrying};
 
 use crate::cluster_map::{ClusterMap, Placement, shard_group};
 use crate::placement::{NodeId, ShardId};
 use crate::router::{ChannelRouter, PublishAck, PublishRequest, PublishTicket, Replay, RouteError};
-use crate::rpc::{
-    LastSeqsReply, LastSeqsRequest, NODE_GROUP, ReplayRequest, SubmitBatch, SubmitReply, method,
-};
+use crate::rpc::{LastSeqsReply, LastSeqsRequest, NODE_GROUP, ReplayRequest, SubmitBatch, method};
 use crate::transport::{QuicEndpoint, TransportError};
 
 /// Submits waiting per shard before `submit` answers `Overloaded`.
@@ -267,9 +266,28 @@ async fn run_pipeline(
             }
         }
         let Some(inner) = inner.upgrade() else { return };
-        let (requests, replies): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|q| (q.request, q.reply)).unzip();
-        let outcome: Result<SubmitReply, RouteError> = inner
+        let waiting = batch.into_iter().map(|q| (q.request, q.reply)).collect();
+        submit_until_settled(&inner, shard, waiting).await;
+    }
+}
+
+/// Submits `waiting` to the shard's leader and answers each submit. A submit the leader took but
+/// could not finish — it lost the leadership mid-batch, or history was slow — is sent again with
+/// its nonce (the new leader answers a committed one as a duplicate) until the deadline, rather
+/// than handed back to the client as `unavailable`.
+async fn submit_until_settled(
+    inner: &Inner,
+    shard: ShardId,
+    mut waiting: Vec<(
+        PublishRequest,
+        oneshot::Sender<Result<PublishAck, RouteError>>,
+    )>,
+) {
+    let started = Instant::now();
+    let mut round: u32 = 0;
+    while !waiting.is_empty() {
+        let requests = waiting.iter().map(|(request, _)| request.clone()).collect();
+        let acks: Vec<Result<PublishAck, RouteError>> = match inner
             .call_leader(
                 shard,
                 shard_group(shard),
@@ -277,29 +295,49 @@ async fn run_pipeline(
                 &SubmitBatch { requests },
             )
             .await
-            .map(Ok);
-        match outcome.and_then(|reply| reply) {
-            Ok(acks) if acks.len() == replies.len() => {
-                for (reply, ack) in replies.into_iter().zip(acks) {
-                    let _ = reply.send(ack);
-                }
-            }
+        {
+            Ok(acks) if acks.len() == waiting.len() => acks,
             Ok(acks) => {
                 let err = RouteError::Internal(format!(
                     "{} outcomes for a batch of {}",
                     acks.len(),
-                    replies.len()
+                    waiting.len()
                 ));
-                for reply in replies {
-                    let _ = reply.send(Err(err.clone()));
-                }
+                return answer_all(waiting, &err);
             }
-            Err(err) => {
-                for reply in replies {
-                    let _ = reply.send(Err(err.clone()));
+            Err(err) => return answer_all(waiting, &err),
+        };
+        let mut again = Vec::new();
+        for ((request, reply), ack) in waiting.into_iter().zip(acks) {
+            match ack {
+                Err(err) if worth_retrying(&err) && started.elapsed() < DEADLINE => {
+                    again.push((request, reply));
+                }
+                ack => {
+                    let _ = reply.send(ack);
                 }
             }
         }
+        waiting = again;
+        if !waiting.is_empty() {
+            let jitter = rand::random::<f64>();
+            let delay = retry_delay(round, false, started.elapsed(), DEADLINE, jitter)
+                .unwrap_or(Duration::ZERO);
+            tokio::time::sleep(delay).await;
+            round += 1;
+        }
+    }
+}
+
+fn answer_all(
+    waiting: Vec<(
+        PublishRequest,
+        oneshot::Sender<Result<PublishAck, RouteError>>,
+    )>,
+    err: &RouteError,
+) {
+    for (_, reply) in waiting {
+        let _ = reply.send(Err(err.clone()));
     }
 }
 
