@@ -287,8 +287,8 @@ async fn submit_until_settled(
     let mut round: u32 = 0;
     while !waiting.is_empty() {
         let requests = waiting.iter().map(|(request, _)| request.clone()).collect();
-        let acks: Vec<Result<PublishAck, RouteError>> = match inner
-            .call_leader(
+        let acks = match inner
+            .call_leader::<_, Vec<Result<PublishAck, RouteError>>>(
                 shard,
                 shard_group(shard),
                 method::SUBMIT,
