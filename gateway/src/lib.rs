@@ -9,7 +9,6 @@
 mod access_watch;
 mod config;
 mod connection;
-mod flood;
 mod heartbeat;
 mod hub;
 mod outbox;
