@@ -137,3 +137,37 @@ async fn shutdown_tells_connected_clients_to_reconnect_elsewhere() {
     );
     stopping.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_flood_at_the_default_rate_is_closed_4004_although_frames_are_admitted_in_between() {
+    // The default limits (50 frames/s, burst 100): the limiter admits a frame every 20 ms, so a
+    // flood is never refused many times in a row; it must be closed all the same.
+    let node = TestNode::start_with(|config| {
+        config.gateway.frames_per_second = 50;
+        config.gateway.frame_burst = 100;
+    })
+    .await;
+    let (_, alice) = node.user("alice").await;
+    let (mut ws, _) = Client::identify(node.ws(), &alice).await;
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(2));
+    // One second at 500 frames/s: ~150 admitted (rate and burst), ~350 refused — past the limit
+    // of 100 refusals in a window.
+    while started.elapsed() < std::time::Duration::from_secs(1) {
+        tick.tick().await;
+        if ws
+            .ws
+            .send(Message::Text(ClientFrame::Heartbeat.to_json().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(
+        close_code(&ws.closed().await),
+        Some(CloseCode::RateLimited.code()),
+        "a 500 frames/s flood was not closed"
+    );
+    node.shutdown().await;
+}

@@ -21,6 +21,7 @@ use chorus_protocol::{
     ChannelPosition, ClientFrame, CloseCode, ErrorCode, PROTOCOL_VERSION, ServerFrame, UserInfo,
 };
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -32,6 +33,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use uuid::Uuid;
 
 use crate::Shared;
+use crate::flood::Refusals;
 use crate::hub::ConnId;
 use crate::outbox::{Outbox, Outgoing, Recheck};
 use crate::sessions::{Holder, SessionError};
@@ -236,8 +238,9 @@ struct Connection {
     session_id: Option<Uuid>,
     subscriptions: HashMap<Uuid, Subscription>,
     limiter: DefaultDirectRateLimiter,
-    /// Frames refused by the rate limiter in a row; too many closes the connection (4004).
-    strikes: u32,
+    /// Frames refused by the rate limiter lately; too many in one window closes the connection
+    /// (4004, `flood.rs`).
+    refusals: Refusals,
     in_flight: Arc<AtomicUsize>,
     /// When the last write to the client started (see `GatewayConfig::flush_interval`).
     last_write: Option<tokio::time::Instant>,
@@ -273,7 +276,7 @@ impl Connection {
             session_id: None,
             subscriptions: HashMap::new(),
             limiter: RateLimiter::direct(quota),
-            strikes: 0,
+            refusals: Refusals::default(),
             in_flight: Arc::new(AtomicUsize::new(0)),
             last_write: None,
             presence_id: Uuid::new_v4(),
@@ -479,12 +482,16 @@ impl Connection {
     }
 
     async fn on_text(&mut self, raw: &str) -> Result<(), End> {
-        if self.limiter.check().is_err() {
-            self.strikes += 1;
-            if self.strikes > self.shared.config.frame_burst {
+        if let Err(not_until) = self.limiter.check() {
+            if self
+                .refusals
+                .refuse(Instant::now(), self.shared.config.frame_burst)
+            {
                 return Err(End::Close(CloseCode::RateLimited));
             }
-            let retry_after_ms = 1000 / u64::from(self.shared.config.frames_per_second.max(1));
+            // The limiter's own answer: how long until it admits a frame again.
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
             self.reply(&ServerFrame::Error {
                 code: ErrorCode::RateLimited,
                 message: "too many frames; slow down".into(),
@@ -494,7 +501,6 @@ impl Connection {
             });
             return Ok(());
         }
-        self.strikes = 0;
         let frame = match ClientFrame::parse(raw) {
             Ok(frame) => frame,
             Err(err) => {

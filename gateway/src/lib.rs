@@ -9,6 +9,7 @@
 mod access_watch;
 mod config;
 mod connection;
+mod flood;
 mod heartbeat;
 mod hub;
 mod outbox;
