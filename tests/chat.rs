@@ -15,6 +15,21 @@ fn message_seq(frame: &ServerFrame) -> Option<u64> {
     }
 }
 
+/// How many messages of `message_bytes` a client that stops reading must be sent before the
+/// gateway has no room left for them: more than twice what the server's socket send buffer can
+/// grow to (`tcp_wmem`'s maximum, 4 MiB by default), the batch being written and the outbox of
+/// `outbox_capacity` frames can hold together. Below that, the kernel may absorb everything and
+/// the stalled client is (rightly) never cut off.
+fn messages_beyond_any_buffering(message_bytes: usize, outbox_capacity: usize) -> u64 {
+    let send_buffer_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|line| line.split_whitespace().nth(2)?.parse::<usize>().ok())
+        .unwrap_or(4 << 20);
+    let frame_bytes = message_bytes + 200;
+    let buffered = send_buffer_max + 2 * outbox_capacity * frame_bytes;
+    (2 * buffered / frame_bytes) as u64
+}
+
 #[tokio::test]
 async fn two_users_chat_and_see_the_same_sequence() {
     let node = TestNode::start().await;
@@ -527,7 +542,7 @@ async fn a_client_that_stops_reading_is_closed_as_slow_while_others_keep_receivi
     // socket buffers, then her outbox.
     let (mut stalled, _) = Client::identify_with_small_buffer(node.ws(), &carol).await;
     let text = "s".repeat(3_900);
-    let total = 1_000u64;
+    let total = messages_beyond_any_buffering(text.len(), 300);
     let reading = tokio::spawn(async move {
         let mut seen = 0;
         while seen < total {
@@ -538,12 +553,26 @@ async fn a_client_that_stops_reading_is_closed_as_slow_while_others_keep_receivi
         }
         seen
     });
-    // The sender keeps reading its echoes and acks so that it is not the slow one.
+    // The sender keeps reading its echoes and acks so that it is not the slow one, and keeps at
+    // most `WINDOW` sends unacknowledged so that its own outbox (an echo and an ack per send)
+    // never fills either.
+    const WINDOW: usize = 50;
+    let window = std::sync::Arc::new(tokio::sync::Semaphore::new(WINDOW));
     let (mut sink, mut stream) = futures_util::StreamExt::split(sender.ws);
-    let draining = tokio::spawn(async move {
-        while let Some(Ok(_)) = futures_util::StreamExt::next(&mut stream).await {}
+    let draining = tokio::spawn({
+        let window = window.clone();
+        async move {
+            while let Some(Ok(message)) = futures_util::StreamExt::next(&mut stream).await {
+                if let tokio_tungstenite::tungstenite::Message::Text(text) = message
+                    && matches!(ServerFrame::parse(&text), Ok(ServerFrame::Ack { .. }))
+                {
+                    window.add_permits(1);
+                }
+            }
+        }
     });
     for n in 0..total {
+        window.acquire().await.unwrap().forget();
         let frame = ClientFrame::Send {
             channel_id: channel,
             nonce: n.to_string(),
@@ -558,7 +587,7 @@ async fn a_client_that_stops_reading_is_closed_as_slow_while_others_keep_receivi
         .unwrap();
     }
     assert_eq!(
-        tokio::time::timeout(Duration::from_secs(60), reading)
+        tokio::time::timeout(Duration::from_secs(120), reading)
             .await
             .unwrap()
             .unwrap(),
