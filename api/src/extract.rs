@@ -1,7 +1,8 @@
-//! Extractors that turn bad requests into JSON errors: the bearer token, JSON bodies and queries.
+//! Extractors that turn bad requests into JSON errors: the bearer token, path parameters, JSON
+//! bodies and queries. Handlers use these, never axum's own, whose rejections are `text/plain`.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use chorus_core::auth::Principal;
@@ -84,4 +85,22 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Params<T> {
 
 fn query_rejection(rejection: QueryRejection) -> ApiError {
     ApiError::bad_request("invalid_query", rejection.body_text())
+}
+
+/// Path parameters (ids, seqs) whose rejections are JSON errors: `400 invalid_path`.
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(PathParams(value)),
+            Err(rejection) => Err(path_rejection(rejection)),
+        }
+    }
+}
+
+fn path_rejection(rejection: PathRejection) -> ApiError {
+    ApiError::bad_request("invalid_path", rejection.body_text())
 }

@@ -4,6 +4,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
+
+mod rejections;
 use crate::routes;
 use crate::views;
 
@@ -14,8 +16,11 @@ use crate::views;
         description = "Accounts, workspaces, channels, direct messages, messages, history, \
                        search and the audit log. Real-time events use the WebSocket protocol \
                        (docs/PROTOCOL.md). Every error is JSON: \
-                       `{\"error\": {\"code\", \"message\"}}`. Who may call what: \
-                       docs/PERMISSIONS.md."
+                       `{\"error\": {\"code\", \"message\"}}`, including the rejections \
+                       of malformed requests: `invalid_path` (400), `invalid_query` (400), \
+                       `invalid_json` and `invalid_body` (400), `body_too_large` (413), \
+                       `unsupported_media_type` (415), `not_found` for an unknown path (404) and \
+                       `method_not_allowed` (405). Who may call what: docs/PERMISSIONS.md."
     ),
     paths(
         routes::auth::register,
@@ -70,7 +75,7 @@ use crate::views;
         crate::health,
     ),
     components(schemas(ErrorBody, ErrorDetail, views::MessageView, views::EventView)),
-    modifiers(&BearerAuth, &UniqueOperationIds),
+    modifiers(&BearerAuth, &UniqueOperationIds, &Rejections),
     tags(
         (name = "auth", description = "Registration, login, tokens"),
         (name = "account", description = "The caller's profile, password and sessions; other users' profiles"),
@@ -96,6 +101,19 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Documents on every operation the rejections of malformed input it can answer (`rejections.rs`).
+struct Rejections;
+
+impl Modify for Rejections {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for (_, operation) in operations_mut(item) {
+                rejections::document(operation);
+            }
+        }
     }
 }
 

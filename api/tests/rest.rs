@@ -202,6 +202,47 @@ async fn malformed_requests_get_json_errors() {
         (status, error_code(&body)),
         (StatusCode::UNAUTHORIZED, "unauthenticated")
     );
+
+    // Malformed path parameters are JSON errors too, not axum's `text/plain` "Invalid URL".
+    let owner = api.user("paths@example.com").await;
+    let channel = Uuid::new_v4();
+    for path in [
+        "/v1/channels/not-a-uuid".to_string(),
+        "/v1/workspaces/123/channels".to_string(),
+        "/v1/channels/%00".to_string(),
+        "/v1/channels/%FF%FE".to_string(),
+        format!("/v1/channels/{channel}/messages/ten"),
+        format!("/v1/channels/{channel}/messages/-1"),
+        format!("/v1/channels/{channel}/messages/99999999999999999999999"),
+    ] {
+        let response = api
+            .http
+            .get(format!("{}{path}", api.base))
+            .bearer_auth(token(&owner))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{path}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(error_code(&body), "invalid_path", "{path}: {body}");
+    }
+    let (status, body) = api
+        .call(
+            "PUT",
+            &format!("/v1/channels/{channel}/messages/1/reactions/%FF"),
+            Some(token(&owner)),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_path")
+    );
 }
 
 #[tokio::test]
@@ -633,6 +674,37 @@ async fn the_openapi_document_lists_every_route_with_its_errors() {
             paths.contains_key(path),
             "{path} missing from the OpenAPI document"
         );
+    }
+    // Every operation documents the rejections of what it takes: a malformed path parameter,
+    // and a body that is malformed, too large or not JSON.
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = &operation["responses"];
+            let described = |status: &str| responses[status]["description"].as_str().unwrap_or("");
+            let takes_path = operation["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "path"));
+            if takes_path {
+                assert!(
+                    described("400").contains("`invalid_path`"),
+                    "{method} {path}: 400 invalid_path not documented"
+                );
+            }
+            if operation.get("requestBody").is_some() {
+                assert!(
+                    described("400").contains("`invalid_json`"),
+                    "{method} {path}"
+                );
+                assert!(
+                    described("413").contains("`body_too_large`"),
+                    "{method} {path}"
+                );
+                assert!(
+                    described("415").contains("`unsupported_media_type`"),
+                    "{method} {path}"
+                );
+            }
+        }
     }
     // Every operation but the health check documents at least one error response.
     for (path, item) in paths {

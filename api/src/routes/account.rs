@@ -1,7 +1,7 @@
 //! The caller's own account: profile, password, sessions; and other users' public profiles.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chorus_cluster::access::AccessNotice;
 use chorus_core::auth::{hash_password, verify_password};
@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Body, Caller};
+use crate::extract::{Body, Caller, PathParams};
 use crate::routes::auth::{blocking, valid_password};
 use crate::views::{
     ChangePasswordRequest, ProfileView, SessionView, UpdateProfileRequest, UserView,
@@ -162,7 +162,7 @@ pub async fn sessions(
 pub async fn revoke_session(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(session_id): Path<Uuid>,
+    PathParams(session_id): PathParams<Uuid>,
 ) -> ApiResult<StatusCode> {
     let store = &state.api.store;
     match store.session(session_id).await? {
@@ -192,7 +192,7 @@ pub async fn revoke_session(
 pub async fn profile(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(user_id): Path<Uuid>,
+    PathParams(user_id): PathParams<Uuid>,
 ) -> ApiResult<Json<ProfileView>> {
     let store = &state.api.store;
     let mut visible = user_id == caller.user_id;

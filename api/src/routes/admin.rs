@@ -2,7 +2,7 @@
 //! and re-enabling accounts. A disabled user cannot log in, loses every session at once, and their
 //! WebSockets close with 4100 within moments.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chorus_cluster::access::AccessNotice;
 use chrono::Utc;
@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::audit::{self, Audit};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::PathParams;
 
 /// The header carrying the operator token.
 pub const ADMIN_TOKEN_HEADER: &str = "x-chorus-admin-token";
@@ -95,7 +96,7 @@ async fn set_disabled(
 pub async fn disable_user(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(user_id): Path<Uuid>,
+    PathParams(user_id): PathParams<Uuid>,
 ) -> ApiResult<StatusCode> {
     set_disabled(state, headers, user_id, true).await
 }
@@ -111,7 +112,7 @@ pub async fn disable_user(
 pub async fn enable_user(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(user_id): Path<Uuid>,
+    PathParams(user_id): PathParams<Uuid>,
 ) -> ApiResult<StatusCode> {
     set_disabled(state, headers, user_id, false).await
 }

@@ -1,13 +1,13 @@
 //! Reading the audit log (RF-01.6): workspace owners and admins only.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::context::{require, role_in};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Caller, Params};
+use crate::extract::{Caller, Params, PathParams};
 use crate::policy::Action;
 use crate::routes::history::page_limit;
 use crate::views::{AuditEntryView, AuditPage, AuditParams};
@@ -25,7 +25,7 @@ use crate::views::{AuditEntryView, AuditPage, AuditParams};
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(workspace_id): Path<Uuid>,
+    PathParams(workspace_id): PathParams<Uuid>,
     Params(params): Params<AuditParams>,
 ) -> ApiResult<Json<AuditPage>> {
     let limit = page_limit(params.limit, 50, 200)?;

@@ -2,7 +2,7 @@
 //! mark read.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chorus_cluster::access::AccessNotice;
 use chorus_core::StoreError;
@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::audit::{self, Audit};
 use crate::context::ChannelContext;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Body, Caller};
+use crate::extract::{Body, Caller, PathParams};
 use crate::views::{
     AddChannelMemberRequest, ChannelMemberView, ChannelView, MarkReadRequest, MuteRequest,
     ReadPositionView,
@@ -32,7 +32,7 @@ use crate::views::{
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(channel_id): Path<Uuid>,
+    PathParams(channel_id): PathParams<Uuid>,
 ) -> ApiResult<Json<Vec<ChannelMemberView>>> {
     let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
     if context.channel.kind != ChannelKind::Public {
@@ -55,7 +55,7 @@ pub async fn list(
 pub async fn add(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(channel_id): Path<Uuid>,
+    PathParams(channel_id): PathParams<Uuid>,
     Body(request): Body<AddChannelMemberRequest>,
 ) -> ApiResult<(StatusCode, Json<ChannelMemberView>)> {
     let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
@@ -101,7 +101,7 @@ pub async fn add(
 pub async fn remove(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((channel_id, user_id)): Path<(Uuid, Uuid)>,
+    PathParams((channel_id, user_id)): PathParams<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
     if user_id == caller.user_id {
@@ -174,7 +174,7 @@ async fn leave_channel(state: &AppState, context: &ChannelContext) -> ApiResult<
 pub async fn leave(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(channel_id): Path<Uuid>,
+    PathParams(channel_id): PathParams<Uuid>,
 ) -> ApiResult<StatusCode> {
     let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
     leave_channel(&state, &context).await
@@ -193,7 +193,7 @@ pub async fn leave(
 pub async fn set_mute(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(channel_id): Path<Uuid>,
+    PathParams(channel_id): PathParams<Uuid>,
     Body(request): Body<MuteRequest>,
 ) -> ApiResult<Json<ChannelView>> {
     let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
@@ -225,7 +225,7 @@ pub async fn set_mute(
 pub async fn mark_read(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(channel_id): Path<Uuid>,
+    PathParams(channel_id): PathParams<Uuid>,
     Body(request): Body<MarkReadRequest>,
 ) -> ApiResult<Json<ReadPositionView>> {
     let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;

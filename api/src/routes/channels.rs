@@ -1,7 +1,7 @@
 //! A channel's metadata: read, edit (name, description, topic, privacy), archive, join.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chorus_cluster::access::AccessNotice;
 use chorus_core::StoreError;
@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::audit::{self, Audit};
 use crate::context::{ChannelContext, archived, require};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Body, Caller};
+use crate::extract::{Body, Caller, PathParams};
 use crate::policy::Action;
 use crate::routes::workspaces::valid_channel_name;
 use crate::views::{ChannelView, UpdateChannelRequest};
@@ -41,7 +41,7 @@ async fn visible(state: &AppState, channel_id: Uuid, user: Uuid) -> ApiResult<Ch
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(channel_id): Path<Uuid>,
+    PathParams(channel_id): PathParams<Uuid>,
 ) -> ApiResult<Json<ChannelView>> {
     let context = visible(&state, channel_id, caller.user_id).await?;
     Ok(Json(ChannelView::for_member(
@@ -74,7 +74,7 @@ fn check_text(field: &'static str, code: &'static str, text: &str) -> ApiResult<
 pub async fn update(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(channel_id): Path<Uuid>,
+    PathParams(channel_id): PathParams<Uuid>,
     Body(request): Body<UpdateChannelRequest>,
 ) -> ApiResult<Json<ChannelView>> {
     let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
@@ -205,7 +205,7 @@ async fn set_archived(
 pub async fn archive(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(channel_id): Path<Uuid>,
+    PathParams(channel_id): PathParams<Uuid>,
 ) -> ApiResult<Json<ChannelView>> {
     set_archived(state, caller.user_id, channel_id, true).await
 }
@@ -222,7 +222,7 @@ pub async fn archive(
 pub async fn unarchive(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(channel_id): Path<Uuid>,
+    PathParams(channel_id): PathParams<Uuid>,
 ) -> ApiResult<Json<ChannelView>> {
     set_archived(state, caller.user_id, channel_id, false).await
 }
@@ -239,7 +239,7 @@ pub async fn unarchive(
 pub async fn join(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(channel_id): Path<Uuid>,
+    PathParams(channel_id): PathParams<Uuid>,
 ) -> ApiResult<Json<ChannelView>> {
     let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
     if !context.is_member() {

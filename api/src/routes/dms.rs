@@ -2,14 +2,14 @@
 //! set of members — opened on first use, the same channel ever after.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::context::{require, role_in};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Body, Caller};
+use crate::extract::{Body, Caller, PathParams};
 use crate::policy::Action;
 use crate::views::{ChannelView, OpenDmRequest};
 
@@ -29,7 +29,7 @@ const MAX_DM_MEMBERS: usize = 8;
 pub async fn open(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(workspace_id): Path<Uuid>,
+    PathParams(workspace_id): PathParams<Uuid>,
     Body(request): Body<OpenDmRequest>,
 ) -> ApiResult<(StatusCode, Json<ChannelView>)> {
     let role = role_in(&state, workspace_id, caller.user_id).await?;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chorus_core::HistoryQuery;
 use chorus_core::messages::materialize;
 use chorus_protocol::{EventKind, MessageEvent};
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::context::ChannelContext;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Caller, Params};
+use crate::extract::{Caller, Params, PathParams};
 use crate::routes::messages::{load_message, message_not_found};
 use crate::views::{
     EditHistory, EditView, EventPage, EventParams, EventView, HistoryPage, HistoryParams,
@@ -74,7 +74,7 @@ pub async fn materialize_all(
 pub async fn history(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(channel_id): Path<Uuid>,
+    PathParams(channel_id): PathParams<Uuid>,
     Params(params): Params<HistoryParams>,
 ) -> ApiResult<Json<HistoryPage>> {
     let limit = page_limit(params.limit, DEFAULT_PAGE, MAX_PAGE)?;
@@ -158,7 +158,7 @@ pub async fn history(
 pub async fn events(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(channel_id): Path<Uuid>,
+    PathParams(channel_id): PathParams<Uuid>,
     Params(params): Params<EventParams>,
 ) -> ApiResult<Json<EventPage>> {
     let limit = page_limit(params.limit, MAX_PAGE, MAX_PAGE)?;
@@ -196,7 +196,7 @@ pub async fn events(
 pub async fn message(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((channel_id, seq)): Path<(Uuid, u64)>,
+    PathParams((channel_id, seq)): PathParams<(Uuid, u64)>,
 ) -> ApiResult<Json<MessageView>> {
     let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
     context.require_member()?;
@@ -216,7 +216,7 @@ pub async fn message(
 pub async fn edits(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((channel_id, seq)): Path<(Uuid, u64)>,
+    PathParams((channel_id, seq)): PathParams<(Uuid, u64)>,
 ) -> ApiResult<Json<EditHistory>> {
     let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
     context.require_member()?;
@@ -256,7 +256,7 @@ pub async fn edits(
 pub async fn replies(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((channel_id, seq)): Path<(Uuid, u64)>,
+    PathParams((channel_id, seq)): PathParams<(Uuid, u64)>,
     Params(params): Params<RepliesParams>,
 ) -> ApiResult<Json<ThreadPage>> {
     let limit = page_limit(params.limit, DEFAULT_PAGE, MAX_PAGE)?;

@@ -2,7 +2,7 @@
 //! it while logged in with that e-mail.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chorus_core::auth::{new_refresh_token, refresh_token_hash};
 use chorus_core::model::{Invite, Role};
@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::audit::{self, Audit};
 use crate::context::{require, role_in};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Body, Caller};
+use crate::extract::{Body, Caller, PathParams};
 use crate::policy::Action;
 use crate::routes::auth::valid_email;
 use crate::views::{
@@ -37,7 +37,7 @@ const INVITE_TTL_DAYS: i64 = 7;
 pub async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(workspace_id): Path<Uuid>,
+    PathParams(workspace_id): PathParams<Uuid>,
     Body(request): Body<CreateInviteRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedInviteView>)> {
     let role = role_in(&state, workspace_id, caller.user_id).await?;
@@ -107,7 +107,7 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(workspace_id): Path<Uuid>,
+    PathParams(workspace_id): PathParams<Uuid>,
 ) -> ApiResult<Json<Vec<InviteView>>> {
     let role = role_in(&state, workspace_id, caller.user_id).await?;
     require(

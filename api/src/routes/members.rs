@@ -1,7 +1,7 @@
 //! Workspace members: list, change roles, remove (or leave).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chorus_cluster::access::AccessNotice;
 use chorus_core::model::Role;
@@ -12,7 +12,7 @@ use crate::AppState;
 use crate::audit::{self, Audit};
 use crate::context::{require, role_in};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Body, Caller};
+use crate::extract::{Body, Caller, PathParams};
 use crate::policy::{self, Action};
 use crate::views::{ChangeRoleRequest, WorkspaceMemberView};
 
@@ -35,7 +35,7 @@ fn last_owner() -> ApiError {
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(workspace_id): Path<Uuid>,
+    PathParams(workspace_id): PathParams<Uuid>,
 ) -> ApiResult<Json<Vec<WorkspaceMemberView>>> {
     role_in(&state, workspace_id, caller.user_id).await?;
     let members = state.api.store.workspace_members(workspace_id).await?;
@@ -57,7 +57,7 @@ pub async fn list(
 pub async fn change_role(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((workspace_id, user_id)): Path<(Uuid, Uuid)>,
+    PathParams((workspace_id, user_id)): PathParams<(Uuid, Uuid)>,
     Body(request): Body<ChangeRoleRequest>,
 ) -> ApiResult<Json<WorkspaceMemberView>> {
     let actor = role_in(&state, workspace_id, caller.user_id).await?;
@@ -127,7 +127,7 @@ pub async fn change_role(
 pub async fn remove(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((workspace_id, user_id)): Path<(Uuid, Uuid)>,
+    PathParams((workspace_id, user_id)): PathParams<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     let actor = role_in(&state, workspace_id, caller.user_id).await?;
     let store = &state.api.store;

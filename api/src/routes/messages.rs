@@ -3,7 +3,7 @@
 //! durable, and reaches subscribers as a channel event in channel order.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chorus_cluster::{PublishAck, PublishRequest, RouteError};
 use chorus_core::mentions::parse_mentions;
@@ -17,7 +17,7 @@ use crate::AppState;
 use crate::audit::{self, Audit};
 use crate::context::{ChannelContext, archived};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Body, Caller};
+use crate::extract::{Body, Caller, PathParams};
 use crate::policy::{self, Action};
 use crate::views::{EditMessageRequest, MessageView, PostMessageRequest};
 
@@ -110,7 +110,7 @@ fn generated_nonce() -> String {
 pub async fn post(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(channel_id): Path<Uuid>,
+    PathParams(channel_id): PathParams<Uuid>,
     Body(request): Body<PostMessageRequest>,
 ) -> ApiResult<(StatusCode, Json<MessageView>)> {
     let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
@@ -195,7 +195,7 @@ fn deleted() -> ApiError {
 pub async fn edit(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((channel_id, seq)): Path<(Uuid, u64)>,
+    PathParams((channel_id, seq)): PathParams<(Uuid, u64)>,
     Body(request): Body<EditMessageRequest>,
 ) -> ApiResult<Json<MessageView>> {
     let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
@@ -246,7 +246,7 @@ pub async fn edit(
 pub async fn delete(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((channel_id, seq)): Path<(Uuid, u64)>,
+    PathParams((channel_id, seq)): PathParams<(Uuid, u64)>,
 ) -> ApiResult<StatusCode> {
     let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
     let current = load_message(&state, channel_id, seq).await?;

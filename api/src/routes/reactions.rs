@@ -1,7 +1,7 @@
 //! Emoji reactions: one per user per emoji per message (RF-05.4).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chorus_cluster::PublishRequest;
 use chorus_protocol::EventKind;
@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::context::ChannelContext;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::Caller;
+use crate::extract::{Caller, PathParams};
 use crate::routes::messages::{acting, load_message, submit};
 use crate::views::MessageView;
 
@@ -83,7 +83,7 @@ async fn react(
 pub async fn add(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((channel_id, seq, emoji)): Path<(Uuid, u64, String)>,
+    PathParams((channel_id, seq, emoji)): PathParams<(Uuid, u64, String)>,
 ) -> ApiResult<Json<MessageView>> {
     react(
         state,
@@ -113,7 +113,7 @@ pub async fn add(
 pub async fn remove(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((channel_id, seq, emoji)): Path<(Uuid, u64, String)>,
+    PathParams((channel_id, seq, emoji)): PathParams<(Uuid, u64, String)>,
 ) -> ApiResult<Json<MessageView>> {
     react(
         state,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chorus_core::StoreError;
 use chorus_core::messages::SearchQuery;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::context::role_in;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Caller, Params};
+use crate::extract::{Caller, Params, PathParams};
 use crate::routes::history::{materialize_all, page_limit};
 use crate::views::{SearchParams, SearchResults};
 
@@ -31,7 +31,7 @@ use crate::views::{SearchParams, SearchResults};
 pub async fn search(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(workspace_id): Path<Uuid>,
+    PathParams(workspace_id): PathParams<Uuid>,
     Params(params): Params<SearchParams>,
 ) -> ApiResult<Json<SearchResults>> {
     let limit = page_limit(params.limit, 20, 100)?;

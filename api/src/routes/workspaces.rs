@@ -1,7 +1,7 @@
 //! Workspaces: create, read, rename, list mine, add members, and the channels inside one.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chorus_core::StoreError;
 use chorus_core::metadata::NewChannel;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::context::require;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Body, Caller};
+use crate::extract::{Body, Caller, PathParams};
 use crate::policy::Action;
 use crate::routes::messages::route_error;
 use crate::views::{
@@ -85,7 +85,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(workspace_id): Path<Uuid>,
+    PathParams(workspace_id): PathParams<Uuid>,
 ) -> ApiResult<Json<WorkspaceView>> {
     let role = role_in(&state, workspace_id, caller.user_id).await?;
     let workspace = state
@@ -110,7 +110,7 @@ pub async fn get(
 pub async fn rename(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(workspace_id): Path<Uuid>,
+    PathParams(workspace_id): PathParams<Uuid>,
     Body(request): Body<RenameWorkspaceRequest>,
 ) -> ApiResult<Json<WorkspaceView>> {
     let role = role_in(&state, workspace_id, caller.user_id).await?;
@@ -138,7 +138,7 @@ pub async fn rename(
 pub async fn add_member(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(workspace_id): Path<Uuid>,
+    PathParams(workspace_id): PathParams<Uuid>,
     Body(request): Body<AddMemberRequest>,
 ) -> ApiResult<(StatusCode, Json<MemberView>)> {
     require(
@@ -212,7 +212,7 @@ pub fn valid_channel_name(name: &str) -> bool {
 pub async fn create_channel(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(workspace_id): Path<Uuid>,
+    PathParams(workspace_id): PathParams<Uuid>,
     Body(request): Body<CreateChannelRequest>,
 ) -> ApiResult<(StatusCode, Json<ChannelView>)> {
     require(
@@ -277,7 +277,7 @@ pub async fn create_channel(
 pub async fn list_channels(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(workspace_id): Path<Uuid>,
+    PathParams(workspace_id): PathParams<Uuid>,
 ) -> ApiResult<Json<Vec<ChannelView>>> {
     role_in(&state, workspace_id, caller.user_id).await?;
     let listings = state
