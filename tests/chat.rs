@@ -384,6 +384,50 @@ async fn bad_frames_get_documented_errors_and_the_connection_survives() {
     node.shutdown().await;
 }
 
+/// docs/PROTOCOL.md, `identify`: before it, malformed frames are answered and may be retried,
+/// pings change nothing, and a well-formed frame of another type closes 4101.
+#[tokio::test]
+async fn before_identify_malformed_frames_are_answered_and_other_frames_close_4101() {
+    let node = TestNode::start().await;
+    let (_, alice) = node.user("alice").await;
+    let mut ws = Client::connect(node.ws()).await;
+    for (raw, code) in [
+        ("{not json", ErrorCode::InvalidJson),
+        (r#"{"type": "teleport"}"#, ErrorCode::UnknownType),
+        (r#"{"type": "identify"}"#, ErrorCode::InvalidFrame),
+    ] {
+        ws.send_raw(raw).await;
+        match ws.next().await {
+            ServerFrame::Error { code: got, .. } => assert_eq!(got, code, "{raw}"),
+            other => panic!("{raw}: {other:?}"),
+        }
+    }
+    futures_util::SinkExt::send(
+        &mut ws.ws,
+        tokio_tungstenite::tungstenite::Message::Ping(b"still there?".to_vec().into()),
+    )
+    .await
+    .unwrap();
+    // Still open, and identify still works.
+    ws.send(&ClientFrame::Identify { token: alice }).await;
+    assert!(matches!(
+        ws.wait_for(|f| matches!(f, ServerFrame::Ready { .. }))
+            .await,
+        ServerFrame::Ready { .. }
+    ));
+
+    let mut ws = Client::connect(node.ws()).await;
+    ws.send(&ClientFrame::Typing {
+        channel_id: uuid::Uuid::new_v4(),
+    })
+    .await;
+    assert_eq!(
+        close_code(&ws.closed().await),
+        Some(CloseCode::NotAuthenticated.code())
+    );
+    node.shutdown().await;
+}
+
 #[tokio::test]
 async fn invalid_expired_and_missing_tokens_are_refused_with_4100_or_4101() {
     let node = TestNode::start().await;
@@ -486,6 +530,36 @@ async fn a_silent_client_is_closed_as_a_zombie() {
     assert_eq!(
         close_code(&ws.closed().await),
         Some(CloseCode::HeartbeatTimeout.code())
+    );
+    node.shutdown().await;
+}
+
+/// docs/PROTOCOL.md, `heartbeat`: WebSocket pings count as activity, so a client whose library
+/// pings needs no `heartbeat` frames.
+#[tokio::test]
+async fn websocket_pings_keep_a_connection_alive() {
+    let node = TestNode::start_with(|config| {
+        config.gateway.heartbeat_interval_ms = 100;
+        config.gateway.heartbeat_timeout_ms = 300;
+    })
+    .await;
+    let (_, alice) = node.user("alice").await;
+    let (mut ws, _) = Client::identify(node.ws(), &alice).await;
+    // Five timeouts' worth of pings and nothing else.
+    for _ in 0..30 {
+        futures_util::SinkExt::send(
+            &mut ws.ws,
+            tokio_tungstenite::tungstenite::Message::Ping(b"p".to_vec().into()),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ws.send(&ClientFrame::Heartbeat).await;
+    assert_eq!(
+        ws.wait_for(|f| matches!(f, ServerFrame::HeartbeatAck))
+            .await,
+        ServerFrame::HeartbeatAck
     );
     node.shutdown().await;
 }

@@ -889,3 +889,81 @@ async fn a_reused_refresh_token_closes_the_sessions_sockets_at_once() {
         Some(CloseCode::AuthenticationFailed.code())
     );
 }
+
+/// The `created_at` of a JSON text, as written.
+fn created_at_of(json: &str) -> String {
+    let value: Value = serde_json::from_str(json).unwrap();
+    value["created_at"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_message_has_one_millisecond_timestamp_on_the_socket_and_in_rest() {
+    let node = TestNode::start().await;
+    let (_, alice) = node.user("alice").await;
+    let (_, channel) = node.team(&alice, &[]).await;
+    let mut ws = subscribed(&node, &alice, channel).await;
+    ws.send(&ClientFrame::Send {
+        channel_id: channel,
+        nonce: "t1".into(),
+        text: "what time is it".into(),
+        parent_seq: None,
+    })
+    .await;
+    // The raw frames, as a client reads them: the ack and the message echo, in either order.
+    let (mut ack, mut echo) = (None, None);
+    while ack.is_none() || echo.is_none() {
+        let message = tokio::time::timeout(
+            common::FRAME_WAIT,
+            futures_util::StreamExt::next(&mut ws.ws),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            match ServerFrame::parse(&text).unwrap() {
+                ServerFrame::Ack { .. } => ack = Some(created_at_of(&text)),
+                ServerFrame::Message(_) => echo = Some(created_at_of(&text)),
+                _ => {}
+            }
+        }
+    }
+    let (status, events) = node
+        .get(&format!("/v1/channels/{channel}/events?after=0"), &alice)
+        .await;
+    assert_eq!(status, 200, "{events}");
+    let (status, history) = node
+        .get(&format!("/v1/channels/{channel}/messages"), &alice)
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let from_events = events["events"][0]["created_at"].as_str().unwrap();
+    let from_history = history["messages"][0]["created_at"].as_str().unwrap();
+    let spellings = [
+        ack.unwrap(),
+        echo.unwrap(),
+        from_events.to_string(),
+        from_history.to_string(),
+    ];
+    for spelling in &spellings {
+        // RFC 3339, UTC, exactly three fraction digits: `2026-11-24T12:00:00.120Z`.
+        let (_, fraction) = spelling.rsplit_once('.').expect("a fraction");
+        assert!(
+            fraction.len() == 4
+                && fraction.ends_with('Z')
+                && fraction[..3].bytes().all(|b| b.is_ascii_digit()),
+            "{spelling}"
+        );
+    }
+    assert!(
+        spellings.iter().all(|s| *s == spellings[0]),
+        "{spellings:?}"
+    );
+    // Other timestamps of the API are spelled the same way.
+    let (_, me) = node.get("/v1/users/me", &alice).await;
+    let (_, channel_view) = node.get(&format!("/v1/channels/{channel}"), &alice).await;
+    for spelling in [&me["created_at"], &channel_view["created_at"]] {
+        let spelling = spelling.as_str().unwrap();
+        assert_eq!(spelling.rsplit_once('.').unwrap().1.len(), 4, "{spelling}");
+    }
+    node.shutdown().await;
+}

@@ -39,6 +39,7 @@ pub struct UserView {
     pub id: Uuid,
     pub email: String,
     pub display_name: String,
+    #[serde(with = "chorus_protocol::timestamp")]
     pub created_at: DateTime<Utc>,
     pub avatar_url: Option<String>,
     /// IANA zone name.
@@ -83,6 +84,7 @@ pub struct WorkspaceView {
     pub id: Uuid,
     pub name: String,
     pub created_by: Uuid,
+    #[serde(with = "chorus_protocol::timestamp")]
     pub created_at: DateTime<Utc>,
     /// The caller's role: `owner`, `admin`, `member` or `guest`.
     pub role: String,
@@ -135,9 +137,11 @@ pub struct ChannelView {
     pub kind: String,
     pub topic: String,
     pub topic_set_by: Option<Uuid>,
+    #[serde(with = "chorus_protocol::timestamp::option")]
     pub topic_set_at: Option<DateTime<Utc>>,
     pub is_archived: bool,
     pub created_by: Uuid,
+    #[serde(with = "chorus_protocol::timestamp")]
     pub created_at: DateTime<Utc>,
     /// Whether the caller is a member (in listings and single reads).
     #[serde(skip_serializing_if = "Option::is_none")]

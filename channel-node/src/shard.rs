@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chorus_cluster::{FanoutBus, PublishRequest, Replay, RouteError};
 use chorus_core::MessageStore;
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use openraft::error::{InitializeError, RaftError};
 use openraft::network::RaftNetworkFactory;
 use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
@@ -207,7 +207,9 @@ impl ShardReplica {
             nonce: request.nonce,
             text: request.text,
             message_id: Uuid::now_v7(),
-            proposed_at: Utc::now(),
+            // Milliseconds: the precision every store keeps and the wire shows
+            // (`chorus_protocol::timestamp`), so a message's time reads the same from all of them.
+            proposed_at: Utc::now().trunc_subsecs(3),
             kind: request.kind,
             target_seq: request.target_seq,
             parent_seq: request.parent_seq,

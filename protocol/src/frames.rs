@@ -77,6 +77,7 @@ pub struct MessageEvent {
     pub id: Uuid,
     pub author_id: Uuid,
     pub text: String,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
     /// The nonce the author sent with the message, so the author's client can match its echo.
     pub nonce: String,
@@ -210,6 +211,7 @@ pub enum ServerFrame {
         channel_id: Uuid,
         message_id: Uuid,
         seq: u64,
+        #[serde(with = "crate::timestamp")]
         created_at: DateTime<Utc>,
         /// True when this nonce had been committed before and this is the original's acknowledgement.
         duplicate: bool,

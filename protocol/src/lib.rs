@@ -13,6 +13,7 @@ mod close;
 mod error;
 mod frames;
 pub mod limits;
+pub mod timestamp;
 
 pub use close::CloseCode;
 pub use error::ErrorCode;

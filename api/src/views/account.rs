@@ -61,8 +61,10 @@ impl From<User> for ProfileView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {
     pub id: Uuid,
+    #[serde(with = "chorus_protocol::timestamp")]
     pub created_at: DateTime<Utc>,
     /// When the session ends unless refreshed.
+    #[serde(with = "chorus_protocol::timestamp")]
     pub expires_at: DateTime<Utc>,
     /// The session this request was made with.
     pub current: bool,

@@ -18,6 +18,7 @@ pub struct MessageView {
     pub author_id: Uuid,
     /// The current text (empty once deleted).
     pub text: String,
+    #[serde(with = "chorus_protocol::timestamp")]
     pub created_at: DateTime<Utc>,
     pub nonce: String,
     /// Set on thread replies: the `seq` of the thread's parent.
@@ -25,13 +26,16 @@ pub struct MessageView {
     /// Users mentioned (`<@uuid>`) in the current text.
     pub mentions: Vec<Uuid>,
     /// When the text was last edited; the edits are at `…/messages/{seq}/edits`.
+    #[serde(with = "chorus_protocol::timestamp::option")]
     pub edited_at: Option<DateTime<Utc>>,
     pub edit_count: usize,
     pub deleted: bool,
     pub deleted_by: Option<Uuid>,
+    #[serde(with = "chorus_protocol::timestamp::option")]
     pub deleted_at: Option<DateTime<Utc>>,
     pub reactions: Vec<ReactionView>,
     pub reply_count: u64,
+    #[serde(with = "chorus_protocol::timestamp::option")]
     pub last_reply_at: Option<DateTime<Utc>>,
     /// The newest event `seq` reflected in this view.
     pub updated_seq: u64,
@@ -107,6 +111,7 @@ pub struct EditView {
     /// The edit's own event `seq`.
     pub seq: u64,
     pub text: String,
+    #[serde(with = "chorus_protocol::timestamp")]
     pub edited_at: DateTime<Utc>,
 }
 
@@ -117,7 +122,8 @@ pub struct EditHistory {
     pub edits: Vec<EditView>,
 }
 
-/// A channel event exactly as the WebSocket `message` frame carries it (without `type`).
+/// A channel event with the fields of the WebSocket `message` frame (without `type`). Here every
+/// field is present (`kind` `message`, `null`, `[]`); the socket leaves out those with default values.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
     pub channel_id: Uuid,
@@ -126,6 +132,7 @@ pub struct EventView {
     /// The author of a message; who acted for other kinds.
     pub author_id: Uuid,
     pub text: String,
+    #[serde(with = "chorus_protocol::timestamp")]
     pub created_at: DateTime<Utc>,
     pub nonce: String,
     /// `message`, `edit`, `delete`, `reaction_add` or `reaction_remove`.

@@ -19,6 +19,7 @@ pub struct WorkspaceMemberView {
     pub avatar_url: Option<String>,
     /// `owner`, `admin`, `member` or `guest`.
     pub role: String,
+    #[serde(with = "chorus_protocol::timestamp")]
     pub joined_at: DateTime<Utc>,
 }
 
@@ -62,7 +63,9 @@ pub struct InviteView {
     pub email: String,
     pub role: String,
     pub invited_by: Uuid,
+    #[serde(with = "chorus_protocol::timestamp")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "chorus_protocol::timestamp")]
     pub expires_at: DateTime<Utc>,
 }
 
@@ -101,6 +104,7 @@ pub struct UpdateChannelRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChannelMemberView {
     pub user_id: Uuid,
+    #[serde(with = "chorus_protocol::timestamp")]
     pub joined_at: DateTime<Utc>,
 }
 
@@ -150,6 +154,7 @@ pub struct AuditEntryView {
     pub target_id: Option<Uuid>,
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
+    #[serde(with = "chorus_protocol::timestamp")]
     pub at: DateTime<Utc>,
 }
 
