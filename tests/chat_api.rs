@@ -516,16 +516,32 @@ async fn direct_messages_are_opened_once_per_set_of_people() {
         .post(&dms, Some(&alice), json!({"user_ids": too_many}))
         .await;
     assert_eq!(status, 400);
-    // Carol is not in the 1:1: she can neither join nor read it.
+    // Carol is not in the 1:1: to her it does not exist (404, as for a channel id that is no
+    // channel), over REST and over the socket.
     let dm = uuid(&first["id"]);
-    let (status, _) = node
-        .post(&format!("/v1/channels/{dm}/join"), Some(&carol), json!({}))
+    for (status, body) in [
+        node.post(&format!("/v1/channels/{dm}/join"), Some(&carol), json!({}))
+            .await,
+        node.get(&format!("/v1/channels/{dm}/messages"), &carol)
+            .await,
+        node.get(&format!("/v1/channels/{dm}"), &carol).await,
+    ] {
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("not_found"))
+        );
+    }
+    let (mut carol_ws, _) = Client::identify(node.ws(), &carol).await;
+    carol_ws
+        .send(&ClientFrame::Subscribe {
+            channel_id: dm,
+            since_seq: None,
+        })
         .await;
-    assert_eq!(status, 403);
-    let (status, _) = node
-        .get(&format!("/v1/channels/{dm}/messages"), &carol)
-        .await;
-    assert_eq!(status, 403);
+    match carol_ws.next().await {
+        ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::NotFound),
+        other => panic!("{other:?}"),
+    }
     let (status, _) = node
         .post(
             &format!("/v1/channels/{dm}/messages"),

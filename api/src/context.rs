@@ -4,7 +4,7 @@
 //! A workspace the caller is not in, and a channel of such a workspace, do not exist for them
 //! (404, never 403): ids of other tenants reveal nothing.
 
-use chorus_core::model::{Channel, ChannelKind, ChannelMember, Role};
+use chorus_core::model::{Channel, ChannelAccess, ChannelKind, ChannelMember, Role};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -52,6 +52,16 @@ impl ChannelContext {
             .await?
             .ok_or_else(|| ApiError::not_found("channel"))?;
         let membership = store.channel_membership(channel_id, user).await?;
+        if ChannelAccess::decide(
+            channel.kind,
+            channel.is_archived,
+            true,
+            membership.is_some(),
+        ) == ChannelAccess::Invisible
+        {
+            // A private channel or DM the caller is not in: as if it did not exist.
+            return Err(ApiError::not_found("channel"));
+        }
         Ok(ChannelContext {
             channel,
             user,

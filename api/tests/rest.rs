@@ -523,14 +523,26 @@ async fn workspaces_channels_membership_and_visibility() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = api
+    // A private channel the member is not in does not exist for them: 404, never 403, which
+    // would tell them it is there.
+    let (status, body) = api
         .post(
             &format!("/v1/channels/{private_id}/join"),
             Some(token(&member)),
             json!({}),
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (status, body) = api
+        .get(&format!("/v1/channels/{private_id}"), token(&member))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
     let (status, _) = api
         .post(
             &format!("/v1/channels/{public_id}/join"),
@@ -554,7 +566,7 @@ async fn workspaces_channels_membership_and_visibility() {
             token(&member),
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = api
         .get(
             &format!("/v1/channels/{public_id}/messages"),

@@ -160,6 +160,18 @@ pub enum ChannelAccess {
 }
 
 impl ChannelAccess {
+    /// What a user may do in a channel, from what the store knows of the two. A private channel
+    /// or direct message is [`ChannelAccess::Invisible`] to workspace members who are not in it:
+    /// its existence is not revealed (`not_found`, never `forbidden`).
+    pub fn decide(kind: ChannelKind, archived: bool, in_workspace: bool, in_channel: bool) -> Self {
+        match (in_workspace, in_channel, kind) {
+            (false, _, _) => ChannelAccess::Invisible,
+            (true, true, _) => ChannelAccess::Member { archived },
+            (true, false, ChannelKind::Public) => ChannelAccess::NotMember,
+            (true, false, ChannelKind::Private | ChannelKind::Dm) => ChannelAccess::Invisible,
+        }
+    }
+
     pub fn can_read(self) -> bool {
         matches!(self, ChannelAccess::Member { .. })
     }
@@ -243,4 +255,33 @@ pub struct AuditEntry {
     /// Action-specific facts (old and new role, channel seq, e-mail of a failed login, …).
     pub details: serde_json::Value,
     pub at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn who_sees_a_channel_depends_on_its_kind() {
+        use ChannelAccess::*;
+        for kind in [ChannelKind::Public, ChannelKind::Private, ChannelKind::Dm] {
+            assert_eq!(ChannelAccess::decide(kind, false, false, false), Invisible);
+            assert_eq!(
+                ChannelAccess::decide(kind, true, true, true),
+                Member { archived: true }
+            );
+        }
+        assert_eq!(
+            ChannelAccess::decide(ChannelKind::Public, false, true, false),
+            NotMember
+        );
+        assert_eq!(
+            ChannelAccess::decide(ChannelKind::Private, false, true, false),
+            Invisible
+        );
+        assert_eq!(
+            ChannelAccess::decide(ChannelKind::Dm, false, true, false),
+            Invisible
+        );
+    }
 }

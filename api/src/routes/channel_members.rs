@@ -27,7 +27,7 @@ use crate::views::{
         (status = 200, description = "Members, oldest first", body = [ChannelMemberView]),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: a private channel or DM the caller is not in", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, not in its workspace, or a private channel or DM the caller is not in", body = ErrorBody),
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -169,7 +169,7 @@ async fn leave_channel(state: &AppState, context: &ChannelContext) -> ApiResult<
         (status = 204, description = "Left; the caller's subscriptions to the channel end"),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not a member, or a DM", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, not in its workspace, or a private channel or DM the caller is not in", body = ErrorBody),
     ))]
 pub async fn leave(
     State(state): State<AppState>,
@@ -188,7 +188,7 @@ pub async fn leave(
         (status = 400, description = "`invalid_json`, `invalid_body`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not a member", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, not in its workspace, or a private channel or DM the caller is not in", body = ErrorBody),
     ))]
 pub async fn set_mute(
     State(state): State<AppState>,
@@ -220,7 +220,7 @@ pub async fn set_mute(
         (status = 400, description = "`invalid_seq`: beyond the channel's newest event; `invalid_json`, `invalid_body`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not a member", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, not in its workspace, or a private channel or DM the caller is not in", body = ErrorBody),
     ))]
 pub async fn mark_read(
     State(state): State<AppState>,

@@ -36,7 +36,7 @@ async fn visible(state: &AppState, channel_id: Uuid, user: Uuid) -> ApiResult<Ch
         (status = 200, description = "The channel with the caller's membership", body = ChannelView),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: a private channel the caller is not in", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, not in its workspace, or a private channel or DM the caller is not in", body = ErrorBody),
     ))]
 pub async fn get(
     State(state): State<AppState>,
@@ -68,7 +68,7 @@ fn check_text(field: &'static str, code: &'static str, text: &str) -> ApiResult<
         (status = 400, description = "`invalid_channel_name`, `invalid_description`, `invalid_topic`, `invalid_json`, `invalid_body`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the topic is set by non-guest members; name, description and privacy by the channel's creator and admins; DMs never change. `channel_archived`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, not in its workspace, or a private channel or DM the caller is not in", body = ErrorBody),
         (status = 409, description = "`channel_name_taken`", body = ErrorBody),
     ))]
 pub async fn update(
@@ -200,7 +200,7 @@ async fn set_archived(
         (status = 200, description = "Archived (read-only; audited as `channel_archived`); archiving twice is harmless", body = ChannelView),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: only the channel's creator and admins archive; DMs cannot be archived", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, not in its workspace, or a private channel or DM the caller is not in", body = ErrorBody),
     ))]
 pub async fn archive(
     State(state): State<AppState>,
@@ -217,7 +217,7 @@ pub async fn archive(
         (status = 200, description = "Writable again (audited as `channel_unarchived`)", body = ChannelView),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: only the channel's creator and admins unarchive", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, not in its workspace, or a private channel or DM the caller is not in", body = ErrorBody),
     ))]
 pub async fn unarchive(
     State(state): State<AppState>,
@@ -233,8 +233,8 @@ pub async fn unarchive(
     responses(
         (status = 200, description = "The caller is a member (joining twice is harmless)", body = ChannelView),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: private channels and DMs are joined by invitation; guests are added by members; `channel_archived`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests are added by members; `channel_archived`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, not in its workspace, or a private channel or DM the caller is not in", body = ErrorBody),
     ))]
 pub async fn join(
     State(state): State<AppState>,
@@ -242,12 +242,9 @@ pub async fn join(
     PathParams(channel_id): PathParams<Uuid>,
 ) -> ApiResult<Json<ChannelView>> {
     let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
+    // A private channel or DM the caller is not in was answered 404 by `load`: what is left to
+    // join is public.
     if !context.is_member() {
-        if context.channel.kind != ChannelKind::Public {
-            return Err(ApiError::forbidden(
-                "private channels are joined by invitation",
-            ));
-        }
         require(
             context.role,
             Action::JoinPublicChannel,

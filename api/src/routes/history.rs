@@ -69,7 +69,7 @@ pub async fn materialize_all(
         (status = 400, description = "`invalid_query`: limit out of 1..=200, more than one cursor, or a malformed value", body = ErrorBody),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not a member of the channel", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, not in its workspace, or a private channel or DM the caller is not in", body = ErrorBody),
     ))]
 pub async fn history(
     State(state): State<AppState>,
@@ -153,7 +153,7 @@ pub async fn history(
         (status = 400, description = "`invalid_query`: missing `after`, limit out of 1..=200", body = ErrorBody),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not a member of the channel", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel, or not in its workspace", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, not in its workspace, or a private channel or DM the caller is not in", body = ErrorBody),
     ))]
 pub async fn events(
     State(state): State<AppState>,

@@ -182,7 +182,8 @@ pub async fn channel_members_are_added_listed_and_removed(store: &dyn MetadataSt
     );
     assert_eq!(
         store.channel_access(general.id, bob).await.unwrap(),
-        ChannelAccess::NotMember
+        ChannelAccess::Invisible,
+        "a private channel is invisible to workspace members not in it"
     );
     assert_eq!(
         store
@@ -208,6 +209,15 @@ pub async fn channel_members_are_added_listed_and_removed(store: &dyn MetadataSt
             .await
             .unwrap()
             .is_empty()
+    );
+    let lobby = store
+        .create_channel(&channel(workspace.id, "lobby", ChannelKind::Public, ada))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.channel_access(lobby.id, bob).await.unwrap(),
+        ChannelAccess::NotMember,
+        "a public channel is visible to every workspace member"
     );
 }
 

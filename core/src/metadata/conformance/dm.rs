@@ -49,7 +49,8 @@ pub async fn direct_messages_are_one_channel_per_set_of_people(store: &dyn Metad
     }
     assert_eq!(
         store.channel_access(dm.id, cal).await.unwrap(),
-        ChannelAccess::NotMember
+        ChannelAccess::Invisible,
+        "a direct message is invisible to who is not in it"
     );
 
     let (again, created) = store.open_dm(workspace.id, &pair, ada).await.unwrap();

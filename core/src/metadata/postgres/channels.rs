@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::rows::{channel_from, db_err, get, member_from, now};
 use crate::StoreError;
 use crate::metadata::{ChannelListing, NewChannel};
-use crate::model::{Channel, ChannelAccess, ChannelUpdate};
+use crate::model::{Channel, ChannelAccess, ChannelKind, ChannelUpdate};
 
 pub(super) async fn create_channel(pool: &PgPool, new: &NewChannel) -> Result<Channel, StoreError> {
     let channel = Channel {
@@ -153,7 +153,7 @@ pub(super) async fn channel_access(
     user: Uuid,
 ) -> Result<ChannelAccess, StoreError> {
     let row = sqlx::query(
-        "SELECT c.is_archived,
+        "SELECT c.is_archived, c.kind,
                 (w.user_id IS NOT NULL) AS in_workspace,
                 (m.user_id IS NOT NULL) AS in_channel
          FROM channels c
@@ -170,13 +170,13 @@ pub(super) async fn channel_access(
     let Some(row) = row else {
         return Ok(ChannelAccess::Invisible);
     };
-    Ok(if !get::<bool>(&row, "in_workspace")? {
-        ChannelAccess::Invisible
-    } else if get::<bool>(&row, "in_channel")? {
-        ChannelAccess::Member {
-            archived: get(&row, "is_archived")?,
-        }
-    } else {
-        ChannelAccess::NotMember
-    })
+    let kind: String = get(&row, "kind")?;
+    let kind = ChannelKind::parse(&kind)
+        .ok_or_else(|| StoreError::Backend(format!("unknown channel kind {kind}")))?;
+    Ok(ChannelAccess::decide(
+        kind,
+        get(&row, "is_archived")?,
+        get::<bool>(&row, "in_workspace")?,
+        get::<bool>(&row, "in_channel")?,
+    ))
 }

@@ -4,11 +4,11 @@ use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
 use super::rows::{
-    channel_from, db_err, flag_col, member_from, millis, now, returning_row, uuid_col,
+    channel_from, db_err, flag_col, get, member_from, millis, now, returning_row, uuid_col,
 };
 use crate::StoreError;
 use crate::metadata::{ChannelListing, NewChannel};
-use crate::model::{Channel, ChannelAccess, ChannelUpdate};
+use crate::model::{Channel, ChannelAccess, ChannelKind, ChannelUpdate};
 
 pub(super) async fn create_channel(
     pool: &SqlitePool,
@@ -161,7 +161,7 @@ pub(super) async fn channel_access(
     user: Uuid,
 ) -> Result<ChannelAccess, StoreError> {
     let row = sqlx::query(
-        "SELECT c.is_archived,
+        "SELECT c.is_archived, c.kind,
                 (w.user_id IS NOT NULL) AS in_workspace,
                 (m.user_id IS NOT NULL) AS in_channel
          FROM channels c
@@ -178,13 +178,13 @@ pub(super) async fn channel_access(
     let Some(row) = row else {
         return Ok(ChannelAccess::Invisible);
     };
-    Ok(if !flag_col(&row, "in_workspace")? {
-        ChannelAccess::Invisible
-    } else if flag_col(&row, "in_channel")? {
-        ChannelAccess::Member {
-            archived: flag_col(&row, "is_archived")?,
-        }
-    } else {
-        ChannelAccess::NotMember
-    })
+    let kind: String = get(&row, "kind")?;
+    let kind = ChannelKind::parse(&kind)
+        .ok_or_else(|| StoreError::Backend(format!("unknown channel kind {kind}")))?;
+    Ok(ChannelAccess::decide(
+        kind,
+        flag_col(&row, "is_archived")?,
+        flag_col(&row, "in_workspace")?,
+        flag_col(&row, "in_channel")?,
+    ))
 }
