@@ -96,6 +96,31 @@ mod tests {
         );
     }
 
+    /// docs/DEPLOY.md shows the schema an operator gets; it must be this one.
+    #[test]
+    fn the_deploy_guide_shows_this_schema() {
+        let guide = include_str!("../../../docs/DEPLOY.md");
+        let block = guide
+            .split("```cql\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/DEPLOY.md has a cql block");
+        // Line breaks and indentation are the guide's own.
+        let words = |text: &str| {
+            text.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .replace("( ", "(")
+        };
+        let documented: Vec<String> = block
+            .split(';')
+            .map(words)
+            .filter(|statement| !statement.is_empty())
+            .collect();
+        let actual: Vec<String> = schema("chorus", 3).iter().map(|s| words(s)).collect();
+        assert_eq!(documented, actual);
+    }
+
     #[test]
     fn an_old_messages_table_gets_only_the_columns_it_lacks() {
         let old: Vec<String> = ["channel_id", "bucket", "seq", "id", "author_id", "text"]
