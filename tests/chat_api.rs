@@ -46,6 +46,47 @@ async fn next_event(client: &mut Client) -> chorus_protocol::MessageEvent {
     }
 }
 
+/// Sends `count` messages at once (without waiting in between) and returns, per send in order,
+/// its acknowledged seq or the error code it was refused with.
+async fn send_burst(
+    client: &mut Client,
+    channel: Uuid,
+    tag: &str,
+    count: usize,
+) -> Vec<Result<u64, ErrorCode>> {
+    let nonces: Vec<String> = (0..count).map(|i| format!("{tag}-{i}")).collect();
+    for nonce in &nonces {
+        client
+            .send(&ClientFrame::Send {
+                channel_id: channel,
+                nonce: nonce.clone(),
+                text: "burst".into(),
+                parent_seq: None,
+            })
+            .await;
+    }
+    let mut answers: std::collections::HashMap<String, Result<u64, ErrorCode>> = Default::default();
+    while answers.len() < count {
+        match client
+            .wait_for(|f| matches!(f, ServerFrame::Ack { .. } | ServerFrame::Error { .. }))
+            .await
+        {
+            ServerFrame::Ack { nonce, seq, .. } => {
+                answers.insert(nonce, Ok(seq));
+            }
+            ServerFrame::Error {
+                nonce: Some(nonce),
+                code,
+                ..
+            } => {
+                answers.insert(nonce, Err(code));
+            }
+            other => panic!("an error without a nonce: {other:?}"),
+        }
+    }
+    nonces.iter().map(|n| answers[n]).collect()
+}
+
 #[tokio::test]
 async fn messages_edits_deletes_reactions_and_threads_arrive_in_channel_order() {
     let node = TestNode::start().await;
@@ -436,35 +477,25 @@ async fn channels_have_topics_archives_mutes_and_unread_counts() {
         (status, body["error"]["code"].as_str()),
         (403, Some("channel_archived"))
     );
-    // The archive notice reaches the gateway asynchronously; a send after it is refused.
-    let mut refused = false;
-    for attempt in 0..50 {
-        bob_ws
-            .send(&ClientFrame::Send {
-                channel_id: channel,
-                nonce: format!("ws-{attempt}"),
-                text: "late".into(),
-                parent_seq: None,
-            })
-            .await;
-        match bob_ws
-            .wait_for(|f| matches!(f, ServerFrame::Ack { .. } | ServerFrame::Error { .. }))
-            .await
-        {
-            ServerFrame::Error { .. } => {
-                refused = true;
-                break;
-            }
-            _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-        }
-    }
-    assert!(refused, "an archived channel refuses WebSocket sends");
+    // Every send issued once the archive was answered is refused — the first ones too, before
+    // the gateway has heard of it: the channel's sequencer refuses them (issue: 1–4 of 20 used
+    // to be acknowledged).
+    let answers = send_burst(&mut bob_ws, channel, "archived", 20).await;
+    assert!(
+        answers
+            .iter()
+            .all(|answer| answer == &Err(ErrorCode::Forbidden)),
+        "{answers:?}"
+    );
     let (status, _) = node.get(&format!("{path}/messages"), &bob).await;
     assert_eq!(status, 200);
     let (status, _) = node
         .post(&format!("{path}/unarchive"), Some(&alice), json!({}))
         .await;
     assert_eq!(status, 200);
+    // And every send once the unarchive was answered is accepted (2–4 of 20 used to be refused).
+    let answers = send_burst(&mut bob_ws, channel, "unarchived", 20).await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
 
     // Leaving and being removed end WebSocket subscriptions.
     let (status, _) = node

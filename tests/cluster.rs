@@ -164,6 +164,46 @@ async fn publishers_on_one_gateway_reach_subscribers_on_the_other_once_in_order(
     // History read through the other gateway agrees.
     let stored = history(&rest2, &bob, channels[7]).await;
     assert_eq!(stored.len(), per_channel);
+
+    // Archiving through one process's API is in force on the other gateway from its answer on:
+    // the channel's Raft group refuses the sends, whether or not the notice has arrived.
+    let archived = channels[3];
+    let (status, body) = rest1
+        .post(
+            &format!("/v1/channels/{archived}/archive"),
+            Some(&alice),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for n in 0..5 {
+        bob_ws.send(&send(archived, &format!("archived-{n}"))).await;
+    }
+    for _ in 0..5 {
+        match bob_ws
+            .wait_for(|f| matches!(f, ServerFrame::Ack { .. } | ServerFrame::Error { .. }))
+            .await
+        {
+            ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::Forbidden),
+            other => panic!("a send to an archived channel was accepted: {other:?}"),
+        }
+    }
+    let (status, body) = rest2
+        .post(
+            &format!("/v1/channels/{archived}/unarchive"),
+            Some(&alice),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    bob_ws.send(&send(archived, "unarchived")).await;
+    match bob_ws
+        .wait_for(|f| matches!(f, ServerFrame::Ack { .. } | ServerFrame::Error { .. }))
+        .await
+    {
+        ServerFrame::Ack { seq, .. } => assert_eq!(seq, per_channel as u64 + 1),
+        other => panic!("a send after unarchiving failed: {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_cluster::rpc::{
-    LastSeqsReply, LastSeqsRequest, NODE_GROUP, ReplayRequest, SubmitBatch, SubmitReply, method,
+    LastSeqsReply, LastSeqsRequest, NODE_GROUP, ReplayRequest, SetArchivedRequest, SubmitBatch,
+    SubmitReply, method,
 };
 use chorus_cluster::transport::RpcHandler;
 use chorus_cluster::{CONTROL_GROUP, ClusterMap, RouteError, group_shard};
@@ -129,6 +130,14 @@ impl RpcHandler for Dispatch {
                 let channels: Vec<uuid::Uuid> = decode(&body)?;
                 let reply = match self.shard(group) {
                     Ok(shard) => shard.last_seqs(&channels).await,
+                    Err(err) => Err(err),
+                };
+                encode(&reply)
+            }
+            (_, method::SET_ARCHIVED) => {
+                let request: SetArchivedRequest = decode(&body)?;
+                let reply = match self.shard(group) {
+                    Ok(shard) => shard.set_archived(request.channel, request.archived).await,
                     Err(err) => Err(err),
                 };
                 encode(&reply)

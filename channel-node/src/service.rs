@@ -97,6 +97,10 @@ impl ChannelRouter for ChannelService {
     async fn last_seqs(&self, channels: &[Uuid]) -> Result<Vec<u64>, RouteError> {
         self.shard.last_seqs(channels).await
     }
+
+    async fn set_archived(&self, channel: Uuid, archived: bool) -> Result<(), RouteError> {
+        self.shard.set_archived(channel, archived).await
+    }
 }
 
 /// What a submit's outcome means to its caller.
@@ -126,6 +130,7 @@ pub(crate) fn acknowledgement(outcome: Outcome) -> Result<PublishAck, RouteError
         }),
         // Decided by the state machine, so every replica agrees: no seq was taken.
         Outcome::Rejected(why) => Err(RouteError::Rejected(why)),
+        Outcome::Archived => Err(RouteError::Archived),
         Outcome::Internal | Outcome::Batch(_) => Err(RouteError::Internal(
             "publish applied as an unexpected entry".into(),
         )),

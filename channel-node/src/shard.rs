@@ -24,7 +24,7 @@ use crate::batcher::{self, Proposal};
 use crate::history_writer::{self, WriterStatus};
 use crate::log_store::LogStore;
 use crate::raft_types::{NodeId, TypeConfig};
-use crate::state::{BufferedReplay, Outcome, PublishCommand, StateLimits};
+use crate::state::{BufferedReplay, Command, Outcome, PublishCommand, StateLimits};
 use crate::state_machine::StateMachineStore;
 
 /// Unconfirmed history a shard may accumulate (its message store is down or slow) before it
@@ -225,6 +225,25 @@ impl ShardReplica {
             })
             .map_err(|_| RouteError::Unavailable("channel service stopped".into()))?;
         Ok(outcome)
+    }
+
+    /// Archives or unarchives a channel in the replicated state; returns once committed and
+    /// applied, so every later submit is judged by it.
+    pub async fn set_archived(&self, channel: Uuid, archived: bool) -> Result<(), RouteError> {
+        self.check_leader()?;
+        self.raft
+            .client_write(Command::SetArchived {
+                channel_id: channel,
+                archived,
+            })
+            .await
+            .map(|_| ())
+            .map_err(|err| match err.forward_to_leader() {
+                Some(forward) => RouteError::NotLeader {
+                    leader_hint: forward.leader_id,
+                },
+                None => RouteError::Unavailable(err.to_string()),
+            })
     }
 
     /// The events of a channel after a position, as the leader knows them.

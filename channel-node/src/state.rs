@@ -58,6 +58,11 @@ pub enum Command {
     /// the message store (durably): replicas drop them from their pending history
     /// (`pending_history.rs`). Changes nothing in the channels' state.
     HistoryWritten { through: u64 },
+    /// The channel was archived (or unarchived) in the metadata store: from this entry on, every
+    /// event proposed to it is refused ([`Outcome::Archived`]) until it is unarchived. Checked
+    /// where events are sequenced, so that no send the gateway let through before hearing of the
+    /// archive lands after it: the archive's place in the channel's order decides, not timing.
+    SetArchived { channel_id: Uuid, archived: bool },
 }
 
 /// An event to sequence: a message, or an edit, deletion or reaction of one. `message_id` and
@@ -111,6 +116,8 @@ pub enum Outcome {
     Internal,
     /// The outcomes of a [`Command::PublishBatch`], in its order.
     Batch(Vec<Outcome>),
+    /// The channel is archived ([`Command::SetArchived`]); nothing changed and no seq was consumed.
+    Archived,
 }
 
 /// Events after a position, from the replay buffer.
@@ -137,6 +144,8 @@ struct ChannelState {
     nonces: HashMap<(Uuid, String), NonceRecord>,
     /// Insertion order of `nonces`, for eviction of the oldest.
     nonce_order: VecDeque<(Uuid, String)>,
+    /// Read-only: events are refused ([`Command::SetArchived`]).
+    archived: bool,
 }
 
 /// The state of every channel a shard sequences.
@@ -159,6 +168,9 @@ pub struct ChannelSnapshot {
     pub last_seq: u64,
     pub last_created_at: Option<DateTime<Utc>>,
     nonces: Vec<(Uuid, String, NonceRecord)>,
+    /// Defaults so that snapshots taken before archiving was sequenced still decode.
+    #[serde(default)]
+    pub archived: bool,
 }
 
 /// Checks a command's references against the channel's newest seq. Only what the state machine
@@ -272,6 +284,26 @@ impl ChannelsState {
                     .collect(),
             ),
             Command::HistoryWritten { .. } => Outcome::Internal,
+            Command::SetArchived {
+                channel_id,
+                archived,
+            } => {
+                match self.channels.get_mut(&channel_id) {
+                    Some(channel) => channel.archived = archived,
+                    // A channel with no event yet needs an entry only to remember the archive.
+                    None if archived => {
+                        self.channels.insert(
+                            channel_id,
+                            ChannelState {
+                                archived,
+                                ..ChannelState::default()
+                            },
+                        );
+                    }
+                    None => {}
+                }
+                Outcome::Internal
+            }
         }
     }
 
@@ -287,6 +319,9 @@ impl ChannelsState {
                 seq: record.seq,
                 created_at: record.created_at,
             };
+        }
+        if existing.is_some_and(|c| c.archived) {
+            return Outcome::Archived;
         }
         let last_seq = existing.map_or(0, |c| c.last_seq);
         if let Err(why) = validate(cmd.kind, cmd.target_seq, cmd.parent_seq, last_seq) {
@@ -403,6 +438,7 @@ impl ChannelsState {
                 channel_id: *id,
                 last_seq: c.last_seq,
                 last_created_at: c.last_created_at,
+                archived: c.archived,
                 nonces: c
                     .nonce_order
                     .iter()
@@ -425,6 +461,7 @@ impl ChannelsState {
             let mut state = ChannelState {
                 last_seq: c.last_seq,
                 last_created_at: c.last_created_at,
+                archived: c.archived,
                 ..ChannelState::default()
             };
             let mut seen = HashSet::new();
@@ -608,6 +645,65 @@ mod tests {
             BufferedReplay::TooOld { last_seq: 5 }
         );
         assert_eq!(seqs(state.replay(Uuid::new_v4(), 0)), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn an_archived_channel_refuses_events_until_unarchived() {
+        let (channel, other, author) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let mut state = ChannelsState::new(StateLimits::default());
+        published(state.apply(publish(channel, author, "n1", 1)));
+        let archive = |archived| Command::SetArchived {
+            channel_id: channel,
+            archived,
+        };
+        assert_eq!(state.apply(archive(true)), Outcome::Internal);
+        assert_eq!(
+            state.apply(publish(channel, author, "n2", 2)),
+            Outcome::Archived
+        );
+        assert_eq!(
+            state.apply(acting(channel, author, "r1", EventKind::ReactionAdd, 1)),
+            Outcome::Archived,
+            "every kind of event"
+        );
+        // A retry of what was committed before the archive still gets its acknowledgement.
+        assert!(matches!(
+            state.apply(publish(channel, author, "n1", 3)),
+            Outcome::Duplicate { seq: 1, .. }
+        ));
+        assert_eq!(state.last_seq(channel), 1, "no seq was consumed");
+        published(state.apply(publish(other, author, "n3", 4)));
+        // The archive survives a snapshot, then unarchiving makes the channel writable again.
+        let mut state = ChannelsState::new(StateLimits::default());
+        state.apply(archive(true));
+        let mut restored = ChannelsState::restore(StateLimits::default(), state.snapshot());
+        assert_eq!(
+            restored.apply(publish(channel, author, "n4", 5)),
+            Outcome::Archived
+        );
+        restored.apply(archive(false));
+        assert_eq!(
+            published(restored.apply(publish(channel, author, "n4", 6))).seq,
+            1
+        );
+    }
+
+    #[test]
+    fn unarchiving_a_channel_with_no_events_leaves_no_entry() {
+        let mut state = ChannelsState::new(StateLimits::default());
+        state.apply(Command::SetArchived {
+            channel_id: Uuid::new_v4(),
+            archived: false,
+        });
+        assert!(state.snapshot().channels.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_from_before_archiving_decodes_as_not_archived() {
+        let json = r#"{"channels":[{"channel_id":"00000000-0000-0000-0000-000000000001",
+            "last_seq":3,"last_created_at":null,"nonces":[]}]}"#;
+        let snapshot: StateSnapshot = serde_json::from_str(json).unwrap();
+        assert!(!snapshot.channels[0].archived);
     }
 
     #[test]

@@ -501,3 +501,48 @@ async fn a_message_store_outage_pauses_sequencing_and_loses_nothing() {
     );
     service.shutdown().await;
 }
+
+/// Archiving is decided where events are sequenced: once `set_archived` returns, a submit is
+/// refused whoever sent it (one still in the pipeline when it was called may be refused too,
+/// never lost: its sender gets the refusal), and the archive survives a restart of the node (it
+/// is in the Raft log and in snapshots).
+#[tokio::test]
+async fn an_archived_channel_refuses_submits_until_unarchived_across_restarts() {
+    let fixture = Fixture::new();
+    let (channel, author) = (Uuid::new_v4(), Uuid::new_v4());
+    {
+        let (service, _, _) = fixture.start(StateLimits::default(), 3).await;
+        let before = service
+            .submit(request(channel, author, "before"))
+            .await
+            .unwrap();
+        assert_eq!(before.await.unwrap().seq, 1);
+        service.set_archived(channel, true).await.unwrap();
+        for nonce in ["a", "b", "c", "d"] {
+            let refused = service
+                .submit(request(channel, author, nonce))
+                .await
+                .unwrap();
+            assert_eq!(refused.await, Err(RouteError::Archived));
+        }
+        // Setting it again is harmless; another channel is unaffected.
+        service.set_archived(channel, true).await.unwrap();
+        let other = service
+            .submit(request(Uuid::new_v4(), author, "other"))
+            .await
+            .unwrap();
+        assert_eq!(other.await.unwrap().seq, 1);
+        service.shutdown().await;
+    }
+    let (service, _, _) = fixture.start(StateLimits::default(), 3).await;
+    let refused = service.submit(request(channel, author, "e")).await.unwrap();
+    assert_eq!(refused.await, Err(RouteError::Archived), "after a restart");
+    service.set_archived(channel, false).await.unwrap();
+    let accepted = service.submit(request(channel, author, "f")).await.unwrap();
+    assert_eq!(
+        accepted.await.unwrap().seq,
+        2,
+        "no seq was taken while archived"
+    );
+    service.shutdown().await;
+}

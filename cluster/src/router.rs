@@ -88,6 +88,9 @@ pub enum RouteError {
     /// message; the text says which.
     #[error("rejected: {0}")]
     Rejected(String),
+    /// The channel is archived: it takes no events until it is unarchived.
+    #[error("the channel is archived")]
+    Archived,
     /// An unexpected failure; the text is for logs only.
     #[error("channel service error: {0}")]
     Internal(String),
@@ -135,4 +138,9 @@ pub trait ChannelRouter: Send + Sync + 'static {
 
     /// The newest sequence number of each channel (0 for a channel with no message yet).
     async fn last_seqs(&self, channels: &[Uuid]) -> Result<Vec<u64>, RouteError>;
+
+    /// Archives (or unarchives) a channel where its events are sequenced. Once this returns,
+    /// every event submitted to the channel is refused with [`RouteError::Archived`] (or
+    /// accepted again), whatever any gateway believes yet.
+    async fn set_archived(&self, channel: Uuid, archived: bool) -> Result<(), RouteError>;
 }

@@ -29,6 +29,8 @@ pub mod method {
     pub const LAST_SEQS: u16 = 12;
     /// `Vec<Uuid>` → `Result<Vec<u64>, RouteError>`, to a shard's group.
     pub const SHARD_LAST_SEQS: u16 = 13;
+    /// [`super::SetArchivedRequest`] → `Result<(), RouteError>`, to a shard's group.
+    pub const SET_ARCHIVED: u16 = 14;
     /// (empty) → [`crate::ClusterMap`], to [`super::NODE_GROUP`].
     pub const CLUSTER_MAP: u16 = 20;
     /// (empty) → [`super::NodeStatus`], to [`super::NODE_GROUP`].
@@ -44,6 +46,12 @@ pub struct SubmitBatch {
 /// The outcome of each submit of a batch, in order, or why the shard took none of them
 /// (`RouteError::NotLeader` sends the caller to the leader).
 pub type SubmitReply = Result<Vec<Result<PublishAck, RouteError>>, RouteError>;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SetArchivedRequest {
+    pub channel: Uuid,
+    pub archived: bool,
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReplayRequest {

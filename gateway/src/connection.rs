@@ -764,7 +764,15 @@ impl Connection {
                 "too many sends waiting for acknowledgement",
             ));
         }
-        let cached = self.subscriptions.get(&channel).and_then(|s| s.can_post);
+        // Only a "may post" is trusted from the cache: a refusal is re-read each time, so a
+        // channel unarchived (or a member re-added) a moment ago takes sends at once. Refused
+        // sends are rare and rate-limited; whatever the cache says, an archived channel's
+        // sequencer refuses its events (`RouteError::Archived`).
+        let cached = self
+            .subscriptions
+            .get(&channel)
+            .and_then(|s| s.can_post)
+            .filter(|&can_post| can_post);
         let can_post = match cached {
             Some(can_post) => can_post,
             None => {
@@ -1052,6 +1060,7 @@ fn route_error(err: RouteError, nonce: Option<String>, channel: Option<Uuid>) ->
         RouteError::Unavailable(_) | RouteError::NotLeader { .. } => {
             (ErrorCode::Unavailable, "channel service unavailable; retry")
         }
+        RouteError::Archived => (ErrorCode::Forbidden, "the channel is archived"),
         RouteError::Rejected(_) => (
             ErrorCode::NotFound,
             "parent_seq names no message of this channel",

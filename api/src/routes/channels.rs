@@ -161,6 +161,15 @@ async fn set_archived(
         ..ChannelUpdate::default()
     };
     let channel = state.api.store.update_channel(channel_id, &update).await?;
+    // Then where the channel's events are sequenced, every time (it is idempotent, and a
+    // previous call may have failed here): once this returns, no send is accepted into an
+    // archived channel — nor refused by an unarchived one — whatever the gateways have heard.
+    state
+        .api
+        .router
+        .set_archived(channel_id, archived)
+        .await
+        .map_err(crate::routes::messages::route_error)?;
     if context.channel.is_archived != archived {
         audit::record(
             &state,
@@ -197,10 +206,11 @@ async fn set_archived(
     security(("bearer" = [])),
     params(("channel_id" = Uuid, Path, description = "Channel id")),
     responses(
-        (status = 200, description = "Archived (read-only; audited as `channel_archived`); archiving twice is harmless", body = ChannelView),
+        (status = 200, description = "Archived (read-only; audited as `channel_archived`); archiving twice is harmless. Every send after this answer is refused, on any gateway", body = ChannelView),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: only the channel's creator and admins archive; DMs cannot be archived", body = ErrorBody),
         (status = 404, description = "`not_found`: no such channel, not in its workspace, or a private channel or DM the caller is not in", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `overloaded`: the channel service could not record it; retry (archiving is idempotent)", body = ErrorBody),
     ))]
 pub async fn archive(
     State(state): State<AppState>,
@@ -214,10 +224,11 @@ pub async fn archive(
     security(("bearer" = [])),
     params(("channel_id" = Uuid, Path, description = "Channel id")),
     responses(
-        (status = 200, description = "Writable again (audited as `channel_unarchived`)", body = ChannelView),
+        (status = 200, description = "Writable again (audited as `channel_unarchived`); every send after this answer is accepted", body = ChannelView),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: only the channel's creator and admins unarchive", body = ErrorBody),
         (status = 404, description = "`not_found`: no such channel, not in its workspace, or a private channel or DM the caller is not in", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `overloaded`: the channel service could not record it; retry", body = ErrorBody),
     ))]
 pub async fn unarchive(
     State(state): State<AppState>,

@@ -44,6 +44,7 @@ pub fn route_error(err: RouteError) -> ApiError {
             }
         }
         RouteError::Rejected(_) => message_not_found(),
+        RouteError::Archived => crate::context::archived(),
         RouteError::Internal(cause) => ApiError::internal(cause.clone()),
     }
 }

@@ -32,7 +32,10 @@ pub use leaders::{LeaderCache, retry_delay, worth_retrying};
 use crate::cluster_map::{ClusterMap, Placement, shard_group};
 use crate::placement::{NodeId, ShardId};
 use crate::router::{ChannelRouter, PublishAck, PublishRequest, PublishTicket, Replay, RouteError};
-use crate::rpc::{LastSeqsReply, LastSeqsRequest, NODE_GROUP, ReplayRequest, SubmitBatch, method};
+use crate::rpc::{
+    LastSeqsReply, LastSeqsRequest, NODE_GROUP, ReplayRequest, SetArchivedRequest, SubmitBatch,
+    method,
+};
 use crate::transport::{QuicEndpoint, TransportError};
 
 /// Submits waiting per shard before `submit` answers `Overloaded`.
@@ -419,6 +422,14 @@ impl ChannelRouter for ClusterRouter {
         let request = ReplayRequest { channel, after_seq };
         self.inner
             .call_leader(shard, shard_group(shard), method::REPLAY, &request)
+            .await
+    }
+
+    async fn set_archived(&self, channel: Uuid, archived: bool) -> Result<(), RouteError> {
+        let shard = self.shard_of(channel);
+        let request = SetArchivedRequest { channel, archived };
+        self.inner
+            .call_leader(shard, shard_group(shard), method::SET_ARCHIVED, &request)
             .await
     }
 
