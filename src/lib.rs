@@ -6,6 +6,7 @@
 
 pub mod cluster_cli;
 mod cluster_process;
+pub mod compact;
 pub mod config;
 pub mod connect;
 mod node;

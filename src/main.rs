@@ -46,6 +46,14 @@ enum Command {
     },
     /// Print the REST API's OpenAPI document (the same as `GET /openapi.json`).
     Openapi,
+    /// Shrink a stopped embedded node's files: compacts its redb history (`messages.redb`) and
+    /// Raft log (`channels/raft.redb`), returning their free pages to the filesystem. The files
+    /// reuse free space by themselves; this is for giving it back. Refused while the node runs.
+    Compact {
+        /// The node's data directory (default: the configured `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Cluster operations: dev certificates, status.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -194,6 +202,10 @@ async fn main() -> anyhow::Result<()> {
                 key: tls_key,
             };
             return chorus::cluster_cli::status(&tls, &seeds, json).await;
+        }
+        Command::Compact { data_dir } => {
+            let dir = data_dir.unwrap_or(config.data_dir);
+            return chorus::compact::run(&dir);
         }
         Command::Openapi => {
             println!("{}", chorus_api::openapi().to_pretty_json()?);
