@@ -228,7 +228,8 @@ async fn scylla_history(uri: &str, count: u64, batch: u64) -> Figures {
     )]
 }
 
-fn median_and_range(mut values: Vec<f64>) -> String {
+/// "median [min–max]" with `decimals` digits after the point; "n/a" when nothing was measured.
+fn median_and_range(mut values: Vec<f64>, decimals: usize) -> String {
     values.retain(|v| v.is_finite());
     if values.is_empty() {
         return "n/a".into();
@@ -236,21 +237,7 @@ fn median_and_range(mut values: Vec<f64>) -> String {
     values.sort_by(f64::total_cmp);
     let median = values[values.len() / 2];
     format!(
-        "{median:.0} [{:.0}–{:.0}]",
-        values[0],
-        values[values.len() - 1]
-    )
-}
-
-fn median_and_range_ratio(mut values: Vec<f64>) -> String {
-    values.retain(|v| v.is_finite());
-    if values.is_empty() {
-        return "n/a".into();
-    }
-    values.sort_by(f64::total_cmp);
-    let median = values[values.len() / 2];
-    format!(
-        "{median:.1} [{:.1}–{:.1}]",
+        "{median:.decimals$} [{:.decimals$}–{:.decimals$}]",
         values[0],
         values[values.len() - 1]
     )
@@ -297,8 +284,8 @@ fn main() {
     for (label, sizes, ratios) in by_label {
         println!(
             "| {label} | {} | {} |",
-            median_and_range(sizes),
-            median_and_range_ratio(ratios)
+            median_and_range(sizes, 0),
+            median_and_range(ratios, 1)
         );
     }
     if scylla.is_none() {
