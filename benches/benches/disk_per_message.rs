@@ -15,7 +15,8 @@
 //!   read from here (`nodetool tablestats`).
 //!
 //! Settings (environment): `MESSAGES` (default 100,000), `BATCH` (messages per write, default 1:
-//! a quiet node's worst case), `RUNS` (default 3).
+//! a quiet node's worst case), `RUNS` (default 3), `SNAPSHOT_EVERY` (the embedded node's Raft
+//! entries between snapshots, default that of `ChannelNodeConfig`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -101,8 +102,10 @@ async fn embedded_node(count: u64) -> Figures {
     let messages =
         Arc::new(RedbMessageStore::open(&dir.path().join("messages.redb")).expect("open history"));
     let written_before = written_by_this_process();
+    let mut config = ChannelNodeConfig::new(dir.path().join("channels"));
+    config.snapshot_every = setting("SNAPSHOT_EVERY", config.snapshot_every);
     let service = ChannelService::start(
-        ChannelNodeConfig::new(dir.path().join("channels")),
+        config,
         messages.clone(),
         Arc::new(LocalBus::new(1024)) as Arc<dyn FanoutBus>,
     )
