@@ -36,7 +36,7 @@ impl ChannelNodeConfig {
             data_dir: data_dir.into(),
             limits: StateLimits::default(),
             max_in_flight: 50_000,
-            snapshot_every: 20_000,
+            snapshot_every: 2_000,
         }
     }
 }
