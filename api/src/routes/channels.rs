@@ -21,21 +21,12 @@ use crate::views::{ChannelView, UpdateChannelRequest};
 
 /// Loads a channel the caller may see: any public channel of their workspace, or a private one
 /// or DM they are in (403 for a private channel they are not in).
-async fn visible(state: &AppState, channel_id: Uuid, user: Uuid) -> ApiResult<ChannelContext> {
-    let context = ChannelContext::load(state, channel_id, user).await?;
-    if context.channel.kind != ChannelKind::Public && !context.is_member() {
-        return Err(ApiError::forbidden("you are not a member of this channel"));
-    }
-    Ok(context)
-}
-
 #[utoipa::path(get, path = "/v1/channels/{channel_id}", tag = "channels",
     security(("bearer" = [])),
     params(("channel_id" = Uuid, Path, description = "Channel id")),
     responses(
         (status = 200, description = "The channel with the caller's membership", body = ChannelView),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: a private channel the caller is not in", body = ErrorBody),
         (status = 404, description = "`not_found`: no such channel, not in its workspace, or a private channel or DM the caller is not in", body = ErrorBody),
     ))]
 pub async fn get(
@@ -43,7 +34,8 @@ pub async fn get(
     Caller(caller): Caller,
     PathParams(channel_id): PathParams<Uuid>,
 ) -> ApiResult<Json<ChannelView>> {
-    let context = visible(&state, channel_id, caller.user_id).await?;
+    // A private channel or DM the caller is not in is a 404 from `load`.
+    let context = ChannelContext::load(&state, channel_id, caller.user_id).await?;
     Ok(Json(ChannelView::for_member(
         context.channel,
         context.membership.as_ref(),
