@@ -6,7 +6,8 @@
 //! entries. If the node dies first, the entries are still in the Raft log and are applied (and
 //! written) again on restart. redb frees the pages a non-durable commit replaced only at the next
 //! durable commit, so every [`DURABLE_EVERY`]th replayable write is made durable: without it
-//! the file grew by ~30 KB per message between snapshots (copy-on-write pages never reused). Both tables are written in the same transaction and keyed by what
+//! the file grew by ~30 KB per message between snapshots (copy-on-write pages never reused).
+//! Both tables are written in the same transaction and keyed by what
 //! they index, so writing an event again changes nothing.
 //!
 //! Events are stored as the JSON of [`MessageEvent`]; events written before event kinds existed
