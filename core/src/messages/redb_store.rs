@@ -467,6 +467,22 @@ mod tests {
         assert_eq!(durable, [every - 1, 2 * every - 1, 3 * every - 1]);
     }
 
+    /// Writes each event in its own replayable commit, syncs, and returns the file's bytes on disk.
+    async fn write_one_by_one(
+        store: &RedbMessageStore,
+        path: &Path,
+        events: &[MessageEvent],
+    ) -> u64 {
+        for event in events {
+            store
+                .append_replayable(std::slice::from_ref(event))
+                .await
+                .unwrap();
+        }
+        MessageStore::sync(store).await.unwrap();
+        disk_bytes(path).unwrap()
+    }
+
     /// What the channel service does: one small non-durable commit per batch, and a `sync` only
     /// now and then (before a snapshot). Pages a non-durable commit frees are reused only after a
     /// durable one, so without durable commits in between the file grew by ~30 KB per message.
@@ -492,28 +508,14 @@ mod tests {
                 )
             })
             .collect();
-        for event in &events {
-            store
-                .append_replayable(std::slice::from_ref(event))
-                .await
-                .unwrap();
-        }
-        MessageStore::sync(&store).await.unwrap();
-        let written = disk_bytes(&path).unwrap();
+        let written = write_one_by_one(&store, &path, &events).await;
         let per_message = written / count;
         eprintln!("{per_message} bytes on disk per 100-byte message");
         assert!(
             per_message <= 1_024,
             "{per_message} bytes on disk per 100-byte message"
         );
-        for event in &events {
-            store
-                .append_replayable(std::slice::from_ref(event))
-                .await
-                .unwrap();
-        }
-        MessageStore::sync(&store).await.unwrap();
-        let rewritten = disk_bytes(&path).unwrap();
+        let rewritten = write_one_by_one(&store, &path, &events).await;
         eprintln!("after rewriting the same history: {rewritten} bytes (was {written})");
         assert!(
             rewritten <= written + written / 10,
