@@ -39,6 +39,12 @@ pub struct NodeConfig {
     /// Resumable sessions: unset (or `local`) in process, `redis://…` so a client can resume on
     /// any gateway that shares it.
     pub session_url: Option<String>,
+    /// The ops listener: `GET /metrics`, `/livez`, `/readyz` (docs/OPERATIONS.md). Unset: none.
+    /// Keep it private (Prometheus and the load balancer reach it, clients do not).
+    pub ops_addr: Option<SocketAddr>,
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client, for the
+    /// request log and per-IP limits of the API and gateway. Empty believes nobody.
+    pub trusted_proxies: Vec<String>,
     pub gateway: GatewaySection,
     pub channels: ChannelsSection,
     pub api: ApiSection,
@@ -59,6 +65,8 @@ impl Default for NodeConfig {
             presence_url: None,
             rate_limit_url: None,
             session_url: None,
+            ops_addr: None,
+            trusted_proxies: Vec::new(),
             gateway: GatewaySection::default(),
             channels: ChannelsSection::default(),
             api: ApiSection::default(),
@@ -291,6 +299,7 @@ impl NodeConfig {
             api_addr: "127.0.0.1:0".parse().expect("valid address"),
             ws_addr: "127.0.0.1:0".parse().expect("valid address"),
             jwt_secret: Some("test-secret-test-secret-test-secret".into()),
+            ops_addr: Some("127.0.0.1:0".parse().expect("valid address")),
             ..NodeConfig::default()
         }
     }

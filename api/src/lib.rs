@@ -15,6 +15,7 @@ mod extract;
 mod openapi;
 pub mod policy;
 mod rate_limit;
+mod request_log;
 mod routes;
 mod views;
 
@@ -30,8 +31,8 @@ use axum::routing::{delete, get, patch, post, put};
 use chorus_cluster::ChannelRouter;
 use chorus_cluster::access::AccessNotifier;
 use chorus_core::auth::Authenticator;
+use chorus_core::client_addr::TrustedProxies;
 use chorus_core::{MessageStore, MetadataStore};
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 pub use error::{ApiError, ErrorBody};
@@ -59,6 +60,8 @@ pub struct ApiState {
     /// The operator's token for `/v1/admin/*` (disabling accounts); those routes answer 404 when
     /// it is unset.
     pub admin_token: Option<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (request log, per-IP limits).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Rate limits of the credential endpoints.
@@ -116,7 +119,10 @@ pub fn router(state: ApiState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_log::observe,
+        ))
         .with_state(state)
 }
 

@@ -12,6 +12,7 @@ mod connection;
 mod flood;
 mod heartbeat;
 mod hub;
+mod metrics;
 mod outbox;
 pub mod sessions;
 
@@ -121,13 +122,16 @@ pub async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let shared = shared.clone();
                     shared.open.fetch_add(1, Ordering::Relaxed);
+                    metrics::GATEWAY.connections_accepted.increment(1);
+                    metrics::GATEWAY.connections_open.increment(1.0);
                     let task = async move {
-                        connection::run(stream, shared.clone()).await;
+                        connection::run(stream, peer, shared.clone()).await;
                         shared.open.fetch_sub(1, Ordering::Relaxed);
+                        metrics::GATEWAY.connections_open.decrement(1.0);
                     };
                     // The task's future is most of an idle connection's memory: say how big.
                     static TASK_SIZE: std::sync::Once = std::sync::Once::new();
