@@ -93,6 +93,7 @@ pub struct GatewaySection {
     pub write_buffer_bytes: usize,
     pub flush_interval_ms: u64,
     pub access_sweep_ms: u64,
+    pub max_connections: usize,
 }
 
 impl Default for GatewaySection {
@@ -113,6 +114,7 @@ impl Default for GatewaySection {
             write_buffer_bytes: d.write_buffer_bytes,
             flush_interval_ms: d.flush_interval.as_millis() as u64,
             access_sweep_ms: d.access_sweep_interval.as_millis() as u64,
+            max_connections: d.max_connections,
         }
     }
 }
@@ -134,6 +136,7 @@ impl GatewaySection {
             write_buffer_bytes: self.write_buffer_bytes,
             flush_interval: Duration::from_millis(self.flush_interval_ms),
             access_sweep_interval: Duration::from_millis(self.access_sweep_ms),
+            max_connections: self.max_connections,
             ..GatewayConfig::default()
         }
     }
@@ -249,6 +252,10 @@ pub struct ApiSection {
     pub register_per_minute_per_account: u32,
     /// REST message posts, edits, deletions and reactions per user.
     pub writes_per_minute_per_user: u32,
+    /// Requests answered at once; the rest are refused at once (503 `overloaded`).
+    pub max_concurrent_requests: usize,
+    /// A request unanswered after this long is abandoned (503 `timeout`); 0: no limit.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for ApiSection {
@@ -260,6 +267,8 @@ impl Default for ApiSection {
             register_per_minute_per_ip: d.register_per_minute_per_ip,
             register_per_minute_per_account: d.register_per_minute_per_account,
             writes_per_minute_per_user: d.writes_per_minute_per_user,
+            max_concurrent_requests: d.max_concurrent_requests,
+            request_timeout_ms: d.request_timeout_ms,
         }
     }
 }

@@ -166,6 +166,8 @@ pub(crate) async fn spawn_api(
             register_per_minute_per_ip: config.api.register_per_minute_per_ip,
             register_per_minute_per_account: config.api.register_per_minute_per_account,
             writes_per_minute_per_user: config.api.writes_per_minute_per_user,
+            max_concurrent_requests: config.api.max_concurrent_requests,
+            request_timeout_ms: config.api.request_timeout_ms,
         },
         rate_limits: open_rate_limits(config.rate_limit_url.as_deref()).await?,
         router: front.router.clone(),

@@ -413,3 +413,92 @@ trusted_proxies = ["127.0.0.1"]
     assert!(ws_line["duration_ms"].as_u64().is_some());
     let _ = child.kill().await;
 }
+
+/// Starts a REST request whose body never finishes: the API holds it (a slow-loris client).
+async fn hanging_request(api: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut socket = tokio::net::TcpStream::connect(api).await.unwrap();
+    socket
+        .write_all(
+            b"POST /v1/auth/register HTTP/1.1\r\nHost: chorus\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":",
+        )
+        .await
+        .unwrap();
+    socket
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_sheds_requests_beyond_its_concurrency_limit() {
+    let node = TestNode::start_with(|config| config.api.max_concurrent_requests = 1).await;
+    let healthz = || async {
+        let response = reqwest::get(node.url("/healthz")).await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap())
+    };
+    assert_eq!(healthz().await.0, 200);
+
+    let hanging = hanging_request(node.api()).await;
+    // Once the server holds the hanging request, everything else is refused at once.
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (status, body) = healthz().await;
+            if status == 503 {
+                return body;
+            }
+        }
+    })
+    .await
+    .expect("a request beyond the limit is refused");
+    assert_eq!(refused["error"]["code"], "overloaded");
+
+    drop(hanging);
+    let recovered = tokio::time::timeout(Duration::from_secs(10), async {
+        while healthz().await.0 != 200 {}
+    })
+    .await;
+    assert!(recovered.is_ok(), "the slot came back when the client left");
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_never_finishes_is_cut_off_with_a_timeout() {
+    use tokio::io::AsyncReadExt;
+    let node = TestNode::start_with(|config| config.api.request_timeout_ms = 300).await;
+    let mut hanging = hanging_request(node.api()).await;
+    let mut response = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 1024];
+        // Until the JSON body is complete (or the server closes).
+        while !response.ends_with(b"}") {
+            match hanging.read(&mut chunk).await.unwrap() {
+                0 => break,
+                n => response.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the server answered");
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.contains(r#""code":"timeout""#), "{response}");
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_gateway_refuses_new_sockets_with_503() {
+    let node = TestNode::start_with(|config| config.gateway.max_connections = 1).await;
+    let (_, token) = node.user("ada").await;
+    let (_first, _) = Client::identify(node.ws(), &token).await;
+
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}/ws", node.ws())).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            assert_eq!(response.headers()["retry-after"], "5");
+        }
+        other => panic!("expected a 503 refusal, got {other:?}"),
+    }
+    node.shutdown().await;
+}

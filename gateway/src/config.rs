@@ -55,6 +55,10 @@ pub struct GatewayConfig {
     /// Proxies whose `X-Forwarded-For` is believed: the connection's log line names the client
     /// they forwarded instead of the proxy. Empty believes nobody.
     pub trusted_proxies: TrustedProxies,
+    /// Open sockets this gateway holds at most (each costs memory and a file descriptor); beyond
+    /// it a new socket is answered `503 Service Unavailable` with `Retry-After` and closed, so
+    /// the client (or its load balancer) tries another gateway.
+    pub max_connections: usize,
 }
 
 impl Default for GatewayConfig {
@@ -77,6 +81,7 @@ impl Default for GatewayConfig {
             flush_interval: Duration::from_millis(5),
             access_sweep_interval: Duration::from_secs(15),
             trusted_proxies: TrustedProxies::default(),
+            max_connections: 500_000,
         }
     }
 }

@@ -58,6 +58,7 @@ fn close_label(code: Option<CloseCode>) -> &'static str {
 pub(crate) struct GatewayMetrics {
     pub connections_open: Gauge,
     pub connections_accepted: Counter,
+    pub connections_refused: Counter,
     pub handshake_seconds: Histogram,
     pub handshakes_failed: Counter,
     frames_in: [Counter; FRAME_TYPES.len()],
@@ -76,6 +77,7 @@ pub(crate) struct GatewayMetrics {
 pub(crate) static GATEWAY: LazyLock<GatewayMetrics> = LazyLock::new(|| GatewayMetrics {
     connections_open: gauge!("chorus_gateway_connections_open"),
     connections_accepted: counter!("chorus_gateway_connections_accepted_total"),
+    connections_refused: counter!("chorus_gateway_connections_refused_total"),
     handshake_seconds: histogram!("chorus_gateway_handshake_seconds"),
     handshakes_failed: counter!("chorus_gateway_handshakes_failed_total"),
     frames_in: FRAME_TYPES.map(|t| counter!("chorus_gateway_frames_received_total", "type" => t)),
