@@ -3,16 +3,19 @@
 //! One task per replica (spawned by `shard.rs`) follows `Raft::metrics()` and mirrors it: term,
 //! whether this replica leads, leader changes, last log / applied index, and the entries the log
 //! holds beyond its last purge (the log's size). The `group` label is the group's name
-//! (`chorus-channels`, `chorus-shard-N`): a bounded set, one per shard. Nothing on the write path
-//! records here; the batcher's batch size and commit latency live in `batcher.rs`.
+//! (`chorus-channels`, `chorus-shard-N`): a bounded set, one per shard. openraft updates its
+//! full metrics on every append and apply, so the task wakes only when the *server* metrics
+//! change (vote, state, leader: rare) and otherwise samples the indexes every
+//! [`SAMPLE_EVERY`]: nothing here costs the write path. The batcher's batch size and commit latency
+//! are recorded in `batcher.rs` with the handles below.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use metrics::{Histogram, counter, gauge, histogram};
-use openraft::{BasicNode, RaftMetrics, ServerState};
-use tokio::sync::watch;
+use openraft::{BasicNode, Raft, RaftMetrics, ServerState};
 
-use crate::raft_types::NodeId;
+use crate::raft_types::{NodeId, TypeConfig};
 
 /// The batcher's handles: events per proposed entry, and time from proposal to commit + apply.
 pub(crate) struct BatchMetrics {
@@ -25,6 +28,9 @@ pub(crate) static BATCH: LazyLock<BatchMetrics> = LazyLock::new(|| BatchMetrics 
     commit_seconds: histogram!("chorus_raft_commit_seconds"),
 });
 
+/// How often the gauges follow openraft's metrics at most.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
 /// Entries in the log after its purge point: what a restart would replay, what a snapshot cuts.
 pub(crate) fn log_entries(m: &RaftMetrics<NodeId, BasicNode>) -> u64 {
     let last = m.last_log_index.unwrap_or(0);
@@ -33,10 +39,10 @@ pub(crate) fn log_entries(m: &RaftMetrics<NodeId, BasicNode>) -> u64 {
 }
 
 /// Mirrors `metrics` into gauges labelled `group` until the replica shuts down.
-pub(crate) async fn follow(
-    mut metrics: watch::Receiver<RaftMetrics<NodeId, BasicNode>>,
-    group: String,
-) {
+pub(crate) async fn follow(raft: Raft<TypeConfig>, group: String) {
+    let metrics = raft.metrics();
+    let mut server = raft.server_metrics();
+    drop(raft);
     let term = gauge!("chorus_raft_term", "group" => group.clone());
     let leading = gauge!("chorus_raft_is_leader", "group" => group.clone());
     let changes = counter!("chorus_raft_leader_changes_total", "group" => group.clone());
@@ -46,7 +52,7 @@ pub(crate) async fn follow(
     let mut leader = None;
     loop {
         {
-            let m = metrics.borrow_and_update();
+            let m = metrics.borrow();
             if m.state == ServerState::Shutdown {
                 leading.set(0.0);
                 return;
@@ -67,8 +73,9 @@ pub(crate) async fn follow(
             applied.set(m.last_applied.map_or(0, |l| l.index) as f64);
             entries.set(log_entries(&m) as f64);
         }
-        if metrics.changed().await.is_err() {
-            return;
+        tokio::select! {
+            changed = server.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(SAMPLE_EVERY) => {}
         }
     }
 }
