@@ -32,6 +32,8 @@ SEEDS="1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103"
 transport_port() { echo $((7100 + ${1#node-})); }
 api_port() { echo $((8080 + 2 * (${1#gateway-} - 1))); }
 ws_port() { echo $((8081 + 2 * (${1#gateway-} - 1))); }
+# /metrics, /livez, /readyz (docs/OPERATIONS.md): node-N on 946N, gateway-N on 947N.
+ops_port() { case $1 in node-*) echo $((9460 + ${1#node-})) ;; *) echo $((9470 + ${1#gateway-})) ;; esac; }
 
 pid_of() { cat "$DIR/$1.pid" 2>/dev/null || true; }
 alive() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
@@ -44,7 +46,7 @@ start() {
   local common=(serve "${config[@]}" --data-dir "$DIR/$name" --seeds "$SEEDS"
     --shard-count "$SHARDS" --replication "$REPLICATION"
     --tls-ca "$DIR/certs/ca.pem" --tls-cert "$DIR/certs/$name.pem" --tls-key "$DIR/certs/$name.key"
-    --messages-url "$PG/$DB" --bus-url "$REDIS")
+    --messages-url "$PG/$DB" --bus-url "$REDIS" --ops-addr "127.0.0.1:$(ops_port "$name")")
   case $name in
     node-*)
       local id=${name#node-}
@@ -77,9 +79,9 @@ wait_ready() {
 
 endpoints() {
   for g in "${GATEWAYS[@]}"; do
-    echo "$g: REST http://127.0.0.1:$(api_port "$g")  WebSocket ws://127.0.0.1:$(ws_port "$g")"
+    echo "$g: REST http://127.0.0.1:$(api_port "$g")  WebSocket ws://127.0.0.1:$(ws_port "$g")  ops http://127.0.0.1:$(ops_port "$g")"
   done
-  for n in "${NODES[@]}"; do echo "$n: transport quic://127.0.0.1:$(transport_port "$n")"; done
+  for n in "${NODES[@]}"; do echo "$n: transport quic://127.0.0.1:$(transport_port "$n")  ops http://127.0.0.1:$(ops_port "$n")"; done
 }
 
 status() {

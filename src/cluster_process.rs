@@ -23,6 +23,10 @@ use crate::node::{
     Front, is_postgres, listen, open_access, open_bus, open_messages, open_metadata, spawn_api,
     spawn_gateway,
 };
+use crate::ops::OpsServer;
+use crate::ops::readiness::{
+    ChannelServiceProbe, MessagesProbe, MetadataProbe, RaftGroupsProbe, Readiness,
+};
 
 /// How long a gateway or API process waits for the cluster map at start (the channel nodes may
 /// be starting at the same moment).
@@ -33,9 +37,13 @@ pub struct ClusterProcess {
     pub api_addr: Option<SocketAddr>,
     pub ws_addr: Option<SocketAddr>,
     pub transport_addr: Option<SocketAddr>,
+    /// The ops listener (`/metrics`, `/livez`, `/readyz`), when `ops_addr` is set.
+    pub ops_addr: Option<SocketAddr>,
+    ops: Option<OpsServer>,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
-    channel_node: Option<ClusterChannelNode>,
+    /// Shared with the readiness probe until shutdown takes it back.
+    channel_node: Option<Arc<ClusterChannelNode>>,
 }
 
 fn is_redis(url: Option<&str>) -> bool {
@@ -122,6 +130,8 @@ fn tls_files(config: &NodeConfig) -> TlsFiles {
 impl ClusterProcess {
     pub async fn start(config: NodeConfig) -> anyhow::Result<Self> {
         check_cluster_config(&config).map_err(anyhow::Error::msg)?;
+        // Before any role resolves its metric handles.
+        crate::ops::metrics::install();
         let roles = config.cluster.roles.clone();
         let seeds = config.cluster.seed_map().map_err(anyhow::Error::msg)?;
         let tls = tls_files(&config);
@@ -137,6 +147,8 @@ impl ClusterProcess {
             api_addr: None,
             ws_addr: None,
             transport_addr: None,
+            ops_addr: None,
+            ops: None,
             stop: watch::channel(false).0,
             tasks: Vec::new(),
             channel_node: None,
@@ -164,7 +176,12 @@ impl ClusterProcess {
             .await
             .context("cannot start the channel node")?;
             process.transport_addr = node.local_addr();
-            process.channel_node = Some(node);
+            process.channel_node = Some(Arc::new(node));
+        }
+        let mut readiness =
+            Readiness::new(process.stop.subscribe()).with(MessagesProbe(messages.clone()));
+        if let Some(node) = &process.channel_node {
+            readiness = readiness.with(RaftGroupsProbe(node.clone()));
         }
         let (api, gateway) = (roles.contains(&Role::Api), roles.contains(&Role::Gateway));
         if api || gateway {
@@ -186,6 +203,9 @@ impl ClusterProcess {
                 bus,
                 access: open_access(config.bus_url.as_deref()).await?,
             };
+            readiness = readiness
+                .with(MetadataProbe(front.store.clone()))
+                .with(ChannelServiceProbe(front.router.clone()));
             let stopped = process.stop.subscribe();
             if api {
                 let listener = listen(config.api_addr)
@@ -208,6 +228,11 @@ impl ClusterProcess {
                 ));
             }
         }
+        if let Some(addr) = config.ops_addr {
+            let ops = OpsServer::start(addr, readiness).await?;
+            process.ops_addr = Some(ops.addr);
+            process.ops = Some(ops);
+        }
         Ok(process)
     }
 
@@ -222,8 +247,16 @@ impl ClusterProcess {
                 Err(err) => tracing::warn!(role, error = %err, "task failed"),
             }
         }
+        // The ops listener answered "draining" until now; stopping it drops the probe's share
+        // of the channel node.
+        if let Some(ops) = self.ops {
+            ops.stop().await;
+        }
         if let Some(node) = self.channel_node {
-            node.shutdown().await;
+            match Arc::into_inner(node) {
+                Some(node) => node.shutdown().await,
+                None => tracing::warn!("channel node still shared at shutdown; not stopped"),
+            }
         }
     }
 }

@@ -39,6 +39,12 @@ pub struct NodeConfig {
     /// Resumable sessions: unset (or `local`) in process, `redis://…` so a client can resume on
     /// any gateway that shares it.
     pub session_url: Option<String>,
+    /// The ops listener: `GET /metrics`, `/livez`, `/readyz` (docs/OPERATIONS.md). Unset: none.
+    /// Keep it private (Prometheus and the load balancer reach it, clients do not).
+    pub ops_addr: Option<SocketAddr>,
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client, for the
+    /// request log and per-IP limits of the API and gateway. Empty believes nobody.
+    pub trusted_proxies: Vec<String>,
     pub gateway: GatewaySection,
     pub channels: ChannelsSection,
     pub api: ApiSection,
@@ -59,6 +65,8 @@ impl Default for NodeConfig {
             presence_url: None,
             rate_limit_url: None,
             session_url: None,
+            ops_addr: None,
+            trusted_proxies: Vec::new(),
             gateway: GatewaySection::default(),
             channels: ChannelsSection::default(),
             api: ApiSection::default(),
@@ -85,6 +93,7 @@ pub struct GatewaySection {
     pub write_buffer_bytes: usize,
     pub flush_interval_ms: u64,
     pub access_sweep_ms: u64,
+    pub max_connections: usize,
 }
 
 impl Default for GatewaySection {
@@ -105,6 +114,7 @@ impl Default for GatewaySection {
             write_buffer_bytes: d.write_buffer_bytes,
             flush_interval_ms: d.flush_interval.as_millis() as u64,
             access_sweep_ms: d.access_sweep_interval.as_millis() as u64,
+            max_connections: d.max_connections,
         }
     }
 }
@@ -126,6 +136,7 @@ impl GatewaySection {
             write_buffer_bytes: self.write_buffer_bytes,
             flush_interval: Duration::from_millis(self.flush_interval_ms),
             access_sweep_interval: Duration::from_millis(self.access_sweep_ms),
+            max_connections: self.max_connections,
             ..GatewayConfig::default()
         }
     }
@@ -241,6 +252,10 @@ pub struct ApiSection {
     pub register_per_minute_per_account: u32,
     /// REST message posts, edits, deletions and reactions per user.
     pub writes_per_minute_per_user: u32,
+    /// Requests answered at once; the rest are refused at once (503 `overloaded`).
+    pub max_concurrent_requests: usize,
+    /// A request unanswered after this long is abandoned (503 `timeout`); 0: no limit.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for ApiSection {
@@ -252,6 +267,8 @@ impl Default for ApiSection {
             register_per_minute_per_ip: d.register_per_minute_per_ip,
             register_per_minute_per_account: d.register_per_minute_per_account,
             writes_per_minute_per_user: d.writes_per_minute_per_user,
+            max_concurrent_requests: d.max_concurrent_requests,
+            request_timeout_ms: d.request_timeout_ms,
         }
     }
 }
@@ -291,6 +308,7 @@ impl NodeConfig {
             api_addr: "127.0.0.1:0".parse().expect("valid address"),
             ws_addr: "127.0.0.1:0".parse().expect("valid address"),
             jwt_secret: Some("test-secret-test-secret-test-secret".into()),
+            ops_addr: Some("127.0.0.1:0".parse().expect("valid address")),
             ..NodeConfig::default()
         }
     }

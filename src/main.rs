@@ -148,6 +148,9 @@ struct ServeArgs {
     /// Resumable sessions: `local` (default) or a redis:// URL shared by the gateways.
     #[arg(long, env = "CHORUS_SESSION_URL")]
     session_url: Option<String>,
+    /// Ops listener (/metrics, /livez, /readyz) [default: none].
+    #[arg(long, env = "CHORUS_OPS_ADDR")]
+    ops_addr: Option<SocketAddr>,
 }
 
 impl Default for Command {
@@ -246,6 +249,9 @@ async fn main() -> anyhow::Result<()> {
     if args.session_url.is_some() {
         config.session_url = args.session_url;
     }
+    if args.ops_addr.is_some() {
+        config.ops_addr = args.ops_addr;
+    }
     if !config.cluster.roles.is_empty() {
         return run_cluster_process(config).await;
     }
@@ -254,6 +260,9 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("cannot start chorus")?;
     tracing::info!(data_dir = %config.data_dir.display(), "chorus embedded node started");
+    if let Some(addr) = node.ops_addr {
+        println!("chorus ops        http://{addr}/metrics");
+    }
     println!("chorus REST API   http://{}", node.api_addr);
     println!("chorus WebSocket  ws://{}", node.ws_addr);
     println!("data directory    {}", config.data_dir.display());
@@ -302,6 +311,10 @@ async fn run_cluster_process(config: NodeConfig) -> anyhow::Result<()> {
         .await
         .context("cannot start chorus")?;
     tracing::info!(?roles, "chorus cluster process started");
+    // First: a supervisor reading these lines may stop at the transport or WebSocket line.
+    if let Some(addr) = process.ops_addr {
+        println!("chorus ops        http://{addr}/metrics");
+    }
     if let Some(addr) = process.transport_addr {
         println!("chorus transport  quic://{addr}");
     }
@@ -311,6 +324,7 @@ async fn run_cluster_process(config: NodeConfig) -> anyhow::Result<()> {
     if let Some(addr) = process.ws_addr {
         println!("chorus WebSocket  ws://{addr}");
     }
+
     shutdown_signal().await;
     tracing::info!("shutting down");
     process.shutdown().await;

@@ -11,9 +11,10 @@ use chorus_cluster::access::{AccessNotifier, LocalAccessNotifier, RedisAccessNot
 use chorus_cluster::rate_limit::{LocalRateLimits, RateLimitStore, RedisRateLimits};
 use chorus_cluster::{ChannelRouter, FanoutBus, LocalBus, RedisBus};
 use chorus_core::auth::Authenticator;
+use chorus_core::client_addr::TrustedProxies;
 use chorus_core::{
-    MessageStore, MetadataStore, PostgresMessageStore, PostgresMetadataStore, RedbMessageStore,
-    ScyllaMessageStore, SqliteMetadataStore,
+    InstrumentedMessageStore, MessageStore, MetadataStore, PostgresMessageStore,
+    PostgresMetadataStore, RedbMessageStore, ScyllaMessageStore, SqliteMetadataStore,
 };
 use chorus_gateway::{GatewayDeps, MemorySessions, RedisSessions, SessionLimits, SessionStore};
 use chorus_presence::{MemoryPresence, PresenceStore, RedisPresence};
@@ -22,6 +23,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::NodeConfig;
+use crate::ops::OpsServer;
+use crate::ops::readiness::{ChannelServiceProbe, MessagesProbe, MetadataProbe, Readiness};
 
 /// Events waiting for the gateway's fan-out task.
 const BUS_QUEUE: usize = 16 * 1024;
@@ -30,6 +33,9 @@ const BUS_QUEUE: usize = 16 * 1024;
 pub struct Node {
     pub api_addr: SocketAddr,
     pub ws_addr: SocketAddr,
+    /// The ops listener (`/metrics`, `/livez`, `/readyz`), when `ops_addr` is set.
+    pub ops_addr: Option<SocketAddr>,
+    ops: Option<OpsServer>,
     stop: watch::Sender<bool>,
     api: JoinHandle<std::io::Result<()>>,
     gateway: JoinHandle<std::io::Result<()>>,
@@ -39,6 +45,8 @@ pub struct Node {
 impl Node {
     /// Opens the data directory, starts every role and returns once all listen.
     pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
+        // Before any role resolves its metric handles.
+        crate::ops::metrics::install();
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
@@ -83,11 +91,23 @@ impl Node {
             bus,
             access: open_access(config.bus_url.as_deref()).await?,
         };
+        let ops = match config.ops_addr {
+            Some(addr) => {
+                let readiness = Readiness::new(stopped.clone())
+                    .with(MetadataProbe(front.store.clone()))
+                    .with(MessagesProbe(front.messages.clone()))
+                    .with(ChannelServiceProbe(front.router.clone()));
+                Some(OpsServer::start(addr, readiness).await?)
+            }
+            None => None,
+        };
         let api = spawn_api(&config, &front, api_listener, stopped.clone()).await?;
         let gateway = spawn_gateway(&config, front, ws_listener, stopped).await?;
         Ok(Node {
             api_addr,
             ws_addr,
+            ops_addr: ops.as_ref().map(|o| o.addr),
+            ops,
             stop,
             api,
             gateway,
@@ -107,6 +127,10 @@ impl Node {
             }
         }
         self.channels.shutdown().await;
+        // Last: until here `/readyz` answered "draining".
+        if let Some(ops) = self.ops {
+            ops.stop().await;
+        }
     }
 }
 
@@ -142,11 +166,14 @@ pub(crate) async fn spawn_api(
             register_per_minute_per_ip: config.api.register_per_minute_per_ip,
             register_per_minute_per_account: config.api.register_per_minute_per_account,
             writes_per_minute_per_user: config.api.writes_per_minute_per_user,
+            max_concurrent_requests: config.api.max_concurrent_requests,
+            request_timeout_ms: config.api.request_timeout_ms,
         },
         rate_limits: open_rate_limits(config.rate_limit_url.as_deref()).await?,
         router: front.router.clone(),
         access: front.access.clone(),
         admin_token: config.admin_token.clone(),
+        trusted_proxies: trusted_proxies(config)?,
     };
     Ok(tokio::spawn(chorus_api::serve(
         listener,
@@ -162,7 +189,8 @@ pub(crate) async fn spawn_gateway(
     listener: TcpListener,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<std::io::Result<()>>> {
-    let gateway_config = config.gateway.to_gateway_config();
+    let mut gateway_config = config.gateway.to_gateway_config();
+    gateway_config.trusted_proxies = trusted_proxies(config)?;
     let deps = GatewayDeps {
         auth: front.auth,
         store: front.store,
@@ -182,6 +210,12 @@ pub(crate) async fn spawn_gateway(
         deps,
         until_stopped(stop),
     )))
+}
+
+fn trusted_proxies(config: &NodeConfig) -> anyhow::Result<TrustedProxies> {
+    TrustedProxies::parse(&config.trusted_proxies)
+        .map_err(anyhow::Error::msg)
+        .context("invalid trusted_proxies")
 }
 
 /// Connections the kernel queues before `accept` (tokio's default is 1,024).
@@ -232,21 +266,28 @@ pub(crate) async fn open_messages(
     url: Option<&str>,
     data_dir: &Path,
 ) -> anyhow::Result<Arc<dyn MessageStore>> {
-    match url {
-        None => Ok(Arc::new(RedbMessageStore::open(
-            &data_dir.join("messages.redb"),
-        )?)),
-        Some(url) if url.starts_with("redb://") => Ok(Arc::new(RedbMessageStore::open(
-            Path::new(&url["redb://".len()..]),
-        )?)),
+    let (store, backend): (Arc<dyn MessageStore>, _) = match url {
+        None => (
+            Arc::new(RedbMessageStore::open(&data_dir.join("messages.redb"))?),
+            "redb",
+        ),
+        Some(url) if url.starts_with("redb://") => (
+            Arc::new(RedbMessageStore::open(Path::new(&url["redb://".len()..]))?),
+            "redb",
+        ),
         Some(url) if url.starts_with("scylla://") => {
-            Ok(Arc::new(ScyllaMessageStore::connect(url).await?))
+            (Arc::new(ScyllaMessageStore::connect(url).await?), "scylla")
         }
-        Some(url) if is_postgres(url) => Ok(Arc::new(PostgresMessageStore::connect(url).await?)),
+        Some(url) if is_postgres(url) => (
+            Arc::new(PostgresMessageStore::connect(url).await?),
+            "postgres",
+        ),
         Some(other) => anyhow::bail!(
             "unsupported messages_url {other:?}: use redb://PATH, postgres://… or scylla://…"
         ),
-    }
+    };
+    // Latency and errors per operation (`chorus_store_operation_seconds`).
+    Ok(Arc::new(InstrumentedMessageStore::new(store, backend)))
 }
 
 /// The fan-out bus named by `bus_url`.

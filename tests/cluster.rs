@@ -204,6 +204,47 @@ async fn publishers_on_one_gateway_reach_subscribers_on_the_other_once_in_order(
         ServerFrame::Ack { seq, .. } => assert_eq!(seq, per_channel as u64 + 1),
         other => panic!("a send after unarchiving failed: {other:?}"),
     }
+
+    // Every role is watched the same way: each process serves /metrics and /readyz.
+    let scrape = |ops: std::net::SocketAddr| async move {
+        let text = reqwest::get(format!("http://{ops}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let ready = reqwest::get(format!("http://{ops}/readyz")).await.unwrap();
+        (text, ready.status().as_u16(), ready.text().await.unwrap())
+    };
+    let (mut leaders, mut published) = (0, false);
+    for node in cluster.nodes.values() {
+        let (text, status, body) = scrape(node.ops.unwrap()).await;
+        assert_eq!(status, 200, "{} not ready: {body}", node.name);
+        assert!(body.contains(r#""raft_groups":"ok""#), "{body}");
+        assert!(
+            text.contains(r#"chorus_raft_term{group="chorus-shard-"#),
+            "{text}"
+        );
+        published |= text.contains(r#"chorus_bus_published_total{bus="redis"}"#);
+        leaders += text
+            .lines()
+            .filter(|l| l.starts_with("chorus_raft_is_leader{") && l.ends_with(" 1"))
+            .count();
+    }
+    assert_eq!(
+        leaders, SHARDS as usize,
+        "one leader per shard across the nodes"
+    );
+    assert!(
+        published,
+        "the leaders' history writers published on the Redis bus"
+    );
+    for gateway in &cluster.gateways {
+        let (text, status, body) = scrape(gateway.ops.unwrap()).await;
+        assert_eq!(status, 200, "{} not ready: {body}", gateway.name);
+        assert!(body.contains(r#""channel_service":"ok""#), "{body}");
+        assert!(text.contains("chorus_gateway_deliveries_total"), "{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::request_log::UserSlot;
 
 /// The authenticated caller, from `Authorization: Bearer <access token>`.
 pub struct Caller(pub Principal);
@@ -30,6 +31,9 @@ impl FromRequestParts<AppState> for Caller {
                 ApiError::unauthenticated("unauthenticated", "expected a bearer token")
             })?;
         let principal = state.api.auth.verify_access(token.trim()).await?;
+        if let Some(slot) = parts.extensions.get::<UserSlot>() {
+            let _ = slot.0.set(principal.user_id);
+        }
         Ok(Caller(principal))
     }
 }

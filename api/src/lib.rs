@@ -15,7 +15,9 @@ mod extract;
 mod openapi;
 pub mod policy;
 mod rate_limit;
+mod request_log;
 mod routes;
+mod shedding;
 mod views;
 
 use std::future::Future;
@@ -30,8 +32,8 @@ use axum::routing::{delete, get, patch, post, put};
 use chorus_cluster::ChannelRouter;
 use chorus_cluster::access::AccessNotifier;
 use chorus_core::auth::Authenticator;
+use chorus_core::client_addr::TrustedProxies;
 use chorus_core::{MessageStore, MetadataStore};
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 pub use error::{ApiError, ErrorBody};
@@ -59,6 +61,8 @@ pub struct ApiState {
     /// The operator's token for `/v1/admin/*` (disabling accounts); those routes answer 404 when
     /// it is unset.
     pub admin_token: Option<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (request log, per-IP limits).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Rate limits of the credential endpoints.
@@ -70,6 +74,10 @@ pub struct ApiLimits {
     pub register_per_minute_per_account: u32,
     /// REST message posts, edits and reactions per user.
     pub writes_per_minute_per_user: u32,
+    /// Requests answered at once; beyond it a request is refused at once (503 `overloaded`).
+    pub max_concurrent_requests: usize,
+    /// A request still unanswered after this long is abandoned (503 `timeout`); 0: no limit.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for ApiLimits {
@@ -80,6 +88,8 @@ impl Default for ApiLimits {
             register_per_minute_per_ip: 10,
             register_per_minute_per_account: 5,
             writes_per_minute_per_user: 600,
+            max_concurrent_requests: 1_024,
+            request_timeout_ms: 30_000,
         }
     }
 }
@@ -94,6 +104,19 @@ pub(crate) struct AppState {
 /// Every route, with the state applied.
 pub fn router(state: ApiState) -> Router {
     let limiters = Limiters::new(state.rate_limits.as_ref(), &state.limits);
+    // Router::layer wraps each route on its own: the limit is a global one so that every route
+    // shares the same permits.
+    let shedding = tower::ServiceBuilder::new()
+        .layer(axum::error_handling::HandleErrorLayer::new(
+            |err: axum::BoxError| async move { shedding::refusal(err) },
+        ))
+        .layer(tower::load_shed::LoadShedLayer::new())
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            state.limits.max_concurrent_requests.max(1),
+        ))
+        .layer(tower::timeout::TimeoutLayer::new(
+            shedding::timeout_from_ms(state.limits.request_timeout_ms),
+        ));
     let state = AppState {
         api: Arc::new(state),
         limiters: Arc::new(limiters),
@@ -116,7 +139,11 @@ pub fn router(state: ApiState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
+        .layer(shedding)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_log::observe,
+        ))
         .with_state(state)
 }
 

@@ -13,15 +13,17 @@ use crate::error::ApiError;
 /// One limit.
 pub struct Limiter {
     inner: Arc<dyn RateLimiter>,
+    /// `chorus_rate_limited_total{limit}`, resolved once.
+    rejected: metrics::Counter,
 }
 
 impl Limiter {
     /// Counts one request for `key`; a 429 with `Retry-After` when over the limit.
     pub async fn check(&self, key: &str) -> Result<(), ApiError> {
-        self.inner
-            .check(key)
-            .await
-            .map_err(|wait| ApiError::rate_limited(wait.as_secs_f64().ceil() as u64))
+        self.inner.check(key).await.map_err(|wait| {
+            self.rejected.increment(1);
+            ApiError::rate_limited(wait.as_secs_f64().ceil() as u64)
+        })
     }
 }
 
@@ -37,8 +39,9 @@ pub struct Limiters {
 
 impl Limiters {
     pub fn new(store: &dyn RateLimitStore, limits: &ApiLimits) -> Self {
-        let limiter = |name: &str, per_minute: u32| Limiter {
+        let limiter = |name: &'static str, per_minute: u32| Limiter {
             inner: store.limiter(name, per_minute),
+            rejected: metrics::counter!("chorus_rate_limited_total", "limit" => name),
         };
         Limiters {
             login_ip: limiter("login-ip", limits.login_per_minute_per_ip),

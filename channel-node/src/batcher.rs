@@ -72,6 +72,10 @@ pub(crate) async fn run(
                 (proposal.command, proposal.reply)
             })
             .unzip();
+        crate::raft_metrics::BATCH
+            .batch_events
+            .record(replies.len() as f64);
+        let proposed = std::time::Instant::now();
         // `client_write_ff` queues the entry before returning: batches enter the log in order.
         match raft.client_write_ff(Command::PublishBatch(commands)).await {
             Ok(response) => {
@@ -81,6 +85,9 @@ pub(crate) async fn run(
                     let _permits = permits;
                     let outcome = match response.await {
                         Ok(Ok(written)) => {
+                            crate::raft_metrics::BATCH
+                                .commit_seconds
+                                .record(proposed.elapsed().as_secs_f64());
                             let epoch = writer.borrow().epoch;
                             let index = written.log_id.index;
                             match wait_for_history(&mut writer, index, epoch).await {

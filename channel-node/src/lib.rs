@@ -20,6 +20,7 @@ mod log_store;
 mod network;
 mod pending_history;
 mod quic_network;
+mod raft_metrics;
 mod raft_service;
 mod raft_types;
 mod service;

@@ -166,6 +166,7 @@ impl ShardReplica {
             bus,
             status,
         ));
+        tokio::spawn(crate::raft_metrics::follow(raft.clone(), settings.name));
         let (proposals, queue) = mpsc::unbounded_channel();
         tokio::spawn(batcher::run(raft.clone(), queue, writer.clone()));
         Ok(ShardReplica {

@@ -74,6 +74,7 @@ impl LocalBus {
 #[async_trait]
 impl FanoutBus for LocalBus {
     async fn publish(&self, event: BusEvent) {
+        crate::bus_metrics::BUS.published_local.increment(1);
         let gateways = self.gateways.lock().clone();
         let mut closed = false;
         for gateway in &gateways {

@@ -12,6 +12,7 @@
 pub mod access;
 mod bus;
 pub mod bus_conformance;
+mod bus_metrics;
 mod bus_wire;
 mod cluster_map;
 pub mod cluster_router;

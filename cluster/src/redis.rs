@@ -20,7 +20,22 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Refuses what this build cannot honour instead of connecting less safely than asked: the Redis
+/// client is built without TLS, and `rediss://` asks for TLS.
+fn check_scheme(url: &str) -> Result<(), String> {
+    if url.starts_with("rediss://") {
+        return Err(format!(
+            "{} asks for TLS, which this build's Redis client does not speak; refusing rather \
+             than connecting unencrypted. Use redis:// on a private network, or a TLS tunnel \
+             (stunnel, a sidecar) that Chorus reaches as redis:// (docs/OPERATIONS.md, TLS)",
+            redact(url)
+        ));
+    }
+    Ok(())
+}
+
 fn builder(url: &str) -> Result<Builder, String> {
+    check_scheme(url)?;
     let mut config = Config::from_url(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
     config.version = RespVersion::RESP3;
     config.fail_fast = true;
@@ -67,7 +82,17 @@ pub async fn connect_subscriber(url: &str) -> Result<SubscriberClient, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{builder, redact};
+
+    #[test]
+    fn a_tls_url_is_refused_never_downgraded() {
+        let Err(err) = builder("rediss://user:secret@cache.example:6380") else {
+            panic!("rediss:// must be refused");
+        };
+        assert!(err.contains("rediss://***@cache.example:6380"), "{err}");
+        assert!(err.contains("TLS") && !err.contains("secret"), "{err}");
+        assert!(builder("redis://127.0.0.1:6379").is_ok());
+    }
 
     #[test]
     fn passwords_never_appear_in_messages() {

@@ -23,6 +23,7 @@ use tokio::sync::{Notify, broadcast, mpsc};
 use uuid::Uuid;
 
 use crate::bus::{BusEvent, FanoutBus};
+use crate::bus_metrics::BUS;
 use crate::bus_wire;
 
 const KEY_PREFIX: &str = "chorus:ch:";
@@ -107,6 +108,7 @@ async fn receive(subscriber: SubscriberClient, shared: Arc<Shared>) {
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "redis bus lagged; resyncing every channel");
+                    BUS.resyncs_lag.increment(1);
                     shared.deliver(BusEvent::Resync { channel_id: None }).await;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -119,6 +121,7 @@ async fn receive(subscriber: SubscriberClient, shared: Arc<Shared>) {
                         tracing::warn!(error = %err, "redis resubscribe failed");
                     }
                     tracing::info!("redis bus reconnected; resyncing every channel");
+                    BUS.resyncs_reconnect.increment(1);
                     shared.deliver(BusEvent::Resync { channel_id: None }).await;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -134,6 +137,7 @@ async fn publish_queued(publisher: Client, mut queued: mpsc::Receiver<(String, V
         if !publisher.is_connected() {
             // Waiting would only delay what comes after; the subscribers resync on reconnect.
             tracing::warn!(dropped = batch.len(), "redis is down; bus events dropped");
+            BUS.dropped_redis_down.increment(batch.len() as u64);
             batch.clear();
             continue;
         }
@@ -142,10 +146,17 @@ async fn publish_queued(publisher: Client, mut queued: mpsc::Receiver<(String, V
             // Queuing into a pipeline only buffers the command.
             let _: Result<(), _> = pipeline.publish(key, payload).await;
         }
+        let started = std::time::Instant::now();
         match tokio::time::timeout(PUBLISH_TIMEOUT, pipeline.all::<fred::types::Value>()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => tracing::warn!(error = %err, "redis publish failed"),
-            Err(_) => tracing::warn!("redis publish timed out"),
+            Ok(Ok(_)) => BUS.publish_seconds.record(started.elapsed().as_secs_f64()),
+            Ok(Err(err)) => {
+                BUS.publish_errors.increment(1);
+                tracing::warn!(error = %err, "redis publish failed");
+            }
+            Err(_) => {
+                BUS.publish_errors.increment(1);
+                tracing::warn!("redis publish timed out");
+            }
         }
     }
 }
@@ -206,7 +217,10 @@ impl FanoutBus for RedisBus {
                 return;
             }
         };
-        if self.outgoing.try_send((key(channel), payload)).is_err() {
+        if self.outgoing.try_send((key(channel), payload)).is_ok() {
+            BUS.published_redis.increment(1);
+        } else {
+            BUS.dropped_queue_full.increment(1);
             // The message is committed; subscribers recover it by sequence.
             tracing::warn!(%channel, "bus publish queue full; event dropped");
         }

@@ -6,6 +6,7 @@
 //! conformance suite per trait.
 
 pub mod auth;
+pub mod client_addr;
 pub mod error;
 pub mod mentions;
 pub mod messages;
@@ -15,6 +16,7 @@ pub mod testing;
 
 pub use error::StoreError;
 pub use messages::{
-    HistoryQuery, MessageStore, PostgresMessageStore, RedbMessageStore, ScyllaMessageStore,
+    HistoryQuery, InstrumentedMessageStore, MessageStore, PostgresMessageStore, RedbMessageStore,
+    ScyllaMessageStore,
 };
 pub use metadata::{MetadataStore, PostgresMetadataStore, SqliteMetadataStore};

@@ -1,6 +1,7 @@
 //! The message store: every committed message, for history. Written only by the channel service.
 
 pub mod conformance;
+mod instrumented;
 mod materialize;
 mod postgres_store;
 mod redb_store;
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use crate::StoreError;
 
+pub use instrumented::InstrumentedMessageStore;
 pub use materialize::{Edit, MessageState, Reaction, materialize};
 pub use postgres_store::PostgresMessageStore;
 pub use redb_store::RedbMessageStore;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use chorus_core::client_addr::TrustedProxies;
+
 use crate::sessions::SessionLimits;
 
 /// Limits and timings of the WebSocket gateway. Every queue a client can fill is bounded here.
@@ -50,6 +52,13 @@ pub struct GatewayConfig {
     /// outlives its session when a notice was lost unnoticed. One query per sweep, however many
     /// connections. Zero turns the sweep off.
     pub access_sweep_interval: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed: the connection's log line names the client
+    /// they forwarded instead of the proxy. Empty believes nobody.
+    pub trusted_proxies: TrustedProxies,
+    /// Open sockets this gateway holds at most (each costs memory and a file descriptor); beyond
+    /// it a new socket is answered `503 Service Unavailable` with `Retry-After` and closed, so
+    /// the client (or its load balancer) tries another gateway.
+    pub max_connections: usize,
 }
 
 impl Default for GatewayConfig {
@@ -71,6 +80,8 @@ impl Default for GatewayConfig {
             write_timeout: Duration::from_secs(10),
             flush_interval: Duration::from_millis(5),
             access_sweep_interval: Duration::from_secs(15),
+            trusted_proxies: TrustedProxies::default(),
+            max_connections: 500_000,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! and this gateway) is filled from the channel's replay buffer before going on.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +36,7 @@ use uuid::Uuid;
 use crate::Shared;
 use crate::flood::Refusals;
 use crate::hub::ConnId;
+use crate::metrics::{GATEWAY, Out};
 use crate::outbox::{Outbox, Outgoing, Recheck};
 use crate::sessions::{Holder, SessionError};
 
@@ -84,23 +86,39 @@ fn ws_config(shared: &Shared) -> WebSocketConfig {
 /// Each phase that ends — handshake and authentication, opening the session, closing — is a
 /// boxed future of its own: this function's future is the connection task's memory for its whole
 /// life, so it keeps only the `Connection` and the state of its main loop.
-pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
-    let Some((mut connection, opening)) = Box::pin(open(stream, shared)).await else {
+pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let accepted = Instant::now();
+    let Some((mut connection, opening)) = Box::pin(open(stream, peer, shared)).await else {
+        GATEWAY.handshakes_failed.increment(1);
         return;
     };
+    connection.opened = accepted;
     let end = match Box::pin(connection.start(opening)).await {
-        Ok(()) => connection.serve().await,
+        Ok(()) => {
+            GATEWAY
+                .handshake_seconds
+                .record(accepted.elapsed().as_secs_f64());
+            connection.serve().await
+        }
         Err(end) => end,
     };
     Box::pin(connection.finish(end)).await;
 }
 
 /// The WebSocket handshake, `hello`, and authentication. `None` when the connection ended.
-async fn open(stream: TcpStream, shared: Arc<Shared>) -> Option<(Connection, Opening)> {
+async fn open(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) -> Option<(Connection, Opening)> {
     let allowed = &shared.config.allowed_origins;
+    let trusted = &shared.config.trusted_proxies;
+    let mut client = peer.ip();
     // tungstenite's handshake callback signature fixes the (large) error type.
     #[allow(clippy::result_large_err)]
     let check_origin = |request: &Request, response: Response| {
+        let forwarded = request.headers().get_all("x-forwarded-for");
+        client = trusted.client_addr(peer.ip(), forwarded.iter().filter_map(|v| v.to_str().ok()));
         let origin = request
             .headers()
             .get("origin")
@@ -138,7 +156,7 @@ async fn open(stream: TcpStream, shared: Arc<Shared>) -> Option<(Connection, Ope
     }
     match authenticate(&mut ws, &shared).await {
         Ok((opening, principal)) => {
-            let connection = Connection::new(ws, shared.clone(), principal);
+            let connection = Connection::new(ws, shared.clone(), principal, client);
             Some((connection, opening))
         }
         Err(end) => {
@@ -251,10 +269,14 @@ struct Connection {
     /// Channels this connection said it was typing in, and when: only those need a "stopped
     /// typing" when a message is sent, which spares the presence store a call per message.
     typing_in: Vec<(Uuid, Instant)>,
+    /// The client's address (behind a trusted proxy, the one it forwarded) and when the socket
+    /// was accepted: the connection's log line.
+    client: IpAddr,
+    opened: Instant,
 }
 
 impl Connection {
-    fn new(ws: Socket, shared: Arc<Shared>, principal: Principal) -> Self {
+    fn new(ws: Socket, shared: Arc<Shared>, principal: Principal, client: IpAddr) -> Self {
         let config = &shared.config;
         let quota = Quota::per_second(NonZeroU32::new(config.frames_per_second.max(1)).unwrap())
             .allow_burst(NonZeroU32::new(config.frame_burst.max(1)).unwrap());
@@ -282,6 +304,8 @@ impl Connection {
             presence_id: Uuid::new_v4(),
             lease_renewed: Instant::now(),
             typing_in: Vec::new(),
+            client,
+            opened: Instant::now(),
             shared,
         }
     }
@@ -489,6 +513,7 @@ impl Connection {
             {
                 return Err(End::Close(CloseCode::RateLimited));
             }
+            GATEWAY.frames_rate_limited.increment(1);
             // The limiter's own answer: how long until it admits a frame again.
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
@@ -502,8 +527,12 @@ impl Connection {
             return Ok(());
         }
         let frame = match ClientFrame::parse(raw) {
-            Ok(frame) => frame,
+            Ok(frame) => {
+                GATEWAY.frame_in(Some(&frame));
+                frame
+            }
             Err(err) => {
+                GATEWAY.frame_in(None);
                 self.reply(&ServerFrame::error(err.code(), err.to_string()));
                 return Ok(());
             }
@@ -560,6 +589,7 @@ impl Connection {
                             false
                         });
                     if broadcast {
+                        GATEWAY.typing_broadcasts.increment(1);
                         self.shared
                             .deps
                             .bus
@@ -823,8 +853,11 @@ impl Connection {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let outbox = self.outbox.clone();
         let in_flight = self.in_flight.clone();
+        let submitted = Instant::now();
         tokio::spawn(async move {
-            let frame = match ticket.await {
+            let outcome = ticket.await;
+            GATEWAY.acked(outcome.is_ok(), submitted.elapsed());
+            let frame = match outcome {
                 Ok(ack) => ServerFrame::Ack {
                     nonce,
                     channel_id: channel,
@@ -860,18 +893,25 @@ impl Connection {
                 None => {}
             }
         }
+        GATEWAY.outbox_drain_items.record(items.len() as f64);
         let mut frames = Vec::with_capacity(items.len());
+        // Frames by kind, added to the counters once per write.
+        let (mut events, mut typing, mut replayed) = (0u64, 0u64, 0u64);
         for item in items {
             match item {
                 Outgoing::Frame(frame) => frames.push(frame),
                 Outgoing::Typing { user_id, frame } => {
                     if user_id != self.user {
+                        typing += 1;
                         frames.push(frame);
                     }
                 }
                 Outgoing::Recheck(recheck) => frames.extend(self.recheck(recheck).await?),
                 Outgoing::CatchUp { channel_id } => match self.catch_up(channel_id).await {
-                    Ok(missing) => frames.extend(missing),
+                    Ok(missing) => {
+                        replayed += missing.len() as u64;
+                        frames.extend(missing);
+                    }
                     Err(err) => return Err(internal("catch up", err)),
                 },
                 Outgoing::Event {
@@ -887,6 +927,7 @@ impl Connection {
                     }
                     if seq == subscription.last_seq + 1 {
                         subscription.last_seq = seq;
+                        events += 1;
                         frames.push(frame);
                         continue;
                     }
@@ -894,7 +935,10 @@ impl Connection {
                     // channel's buffer (which includes this one) instead of skipping ahead.
                     tracing::warn!(%channel_id, have = subscription.last_seq, got = seq, "gap in channel events; catching up");
                     match self.catch_up(channel_id).await {
-                        Ok(missing) => frames.extend(missing),
+                        Ok(missing) => {
+                            replayed += missing.len() as u64;
+                            frames.extend(missing);
+                        }
                         Err(err) => return Err(internal("catch up", err)),
                     }
                 }
@@ -903,6 +947,11 @@ impl Connection {
         if frames.is_empty() {
             return Ok(());
         }
+        // The rest are replies to the client's own frames (acks, errors, subscribe replays).
+        GATEWAY.frames_out(Out::Event, events);
+        GATEWAY.frames_out(Out::Typing, typing);
+        GATEWAY.frames_out(Out::Replay, replayed);
+        GATEWAY.frames_out(Out::Reply, frames.len() as u64 - events - typing - replayed);
         self.last_write = Some(tokio::time::Instant::now());
         let outbox = self.outbox.clone();
         let write_timeout = self.shared.config.write_timeout;
@@ -980,6 +1029,24 @@ impl Connection {
 
     /// Unregisters everything and closes the socket.
     async fn finish(&mut self, end: End) {
+        let (code, close_code) = match &end {
+            End::Close(code) => (Some(*code), code.code()),
+            End::Standard(code, _) => (None, u16::from(*code)),
+            End::Gone => (None, 1006),
+        };
+        GATEWAY.closed(code);
+        // The connection's one line in the request log (`chorus::request_log` for REST).
+        tracing::info!(
+            target: "chorus::request_log",
+            kind = "websocket",
+            conn = self.id,
+            user_id = %self.user,
+            client = %self.client,
+            close_code,
+            duration_ms = self.opened.elapsed().as_millis() as u64,
+            subscriptions = self.subscriptions.len(),
+            "websocket connection closed"
+        );
         // Refuse further pushes (acks still in flight, fan-out racing the unsubscribes below);
         // the code is only the outbox's, the client gets `end`.
         self.outbox.close(CloseCode::ServerRestart);

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use uuid::Uuid;
 
+use crate::metrics::GATEWAY;
 use crate::outbox::{Outbox, Outgoing};
 
 /// A process-unique connection number.
@@ -68,6 +69,7 @@ impl Hub {
         let channels = self.channels.read();
         let channel_id = match event {
             BusEvent::Resync { channel_id: None } => {
+                GATEWAY.bus_resyncs.increment(1);
                 // Every subscriber of every channel checks what it may have missed.
                 for (channel_id, subscribers) in channels.iter() {
                     for outbox in subscribers.values() {
@@ -109,6 +111,10 @@ impl Hub {
                 ),
             },
         };
+        if matches!(item, Outgoing::Event { .. }) {
+            // One add per event, not per subscriber.
+            GATEWAY.deliveries.increment(subscribers.len() as u64);
+        }
         for outbox in subscribers.values() {
             outbox.push(item.clone());
         }

@@ -12,6 +12,7 @@ mod connection;
 mod flood;
 mod heartbeat;
 mod hub;
+mod metrics;
 mod outbox;
 pub mod sessions;
 
@@ -86,6 +87,22 @@ impl Shared {
     }
 }
 
+/// What a socket beyond `max_connections` is told before it is closed: the upgrade is refused
+/// with a status any WebSocket client reports, and a hint to come back later.
+const FULL_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n\
+Content-Type: application/json\r\nContent-Length: 81\r\nConnection: close\r\n\r\n\
+{\"error\":{\"code\":\"too_many_connections\",\"message\":\"this gateway is full; retry\"}}";
+
+/// Answers a socket over the connection cap, briefly (it may not read), and drops it.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let write = async {
+        stream.write_all(FULL_RESPONSE).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
 /// How long shutdown waits for clients to receive their close frames.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -121,13 +138,20 @@ pub async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, _)) if shared.open.load(Ordering::Relaxed) >= shared.config.max_connections => {
+                    metrics::GATEWAY.connections_refused.increment(1);
+                    tokio::spawn(refuse(stream));
+                }
+                Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let shared = shared.clone();
                     shared.open.fetch_add(1, Ordering::Relaxed);
+                    metrics::GATEWAY.connections_accepted.increment(1);
+                    metrics::GATEWAY.connections_open.increment(1.0);
                     let task = async move {
-                        connection::run(stream, shared.clone()).await;
+                        connection::run(stream, peer, shared.clone()).await;
                         shared.open.fetch_sub(1, Ordering::Relaxed);
+                        metrics::GATEWAY.connections_open.decrement(1.0);
                     };
                     // The task's future is most of an idle connection's memory: say how big.
                     static TASK_SIZE: std::sync::Once = std::sync::Once::new();
@@ -163,4 +187,18 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_full_response_declares_its_body_length() {
+        let text = std::str::from_utf8(super::FULL_RESPONSE).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{text}"
+        );
+        assert!(serde_json::from_str::<serde_json::Value>(body).is_ok());
+    }
 }

@@ -75,6 +75,8 @@ pub struct Proc {
     child: Option<Child>,
     pub api: Option<SocketAddr>,
     pub ws: Option<SocketAddr>,
+    /// The ops listener (`/metrics`, `/readyz`): every process has one.
+    pub ops: Option<SocketAddr>,
     log: PathBuf,
 }
 
@@ -102,6 +104,9 @@ impl Proc {
         let started = async {
             while let Some(line) = lines.next_line().await.unwrap() {
                 let addr = |prefix: &str| line.rsplit_once(prefix).map(|(_, a)| a.parse().unwrap());
+                if let Some(ops) = line.strip_prefix("chorus ops        http://") {
+                    self.ops = ops.strip_suffix("/metrics").map(|a| a.parse().unwrap());
+                }
                 if line.starts_with("chorus REST API") {
                     self.api = addr("http://");
                 }
@@ -202,6 +207,7 @@ impl LocalCluster {
                 ),
                 ("--messages-url", db.clone()),
                 ("--bus-url", redis_url()),
+                ("--ops-addr", "127.0.0.1:0".into()),
             ] {
                 args.push(flag.into());
                 args.push(value);
@@ -215,6 +221,7 @@ impl LocalCluster {
             child: None,
             api: None,
             ws: None,
+            ops: None,
         };
         let mut nodes = BTreeMap::new();
         for (&id, addr) in &transport {

@@ -1,9 +1,8 @@
 //! Registration, login, token refresh, logout and the caller's profile.
 
-use std::net::SocketAddr;
-
+use axum::Extension;
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chorus_core::StoreError;
 use chorus_core::auth::{
@@ -18,6 +17,7 @@ use crate::AppState;
 use crate::audit::{self, Audit};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Body, Caller};
+use crate::request_log::ClientAddr;
 use crate::views::{LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, UserView};
 use chorus_cluster::access::AccessNotice;
 use serde_json::json;
@@ -76,13 +76,13 @@ pub(crate) fn valid_password(password: &str) -> ApiResult<()> {
     ))]
 pub async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     Body(request): Body<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
     state
         .limiters
         .register_ip
-        .check(&peer.ip().to_string())
+        .check(&client.to_string())
         .await?;
     let email = request.email.trim().to_lowercase();
     if !valid_email(&email) {
@@ -169,15 +169,11 @@ fn tokens(state: &AppState, user: User, session_id: Uuid, refresh_token: String)
     ))]
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     Body(request): Body<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     let email = request.email.trim().to_lowercase();
-    state
-        .limiters
-        .login_ip
-        .check(&peer.ip().to_string())
-        .await?;
+    state.limiters.login_ip.check(&client.to_string()).await?;
     state.limiters.login_account.check(&email).await?;
     let credentials = state.api.store.user_by_email(&email).await?;
     let hash = credentials.as_ref().map(|c| c.password_hash.clone());
@@ -196,7 +192,7 @@ pub async fn login(
                     actor_id: Some(user_id),
                     action: "login_succeeded",
                     target_id: Some(tokens.session_id),
-                    details: json!({"ip": peer.ip().to_string()}),
+                    details: json!({"ip": client.to_string()}),
                 },
             )
             .await;
@@ -216,7 +212,7 @@ pub async fn login(
                     target_id: None,
                     details: json!({
                         "email": email,
-                        "ip": peer.ip().to_string(),
+                        "ip": client.to_string(),
                         "reason": if disabled { "account_disabled" } else { "invalid_credentials" },
                     }),
                 },
