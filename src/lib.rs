@@ -10,6 +10,7 @@ pub mod compact;
 pub mod config;
 pub mod connect;
 mod node;
+mod web;
 
 pub use cluster_process::{ClusterProcess, check_cluster_config};
 pub use config::NodeConfig;

@@ -59,6 +59,9 @@ pub struct ApiState {
     /// The operator's token for `/v1/admin/*` (disabling accounts); those routes answer 404 when
     /// it is unset.
     pub admin_token: Option<String>,
+    /// The port of this process's WebSocket gateway (`GET /v1/gateway`), for the web client;
+    /// `None` in a process that runs no gateway.
+    pub gateway_port: Option<u16>,
 }
 
 /// Rate limits of the credential endpoints.
@@ -101,6 +104,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .route("/openapi.json", get(openapi_json))
+        .route("/v1/gateway", get(routes::gateway::gateway))
         .merge(account_routes())
         .merge(workspace_routes())
         .merge(channel_routes())

@@ -42,6 +42,7 @@ impl Api {
             router: Arc::new(channels),
             access: Arc::new(LocalAccessNotifier::default()),
             admin_token: None,
+            gateway_port: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
