@@ -28,8 +28,10 @@ after(async () => {
   await node?.close();
 });
 
-/** The list items of the open channel whose text is exactly `text`. */
-const messages = (page, text) => page.locator('#message-list > li.message').filter({ has: page.locator('.text', { hasText: new RegExp(`^${text}$`) }) });
+/** The items of the open channel whose text is exactly `text`: sequenced ones (with a seq), or also pending ones. */
+const messages = (page, text, selector = 'li.message[data-seq]') =>
+  page.locator(`#message-list > ${selector}`).filter({ has: page.locator('.text', { hasText: new RegExp(`^${text}$`) }) });
+const shown = (page, text) => messages(page, text, 'li.message');
 
 async function register(page, email, name) {
   await page.fill('#login-email', email);
@@ -47,7 +49,7 @@ async function send(page, text) {
 /** Waits until `text` is shown acknowledged (with a seq) exactly once. */
 async function seenOnce(page, text) {
   await messages(page, text).first().waitFor(WAIT);
-  assert.equal(await messages(page, text).count(), 1, `${text} shown once`);
+  assert.equal(await shown(page, text).count(), 1, `${text} shown once`);
   return Number(await messages(page, text).getAttribute('data-seq'));
 }
 
@@ -101,7 +103,7 @@ test('messages, typing, reactions, edits and threads show up live in the other b
   await bob.press('#thread-text', 'Enter');
   await messages(alice, 'hello Bob, edited').locator('button.reply', { hasText: '1 reply' }).waitFor(WAIT);
   await bob.locator('#side-list .text', { hasText: 'a reply in the thread' }).waitFor(WAIT);
-  assert.equal(await messages(alice, 'a reply in the thread').count(), 0, 'replies stay in the thread');
+  assert.equal(await shown(alice, 'a reply in the thread').count(), 0, 'replies stay in the thread');
 
   await bob.screenshot({ path: screenshotPath('chat-thread.png') });
   await bob.click('#side-close');
@@ -139,15 +141,15 @@ test('a message sent while the node is down is retried with its nonce and appear
   await send(alice, 'sent while offline');
   await alice.locator('#message-list [data-state="pending"]', { hasText: 'sent while offline' }).waitFor(WAIT);
   await node.launch();
-  await alice.locator('#message-list > li.message', { hasText: 'sent while offline' }).waitFor({ timeout: 30_000 });
+  await messages(alice, 'sent while offline').waitFor({ timeout: 30_000 });
   const seq = await seenOnce(alice, 'sent while offline');
   assert.equal(await seenOnce(bob, 'sent while offline'), seq);
   // A later message proves the stream moved on without a second copy arriving.
   await send(bob, 'after the restart');
   await seenOnce(alice, 'after the restart');
   await seenOnce(bob, 'after the restart');
-  assert.equal(await messages(alice, 'sent while offline').count(), 1);
-  assert.equal(await messages(bob, 'sent while offline').count(), 1);
+  assert.equal(await shown(alice, 'sent while offline').count(), 1);
+  assert.equal(await shown(bob, 'sent while offline').count(), 1);
   const bobTexts = await bob.locator('#message-list > li.message .text').allTextContents();
   const aliceTexts = await alice.locator('#message-list > li.message .text').allTextContents();
   assert.deepEqual(bobTexts, aliceTexts, 'both see the same messages in the same order');
