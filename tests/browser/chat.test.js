@@ -155,6 +155,67 @@ test('a message sent while the node is down is retried with its nonce and appear
   assert.deepEqual(bobTexts, aliceTexts, 'both see the same messages in the same order');
 });
 
+test('a send whose ack was lost is sent again with its nonce and appears once', async () => {
+  // The socket closes right after the send frame leaves: the node gets the message, the ack is lost.
+  await alice.evaluate(() => {
+    const gw = window.chorus.gateway;
+    window.realUrl = gw.url;
+    const ws = gw.ws;
+    const sendFrame = ws.send.bind(ws);
+    ws.send = (data) => {
+      sendFrame(data);
+      if (JSON.parse(data).type === 'send') {
+        gw.url = 'ws://127.0.0.1:9/ws';
+        ws.close(4000);
+      }
+    };
+  });
+  await send(alice, 'ack lost');
+  const token = await alice.evaluate(() => window.chorus.api.token);
+  const channel = await alice.evaluate(() => window.chorus.state.activeId);
+  const stored = async () => (await node.call('GET', `/v1/channels/${channel}/messages?limit=20`, token)).messages.filter((m) => m.text === 'ack lost');
+  for (let i = 0; i < 100 && (await stored()).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal((await stored()).length, 1, 'the node has the message');
+  await shown(alice, 'ack lost').and(alice.locator('[data-state="pending"]')).waitFor(WAIT);
+
+  await alice.evaluate(() => {
+    window.chorus.gateway.url = window.realUrl;
+  });
+  const seq = await seenOnce(alice, 'ack lost');
+  assert.equal(await seenOnce(bob, 'ack lost'), seq);
+  await send(bob, 'and then');
+  await seenOnce(alice, 'and then');
+  assert.equal(await shown(alice, 'ack lost').count(), 1);
+  assert.equal((await stored()).length, 1, 'still one message on the node');
+});
+
+test('unread and mention badges, @mentions, search and the topic', async () => {
+  await bob.fill('#channel-name', 'random');
+  await bob.click('#channel-form button');
+  await bob.locator('#channel-title', { hasText: 'random' }).waitFor(WAIT);
+
+  await send(alice, 'are you there @Bob');
+  await seenOnce(alice, 'are you there @Bob');
+  const general = bob.locator('[data-channel="general"]');
+  await bob.locator('[data-channel="general"][aria-label="general, 1 unread, 1 mention"]').waitFor(WAIT);
+  await bob.screenshot({ path: screenshotPath('badges.png') });
+  await general.click();
+  await seenOnce(bob, 'are you there @Bob');
+  assert.equal(await messages(bob, 'are you there @Bob').locator('.mention').textContent(), '@Bob');
+  await bob.locator('[data-channel="general"][aria-label="general"]').waitFor(WAIT);
+
+  await bob.fill('#search-input', 'missed');
+  await bob.press('#search-input', 'Enter');
+  await bob.locator('#side-title', { hasText: 'Search: missed' }).waitFor(WAIT);
+  assert.equal(await bob.locator('#side-list .message').count(), 3);
+  await bob.click('#side-close');
+
+  await alice.click('#channel-tools summary');
+  await alice.fill('#topic-input', 'Launch week');
+  await alice.click('#topic-form button');
+  await alice.locator('#channel-topic', { hasText: 'Launch week' }).waitFor(WAIT);
+});
+
 test('scrolling up loads older pages of history until the beginning', async () => {
   const token = await alice.evaluate(() => window.chorus.api.token);
   const workspace = await alice.evaluate(() => window.chorus.state.workspaceId);

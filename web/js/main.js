@@ -7,7 +7,7 @@
 import { Api } from './api.js';
 import { $, h, newNonce } from './dom.js';
 import { Gateway } from './gateway.js';
-import { renderChannels, renderMessages } from './render.js';
+import { encodeMentions, renderChannels, renderMessages } from './render.js';
 import { Timeline } from './timeline.js';
 
 const PAGE = 50;
@@ -134,9 +134,10 @@ async function loadChannels() {
   const active = state.channels.get(state.activeId);
   if (active) active.unread_count = 0;
   drawChannels();
-  if (!active || !active.is_member) {
+  if (!active || !active.is_member || active.is_archived) {
     const first = [...state.channels.values()].find((c) => c.is_member && !c.is_archived);
     if (first) await openChannel(first.id);
+    else closeChannel();
   }
 }
 
@@ -200,6 +201,34 @@ function showSidebarError(err) {
   $('sidebar-error').textContent = err.message;
 }
 
+$('topic-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const id = state.activeId;
+  try {
+    const updated = await api.request('PATCH', `/v1/channels/${id}`, { topic: $('topic-input').value });
+    Object.assign(state.channels.get(id), { topic: updated.topic });
+    $('channel-topic').textContent = updated.topic;
+    $('channel-tools').open = false;
+  } catch (err) {
+    alertError(err);
+  }
+});
+
+for (const [button, action] of [[$('leave-button'), 'leave'], [$('archive-button'), 'archive']]) {
+  button.addEventListener('click', async () => {
+    const id = state.activeId;
+    if (!id || !confirm(`${action === 'leave' ? 'Leave' : 'Archive'} this channel?`)) return;
+    try {
+      await api.post(`/v1/channels/${id}/${action}`);
+      $('channel-tools').open = false;
+      state.activeId = null;
+      await loadChannels();
+    } catch (err) {
+      alertError(err);
+    }
+  });
+}
+
 // ---- the open channel ----
 
 async function openChannel(id) {
@@ -211,6 +240,8 @@ async function openChannel(id) {
   $('menu-button').setAttribute('aria-expanded', 'false');
   $('channel-title').textContent = `${channel.kind === 'private' ? '🔒 ' : '# '}${channel.name}`;
   $('channel-topic').textContent = channel.topic;
+  $('channel-tools').hidden = channel.kind === 'dm';
+  $('topic-input').value = channel.topic;
   $('composer-text').disabled = $('send-button').disabled = false;
   const t = timeline(id);
   if (t.hasOlder === null) {
@@ -226,6 +257,18 @@ async function openChannel(id) {
   drawMessages();
   scrollToBottom();
   markRead();
+}
+
+/** No channel to show (none joined yet, or the last one was left). */
+function closeChannel() {
+  state.activeId = null;
+  $('channel-title').textContent = 'Pick or create a channel';
+  $('channel-topic').textContent = '';
+  $('channel-tools').hidden = true;
+  $('message-list').replaceChildren();
+  $('history-status').textContent = '';
+  $('composer-text').disabled = $('send-button').disabled = true;
+  drawChannels();
 }
 
 function drawMessages() {
@@ -326,8 +369,15 @@ $('messages').addEventListener('scroll', async () => {
 
 // ---- composing ----
 
+/** Workspace members by lower-case display name, for `@Name` mentions. */
+function membersByName() {
+  const byName = new Map();
+  for (const [id, name] of state.names) byName.set(name.toLowerCase(), id);
+  return byName;
+}
+
 function sendText(channelId, text, parentSeq = null) {
-  text = text.trim();
+  text = encodeMentions(text.trim(), membersByName());
   if (!text || !channelId) return;
   const nonce = newNonce();
   timeline(channelId).addPending(nonce, text, parentSeq);

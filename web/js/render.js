@@ -10,7 +10,7 @@ export function renderChannels(listEl, browseEl, channels, activeId, { open, joi
   listEl.replaceChildren(
     ...mine.map((c) => {
       const unread = c.unread_count ?? 0;
-      const label = [`${prefix(c)}${c.name}`, unread ? `${unread} unread` : '', c.mentions ? `${c.mentions} mentions` : '']
+      const label = [`${c.name}`, unread ? `${unread} unread` : '', c.mentions ? `${c.mentions} mention${c.mentions === 1 ? '' : 's'}` : '']
         .filter(Boolean)
         .join(', ');
       return h('li', {},
@@ -72,7 +72,7 @@ function messageItem(m, ctx) {
       h('label', { className: 'sr-only', for: `edit-${m.seq}` }, 'Edit message'),
       h('textarea', { id: `edit-${m.seq}`, name: 'text', rows: 2, maxlength: 4000, onkeydown: (e) => { if (e.key === 'Escape') ctx.startEdit(null); } }, m.text),
       h('div', { className: 'actions' }, h('button', { type: 'submit' }, 'Save'), h('button', { type: 'button', onclick: () => ctx.startEdit(null) }, 'Cancel')))
-    : h('div', { className: 'text' }, m.deleted ? 'message deleted' : m.text);
+    : h('div', { className: 'text' }, m.deleted ? 'message deleted' : withMentions(m.text, ctx.name));
   return h('li', { className: classes, dataset: { seq: m.seq } },
     h('div', { className: 'meta' },
       h('span', { className: 'author' }, name),
@@ -81,4 +81,26 @@ function messageItem(m, ctx) {
     body,
     reactions.length ? h('div', { className: 'actions reactions' }, reactions) : null,
     h('div', { className: 'actions' }, actions));
+}
+
+const MENTION = /<@([0-9a-f-]{36})>/g;
+
+/** Text with each `<@user-id>` shown as `@Name`; the text's `textContent` keeps the names. */
+export function withMentions(text, name) {
+  const parts = [];
+  let at = 0;
+  for (const match of text.matchAll(MENTION)) {
+    parts.push(text.slice(at, match.index), h('span', { className: 'mention' }, `@${name(match[1])}`));
+    at = match.index + match[0].length;
+  }
+  parts.push(text.slice(at));
+  return parts;
+}
+
+/** What the user typed, with `@Name` of a workspace member (a name without spaces) as `<@user-id>`. */
+export function encodeMentions(text, members) {
+  return text.replace(/(^|\s)@([\p{L}\p{N}_.-]+)/gu, (whole, space, typed) => {
+    const id = members.get(typed.toLowerCase());
+    return id ? `${space}<@${id}>` : whole;
+  });
 }
