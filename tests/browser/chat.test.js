@@ -7,10 +7,13 @@
 // loads older pages; a phone-sized layout. Screenshots of the main views go to docs/screenshots/.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
 import { ChorusNode, launchBrowser, screenshotPath, userPage } from './harness.js';
 
 const WAIT = { timeout: 15_000 };
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 let node;
 let browser;
 let alice;
@@ -255,6 +258,22 @@ test('on a phone-sized screen the channel list is a drawer', async () => {
   await phone.click('[data-channel="general"]');
   assert.equal(await phone.locator('#sidebar').isVisible(), false);
   await phone.context().close();
+});
+
+/** axe-core's accessibility rules (WCAG 2 A and AA: labels, names, contrast…) on the page as it is now. */
+async function accessibilityViolations(page) {
+  // Evaluated over the DevTools protocol: the page's CSP rightly refuses injected script tags.
+  await page.evaluate(readFileSync(AXE, 'utf8'));
+  const results = await page.evaluate(() => window.axe.run(document, { runOnly: ['wcag2a', 'wcag2aa'] }));
+  return results.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+}
+
+test('the login form and the chat view pass the WCAG 2 A/AA checks of axe-core', async () => {
+  assert.deepEqual(await accessibilityViolations(bob), []);
+  const visitor = await userPage(browser, node.url);
+  await visitor.locator('#login-email').waitFor(WAIT);
+  assert.deepEqual(await accessibilityViolations(visitor), []);
+  await visitor.context().close();
 });
 
 test('no script errors in either page', () => {

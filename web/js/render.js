@@ -25,7 +25,7 @@ export function renderChannels(listEl, browseEl, channels, activeId, { open, joi
   browseEl.replaceChildren(
     ...others.map((c) => h('li', {}, h('button', { type: 'button', dataset: { join: c.name }, onclick: () => join(c.id) }, `Join #${c.name}`))),
   );
-  if (!others.length) browseEl.append(h('li', { className: 'topic' }, 'none'));
+  if (!others.length) browseEl.append(h('li', { className: 'empty' }, 'none'));
 }
 
 function prefix(channel) {
