@@ -33,7 +33,8 @@ after(async () => {
 
 /** The items of the open channel whose text is exactly `text`: sequenced ones (with a seq), or also pending ones. */
 const messages = (page, text, selector = 'li.message[data-seq]') =>
-  page.locator(`#message-list > ${selector}`).filter({ has: page.locator('.text', { hasText: new RegExp(`^${text}$`) }) });
+  page.locator(`#message-list > ${selector}`).filter({ has: page.locator('.text', { hasText: new RegExp(`^${escape(text)}$`) }) });
+const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const shown = (page, text) => messages(page, text, 'li.message');
 
 async function register(page, email, name) {
@@ -219,6 +220,25 @@ test('unread and mention badges, @mentions, search and the topic', async () => {
   await alice.locator('#channel-topic', { hasText: 'Launch week' }).waitFor(WAIT);
 });
 
+test('a direct message opened by one user reaches the other, then live', async () => {
+  await bob.click('#workspace-tools summary');
+  await bob.selectOption('#dm-select', { label: 'Alice' });
+  await bob.click('#dm-form button');
+  await bob.locator('#channel-title', { hasText: '@ Alice' }).waitFor(WAIT);
+  await send(bob, 'psst');
+  await seenOnce(bob, 'psst');
+  await bob.click('#workspace-tools summary');
+
+  // Alice's client learns of the new conversation when it refreshes its channel list (on focus).
+  await alice.evaluate(() => window.dispatchEvent(new Event('focus')));
+  await alice.locator('#channel-list button[aria-label="Bob, 1 unread"]').click(WAIT);
+  await seenOnce(alice, 'psst');
+  await send(bob, 'still there?');
+  await seenOnce(alice, 'still there?');
+  await alice.locator('[data-channel="general"]').click();
+  await alice.locator('#channel-title', { hasText: 'general' }).waitFor(WAIT);
+});
+
 test('scrolling up loads older pages of history until the beginning', async () => {
   const token = await alice.evaluate(() => window.chorus.api.token);
   const workspace = await alice.evaluate(() => window.chorus.state.workspaceId);
@@ -249,14 +269,16 @@ test('on a phone-sized screen the channel list is a drawer', async () => {
   await phone.fill('#login-email', 'bob@example.com');
   await phone.fill('#login-password', 'correct horse battery');
   await phone.click('#login-button');
-  await phone.locator('#channel-title', { hasText: 'general' }).waitFor(WAIT);
+  await phone.locator('#message-list > li.message').first().waitFor(WAIT);
   assert.equal(await phone.locator('#sidebar').isVisible(), false);
+  await phone.click('#menu-button');
+  await phone.click('[data-channel="general"]');
+  await phone.locator('#channel-title', { hasText: 'general' }).waitFor(WAIT);
+  assert.equal(await phone.locator('#sidebar').isVisible(), false, 'picking a channel closes the drawer');
+  await seenOnce(phone, 'after the restart');
   await phone.screenshot({ path: screenshotPath('phone.png') });
   await phone.click('#menu-button');
-  await phone.locator('[data-channel="general"]').waitFor(WAIT);
   await phone.screenshot({ path: screenshotPath('phone-channels.png') });
-  await phone.click('[data-channel="general"]');
-  assert.equal(await phone.locator('#sidebar').isVisible(), false);
   await phone.context().close();
 });
 

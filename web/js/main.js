@@ -124,13 +124,21 @@ async function selectWorkspace(id) {
   localStorage.setItem('chorus.workspace', id);
   const members = await api.get(`/v1/workspaces/${id}/members`).catch(() => []);
   for (const m of members) state.names.set(m.user_id, m.display_name);
+  $('dm-select').replaceChildren(
+    ...members.filter((m) => m.user_id !== api.user.id).map((m) => h('option', { value: m.user_id }, m.display_name)),
+  );
   await loadChannels();
 }
 
 async function loadChannels() {
   const list = await api.get(`/v1/workspaces/${state.workspaceId}/channels`);
   const old = state.channels;
-  state.channels = new Map(list.map((c) => [c.id, { ...c, mentions: old.get(c.id)?.mentions ?? 0 }]));
+  state.channels = new Map(list.map((c) => [c.id, { ...c, mentions: old.get(c.id)?.mentions ?? 0, label: old.get(c.id)?.label }]));
+  for (const c of state.channels.values()) {
+    // Someone added us (a DM they opened, a private channel): follow it live from now on.
+    if (c.is_member && !c.is_archived && !gateway.positions.has(c.id)) gateway.subscribe(c.id);
+    if (c.kind === 'dm' && !c.label) labelDm(c);
+  }
   const active = state.channels.get(state.activeId);
   if (active) active.unread_count = 0;
   drawChannels();
@@ -140,6 +148,23 @@ async function loadChannels() {
     else closeChannel();
   }
 }
+
+/** A DM is named after the other people in it. */
+async function labelDm(channel) {
+  const members = await api.get(`/v1/channels/${channel.id}/members`).catch(() => []);
+  const others = members.filter((m) => m.user_id !== api.user.id).map((m) => nameOf(m.user_id));
+  channel.label = others.join(', ') || 'just you';
+  drawChannels();
+  if (channel.id === state.activeId) $('channel-title').textContent = `@ ${channel.label}`;
+}
+
+// New channels, DMs and unread counts from elsewhere: refresh now and then, and on coming back.
+setInterval(() => {
+  if (api.session && state.workspaceId && document.visibilityState === 'visible') loadChannels().catch(() => {});
+}, 30_000);
+window.addEventListener('focus', () => {
+  if (api.session && state.workspaceId) loadChannels().catch(() => {});
+});
 
 function drawChannels() {
   renderChannels($('channel-list'), $('browse-list'), state.channels, state.activeId, { open: openChannel, join: joinChannel });
@@ -153,6 +178,18 @@ $('workspace-form').addEventListener('submit', async (e) => {
     const ws = await api.post('/v1/workspaces', { name: $('workspace-name').value });
     $('workspace-name').value = '';
     await loadWorkspaces(ws.id);
+  } catch (err) {
+    showSidebarError(err);
+  }
+});
+
+$('dm-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  try {
+    const dm = await api.post(`/v1/workspaces/${state.workspaceId}/dms`, { user_ids: [$('dm-select').value] });
+    gateway.subscribe(dm.id);
+    await loadChannels();
+    await openChannel(dm.id);
   } catch (err) {
     showSidebarError(err);
   }
@@ -238,7 +275,7 @@ async function openChannel(id) {
   state.editing = null;
   $('sidebar').classList.remove('open');
   $('menu-button').setAttribute('aria-expanded', 'false');
-  $('channel-title').textContent = `${channel.kind === 'private' ? '🔒 ' : '# '}${channel.name}`;
+  $('channel-title').textContent = channel.kind === 'dm' ? `@ ${channel.label ?? ''}` : `${channel.kind === 'private' ? '🔒 ' : '# '}${channel.name}`;
   $('channel-topic').textContent = channel.topic;
   $('channel-tools').hidden = channel.kind === 'dm';
   $('topic-input').value = channel.topic;
@@ -278,7 +315,7 @@ function drawMessages() {
   const pending = [...t.pending.values()].filter((p) => p.parentSeq == null);
   renderMessages($('message-list'), t.topLevel(), pending, context(id, true));
   const channel = state.channels.get(id);
-  $('history-status').textContent = t.hasOlder ? 'Scroll up for older messages' : `This is the beginning of #${channel?.name ?? ''}`;
+  $('history-status').textContent = t.hasOlder ? 'Scroll up for older messages' : `This is the beginning of ${channel?.kind === 'dm' ? 'your conversation with ' + (channel.label ?? '') : '#' + (channel?.name ?? '')}`;
   drawTyping();
   drawPanel();
 }

@@ -10,13 +10,13 @@ export function renderChannels(listEl, browseEl, channels, activeId, { open, joi
   listEl.replaceChildren(
     ...mine.map((c) => {
       const unread = c.unread_count ?? 0;
-      const label = [`${c.name}`, unread ? `${unread} unread` : '', c.mentions ? `${c.mentions} mention${c.mentions === 1 ? '' : 's'}` : '']
+      const label = [`${c.label ?? c.name}`, unread ? `${unread} unread` : '', c.mentions ? `${c.mentions} mention${c.mentions === 1 ? '' : 's'}` : '']
         .filter(Boolean)
         .join(', ');
       return h('li', {},
         h('button', { type: 'button', 'aria-current': c.id === activeId ? 'true' : 'false', 'aria-label': label,
           className: unread ? 'unread' : '', dataset: { channel: c.name }, onclick: () => open(c.id) },
-        h('span', {}, prefix(c), c.name),
+        h('span', {}, prefix(c), c.label ?? c.name),
         h('span', {},
           c.mentions ? h('span', { className: 'badge mention', 'aria-hidden': 'true' }, `@${c.mentions}`) : null,
           unread ? h('span', { className: 'badge', 'aria-hidden': 'true' }, unread > 999 ? '999+' : unread) : null)));
@@ -33,7 +33,7 @@ function prefix(channel) {
 }
 
 function byName(a, b) {
-  return a.name.localeCompare(b.name);
+  return (a.label ?? a.name).localeCompare(b.label ?? b.name);
 }
 
 /**
