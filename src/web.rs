@@ -2,7 +2,8 @@
 //! the API's address.
 //!
 //! The client is plain ES modules with no build step; rust-embed compiles the files into the
-//! binary, so the one-command run serves them and nothing loads from outside the machine. This
+//! binary — debug builds too (`debug-embed`), so the browser tests test what ships — and the
+//! one-command run serves them with nothing loaded from outside the machine. This
 //! router is the API router's fallback: only a path no API route takes comes here. `GET` or
 //! `HEAD` of `/` or of an embedded file answers the file; any other path answers the API's JSON
 //! `404 not_found`, as an unknown path did before the client existed.

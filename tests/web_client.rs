@@ -56,9 +56,7 @@ async fn unknown_paths_stay_json_errors_and_the_api_is_untouched() {
     let post = node.http.post(node.url("/")).send().await.unwrap();
     assert_eq!(post.status(), 405);
 
-    let (status, health) = node
-        .call("GET", "/healthz", None, None)
-        .await;
+    let (status, health) = node.call("GET", "/healthz", None, None).await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
     node.shutdown().await;
 }
