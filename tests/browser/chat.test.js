@@ -3,8 +3,10 @@
 // One story, in steps that build on each other (node:test runs them in order): register and set
 // up a workspace, chat live with pending → acknowledged sends, typing, a reaction, an edit and a
 // thread reply; a dropped socket resumes and shows what was missed once, in order; a message sent
-// while the node is down is retried with its nonce and appears exactly once; history scroll-back
-// loads older pages; a phone-sized layout. Screenshots of the main views go to docs/screenshots/.
+// while the node is down, and one whose ack was lost, are retried with their nonce and appear
+// exactly once; badges, mentions, search, topic, direct messages, token refresh; history
+// scroll-back loads older pages; a phone-sized layout; axe-core's WCAG checks; logout.
+// Screenshots of the main views go to docs/screenshots/ (linked from the README).
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -239,6 +241,22 @@ test('a direct message opened by one user reaches the other, then live', async (
   await alice.locator('#channel-title', { hasText: 'general' }).waitFor(WAIT);
 });
 
+test('the access token is refreshed before it expires, and the new one is used', async () => {
+  const before = await alice.evaluate(() => window.chorus.api.token);
+  // Pretend the token expires in just over the one-minute margin: the refresh is due in a moment.
+  await alice.evaluate(() => {
+    const api = window.chorus.api;
+    api.session.expires_at = Date.now() + 60_500;
+    api.schedule();
+  });
+  await alice.waitForFunction((old) => window.chorus.api.token !== old, before, WAIT);
+  const after = await alice.evaluate(() => window.chorus.api.token);
+  const me = await node.call('GET', '/v1/users/me', after);
+  assert.equal(me.display_name, 'Alice');
+  const stored = await alice.evaluate(() => JSON.parse(localStorage.getItem('chorus.session')).access_token);
+  assert.equal(stored, after, 'kept for the next page load');
+});
+
 test('scrolling up loads older pages of history until the beginning', async () => {
   const token = await alice.evaluate(() => window.chorus.api.token);
   const workspace = await alice.evaluate(() => window.chorus.state.workspaceId);
@@ -296,6 +314,16 @@ test('the login form and the chat view pass the WCAG 2 A/AA checks of axe-core',
   await visitor.locator('#login-email').waitFor(WAIT);
   assert.deepEqual(await accessibilityViolations(visitor), []);
   await visitor.context().close();
+});
+
+test('logging out revokes the session and shows the login form', async () => {
+  const token = await alice.evaluate(() => window.chorus.api.token);
+  await alice.click('#logout-button');
+  await alice.locator('#login-form').waitFor(WAIT);
+  assert.equal(await alice.evaluate(() => localStorage.getItem('chorus.session')), null);
+  await assert.rejects(node.call('GET', '/v1/users/me', token), /401/);
+  await alice.reload();
+  await alice.locator('#login-form').waitFor(WAIT);
 });
 
 test('no script errors in either page', () => {
