@@ -158,6 +158,15 @@ async fn register_validates_and_refuses_duplicates() {
     );
 }
 
+/// An API that runs without a gateway in its process says so, rather than naming a port.
+#[tokio::test]
+async fn the_gateway_endpoint_is_a_404_without_a_gateway() {
+    let api = Api::start(ApiLimits::default()).await;
+    let (status, body) = api.call("GET", "/v1/gateway", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
 #[tokio::test]
 async fn malformed_requests_get_json_errors() {
     let api = Api::start(ApiLimits::default()).await;
