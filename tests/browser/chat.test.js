@@ -316,6 +316,22 @@ test('the login form and the chat view pass the WCAG 2 A/AA checks of axe-core',
   await visitor.context().close();
 });
 
+test('someone without an account is invited by e-mail and joins through the link', async () => {
+  if (!(await alice.locator('#workspace-tools').evaluate((d) => d.open))) await alice.click('#workspace-tools summary');
+  await alice.fill('#invite-email', 'carol@example.com');
+  await alice.click('#invite-form button');
+  await alice.locator('#invite-result').waitFor(WAIT);
+  const link = await alice.locator('#invite-link').inputValue();
+  assert.match(link, /#invite=/);
+
+  const carol = await userPage(browser, link);
+  await register(carol, 'carol@example.com', 'Carol');
+  await carol.locator('#workspace-select option', { hasText: 'Acme' }).waitFor({ state: 'attached', ...WAIT });
+  await carol.locator('[data-join="general"]').click(WAIT);
+  await seenOnce(carol, 'after the restart');
+  await carol.context().close();
+});
+
 test('logging out revokes the session and shows the login form', async () => {
   const token = await alice.evaluate(() => window.chorus.api.token);
   await alice.click('#logout-button');

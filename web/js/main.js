@@ -9,7 +9,7 @@ import { $ } from './dom.js';
 import './composer.js';
 import './live.js';
 import './panel.js';
-import { loadWorkspaces } from './sidebar.js';
+import { acceptInviteFromLink, loadWorkspaces } from './sidebar.js';
 
 async function boot() {
   api.addEventListener('session', () => {
@@ -52,7 +52,8 @@ async function enterApp() {
   $('app-view').hidden = false;
   $('me-name').textContent = api.user.display_name;
   gateway.start();
-  await loadWorkspaces();
+  const invited = await acceptInviteFromLink();
+  await loadWorkspaces(invited ?? undefined);
 }
 
 

@@ -100,13 +100,25 @@ $('dm-form').addEventListener('submit', async (e) => {
 
 $('invite-form').addEventListener('submit', async (e) => {
   e.preventDefault();
+  const email = $('invite-email').value;
   try {
-    await api.post(`/v1/workspaces/${state.workspaceId}/members`, { email: $('invite-email').value });
-    $('sidebar-error').textContent = `Added ${$('invite-email').value}`;
+    await api.post(`/v1/workspaces/${state.workspaceId}/members`, { email });
+    $('sidebar-error').textContent = `Added ${email}`;
     $('invite-email').value = '';
     await selectWorkspace(state.workspaceId);
   } catch (err) {
-    showSidebarError(err);
+    if (err.code !== 'user_not_found') return showSidebarError(err);
+    // No account yet: an invitation, whose link they open after registering with that address.
+    try {
+      const created = await api.post(`/v1/workspaces/${state.workspaceId}/invites`, { email });
+      const link = `${location.origin}/#invite=${encodeURIComponent(created.token)}`;
+      $('invite-link').value = link;
+      $('invite-result').hidden = false;
+      $('sidebar-error').textContent = `${email} has no account yet: send them the invitation link.`;
+      $('invite-email').value = '';
+    } catch (inviteErr) {
+      showSidebarError(inviteErr);
+    }
   }
 });
 
@@ -167,4 +179,18 @@ for (const [button, action] of [[$('leave-button'), 'leave'], [$('archive-button
       showError(err);
     }
   });
+}
+
+/** Opened from an invitation link (`/#invite=TOKEN`): join that workspace once logged in. */
+export async function acceptInviteFromLink() {
+  const token = new URLSearchParams(location.hash.slice(1)).get('invite');
+  if (!token) return null;
+  history.replaceState(null, '', location.pathname);
+  try {
+    const accepted = await api.post('/v1/invites/accept', { token });
+    return accepted?.id ?? null;
+  } catch (err) {
+    showSidebarError(err);
+    return null;
+  }
 }
