@@ -4,7 +4,8 @@
 # Makes sure the machine's PostgreSQL and Redis are running — starting them if they are installed
 # but down — and fails if they cannot be reached: backend suites never skip silently. Then runs
 # every test of the workspace: unit tests, and integration tests that start real nodes on port 0
-# and talk to them over real HTTP and WebSocket connections.
+# and talk to them over real HTTP and WebSocket connections; then the web client's browser tests
+# (scripts/browser-tests.sh: Debian's Chromium, installed if missing, against a real node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -32,10 +33,19 @@ trap 'rm -f "$log"' EXIT
 set +e
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+if [ "$status" = 0 ]; then
+  # The browser tests start the debug binary that `cargo test` built.
+  cargo build --locked -p chorus --bin chorus 2>&1 | tail -n 3
+  scripts/browser-tests.sh 2>&1 | tee -a "$log"
+  status=${PIPESTATUS[0]}
+else
+  echo "not run: browser tests (the cargo tests failed first)"
+fi
 set -e
 if [ -z "${SCYLLA_URI:-}" ]; then
   echo "not run: ScyllaDB message-store conformance suite (no ScyllaDB here; set SCYLLA_URI=scylla://host:9042/keyspace?replication_factor=1)"
 fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
+     /^ℹ pass / { p += $3 } /^ℹ fail / { f += $3 }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

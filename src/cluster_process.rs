@@ -207,21 +207,28 @@ impl ClusterProcess {
                 .with(MetadataProbe(front.store.clone()))
                 .with(ChannelServiceProbe(front.router.clone()));
             let stopped = process.stop.subscribe();
+            // The gateway's listener first: the API tells the web client its port.
+            let ws_listener = if gateway {
+                let listener = listen(config.ws_addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {} (ws_addr)", config.ws_addr))?;
+                process.ws_addr = Some(listener.local_addr()?);
+                Some(listener)
+            } else {
+                None
+            };
             if api {
                 let listener = listen(config.api_addr)
                     .await
                     .with_context(|| format!("cannot listen on {} (api_addr)", config.api_addr))?;
                 process.api_addr = Some(listener.local_addr()?);
+                let gateway_port = process.ws_addr.map(|addr| addr.port());
                 process.tasks.push((
                     "api",
-                    spawn_api(&config, &front, listener, stopped.clone()).await?,
+                    spawn_api(&config, &front, listener, gateway_port, stopped.clone()).await?,
                 ));
             }
-            if gateway {
-                let listener = listen(config.ws_addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {} (ws_addr)", config.ws_addr))?;
-                process.ws_addr = Some(listener.local_addr()?);
+            if let Some(listener) = ws_listener {
                 process.tasks.push((
                     "gateway",
                     spawn_gateway(&config, front, listener, stopped).await?,

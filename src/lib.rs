@@ -11,6 +11,7 @@ pub mod config;
 pub mod connect;
 mod node;
 pub mod ops;
+mod web;
 
 pub use cluster_process::{ClusterProcess, check_cluster_config};
 pub use config::NodeConfig;

@@ -101,7 +101,14 @@ impl Node {
             }
             None => None,
         };
-        let api = spawn_api(&config, &front, api_listener, stopped.clone()).await?;
+        let api = spawn_api(
+            &config,
+            &front,
+            api_listener,
+            Some(ws_addr.port()),
+            stopped.clone(),
+        )
+        .await?;
         let gateway = spawn_gateway(&config, front, ws_listener, stopped).await?;
         Ok(Node {
             api_addr,
@@ -149,11 +156,13 @@ async fn until_stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-/// Serves the REST API on `listener` until `stop`.
+/// Serves the REST API, and the web client at `/` (`web.rs`), on `listener` until `stop`.
+/// `gateway_port` is the port of this process's WebSocket gateway, if it runs one.
 pub(crate) async fn spawn_api(
     config: &NodeConfig,
     front: &Front,
     listener: TcpListener,
+    gateway_port: Option<u16>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<std::io::Result<()>>> {
     let state = ApiState {
@@ -174,12 +183,17 @@ pub(crate) async fn spawn_api(
         access: front.access.clone(),
         admin_token: config.admin_token.clone(),
         trusted_proxies: trusted_proxies(config)?,
+        gateway_port,
     };
-    Ok(tokio::spawn(chorus_api::serve(
-        listener,
-        state,
-        until_stopped(stop),
-    )))
+    let app = chorus_api::router(state).fallback_service(crate::web::router());
+    Ok(tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(until_stopped(stop))
+        .await
+    }))
 }
 
 /// Serves the WebSocket gateway on `listener` until `stop`.

@@ -63,6 +63,9 @@ pub struct ApiState {
     pub admin_token: Option<String>,
     /// Proxies whose `X-Forwarded-For` names the client (request log, per-IP limits).
     pub trusted_proxies: TrustedProxies,
+    /// The port of this process's WebSocket gateway (`GET /v1/gateway`), for the web client;
+    /// `None` in a process that runs no gateway.
+    pub gateway_port: Option<u16>,
 }
 
 /// Rate limits of the credential endpoints.
@@ -124,6 +127,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .route("/openapi.json", get(openapi_json))
+        .route("/v1/gateway", get(routes::gateway::gateway))
         .merge(account_routes())
         .merge(workspace_routes())
         .merge(channel_routes())

@@ -73,6 +73,7 @@ use crate::views;
         routes::admin::disable_user,
         routes::admin::enable_user,
         crate::health,
+        routes::gateway::gateway,
     ),
     components(schemas(ErrorBody, ErrorDetail, views::MessageView, views::EventView)),
     modifiers(&BearerAuth, &UniqueOperationIds, &Rejections),

@@ -192,6 +192,14 @@ impl ChannelView {
     }
 }
 
+/// Where to open the WebSocket: the API's host, this port, this path.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GatewayView {
+    pub port: u16,
+    /// Any path is accepted; this is the conventional one.
+    pub path: &'static str,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     pub status: &'static str,

@@ -43,6 +43,7 @@ impl Api {
             access: Arc::new(LocalAccessNotifier::default()),
             admin_token: None,
             trusted_proxies: Default::default(),
+            gateway_port: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -156,6 +157,15 @@ async fn register_validates_and_refuses_duplicates() {
         (status, error_code(&answer)),
         (StatusCode::CONFLICT, "email_taken")
     );
+}
+
+/// An API that runs without a gateway in its process says so, rather than naming a port.
+#[tokio::test]
+async fn the_gateway_endpoint_is_a_404_without_a_gateway() {
+    let api = Api::start(ApiLimits::default()).await;
+    let (status, body) = api.call("GET", "/v1/gateway", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod channel_members;
 pub mod channels;
 pub mod dms;
+pub mod gateway;
 pub mod history;
 pub mod invites;
 pub mod members;
