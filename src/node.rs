@@ -82,6 +82,7 @@ impl Node {
             router: Arc::new(channels.clone()),
             bus,
             access: open_access(config.bus_url.as_deref()).await?,
+            presence: front.presence,
         };
         let api = spawn_api(&config, &front, api_listener, stopped.clone()).await?;
         let gateway = spawn_gateway(&config, front, ws_listener, stopped).await?;
@@ -118,6 +119,9 @@ pub(crate) struct Front {
     pub router: Arc<dyn ChannelRouter>,
     pub bus: Arc<dyn FanoutBus>,
     pub access: Arc<dyn AccessNotifier>,
+    /// Shared by the API (custom statuses) and the gateway (connections, followers), so a status
+    /// set over REST reaches the sockets of the same process.
+    pub presence: Arc<dyn PresenceStore>,
 }
 
 /// Resolves once `stop` turns true.
@@ -146,6 +150,7 @@ pub(crate) async fn spawn_api(
         rate_limits: open_rate_limits(config.rate_limit_url.as_deref()).await?,
         router: front.router.clone(),
         access: front.access.clone(),
+        presence: front.presence.clone(),
         admin_token: config.admin_token.clone(),
     };
     Ok(tokio::spawn(chorus_api::serve(

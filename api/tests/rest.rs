@@ -41,6 +41,7 @@ impl Api {
             rate_limits: Arc::new(chorus_cluster::rate_limit::LocalRateLimits),
             router: Arc::new(channels),
             access: Arc::new(LocalAccessNotifier::default()),
+            presence: Arc::new(chorus_presence::MemoryPresence::default()),
             admin_token: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

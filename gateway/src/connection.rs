@@ -38,6 +38,8 @@ use crate::hub::ConnId;
 use crate::outbox::{Outbox, Outgoing, Recheck};
 use crate::sessions::{Holder, SessionError};
 
+mod presence;
+
 type Socket = WebSocketStream<TcpStream>;
 
 /// How often a connection renews its presence lease (a third of `CONNECTION_LEASE`), and its
@@ -251,6 +253,9 @@ struct Connection {
     /// Channels this connection said it was typing in, and when: only those need a "stopped
     /// typing" when a message is sent, which spares the presence store a call per message.
     typing_in: Vec<(Uuid, Instant)>,
+    /// Users whose presence this connection follows (`presence_subscribe`), at most
+    /// `MAX_PRESENCE_SUBSCRIPTIONS`.
+    following: Vec<Uuid>,
 }
 
 impl Connection {
@@ -282,19 +287,22 @@ impl Connection {
             presence_id: Uuid::new_v4(),
             lease_renewed: Instant::now(),
             typing_in: Vec::new(),
+            following: Vec::new(),
             shared,
         }
     }
 
-    /// Counts this connection as online (or renews its lease).
+    /// Counts this connection as online (or renews its lease), telling followers when the user
+    /// comes online.
     async fn renew_presence(&mut self) {
         self.lease_renewed = Instant::now();
         let presence = &self.shared.deps.presence;
-        if let Err(err) = presence
+        match presence
             .connected(self.user, self.presence_id, chrono::Utc::now())
             .await
         {
-            tracing::warn!(error = %err, "presence update failed");
+            Ok(transition) => self.report_presence(transition).await,
+            Err(err) => tracing::warn!(error = %err, "presence update failed"),
         }
     }
 
@@ -576,6 +584,14 @@ impl Connection {
                         channel_id,
                     ));
                 }
+                Ok(())
+            }
+            ClientFrame::PresenceSubscribe { user_ids } => {
+                Box::pin(self.on_presence_subscribe(user_ids)).await;
+                Ok(())
+            }
+            ClientFrame::Activity { state } => {
+                self.on_activity(state).await;
                 Ok(())
             }
         }
@@ -987,14 +1003,16 @@ impl Connection {
             self.shared.hub.unsubscribe(*channel, self.id);
         }
         self.shared.connections.write().remove(&self.id);
-        if let Err(err) = self
+        self.unfollow_all();
+        match self
             .shared
             .deps
             .presence
             .disconnected(self.user, self.presence_id, chrono::Utc::now())
             .await
         {
-            tracing::warn!(error = %err, "presence update failed");
+            Ok(transition) => self.report_presence(transition).await,
+            Err(err) => tracing::warn!(error = %err, "presence update failed"),
         }
         if let Some(session_id) = self.session_id {
             let (sessions, holder) = (&self.shared.deps.sessions, self.holder());
