@@ -82,7 +82,7 @@ impl Node {
             router: Arc::new(channels.clone()),
             bus,
             access: open_access(config.bus_url.as_deref()).await?,
-            presence: front.presence,
+            presence: open_presence(config.presence_url.as_deref()).await?,
         };
         let api = spawn_api(&config, &front, api_listener, stopped.clone()).await?;
         let gateway = spawn_gateway(&config, front, ws_listener, stopped).await?;
@@ -173,7 +173,7 @@ pub(crate) async fn spawn_gateway(
         store: front.store,
         router: front.router,
         bus: front.bus,
-        presence: open_presence(config.presence_url.as_deref()).await?,
+        presence: front.presence,
         sessions: open_sessions(
             config.session_url.as_deref(),
             gateway_config.session_limits(),
