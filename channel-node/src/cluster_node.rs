@@ -21,6 +21,7 @@ use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 
 use crate::control::{ControlCommand, ControlConfig, ControlStateMachine};
+use crate::log_file::LogFile;
 use crate::log_store::LogStore;
 use crate::quic_network::QuicNetwork;
 use crate::raft_service::Dispatch;
@@ -91,8 +92,12 @@ impl ClusterChannelNode {
 
         let control_dir = config.data_dir.join("control");
         std::fs::create_dir_all(&control_dir)?;
+        refuse_per_group_logs(&config.data_dir)?;
+        let log_file = LogFile::open(&config.data_dir.join(LOG_FILE))?;
         let control_sm = ControlStateMachine::open(&control_dir).map_err(raft_err)?;
-        let control_log = LogStore::<ControlConfig>::open(&control_dir.join("raft.redb"))?;
+        let control_log = LogStore::<ControlConfig>::open(&log_file, "control")
+            .await
+            .map_err(raft_err)?;
         let timing = RaftTiming::CLUSTER;
         let control_config = Config {
             cluster_name: "chorus-control".into(),
@@ -135,6 +140,7 @@ impl ClusterChannelNode {
             config,
             dispatch.clone(),
             endpoint.clone(),
+            log_file,
             control_sm.map(),
             messages,
             bus,
@@ -214,6 +220,7 @@ async fn place_replicas(
     config: ClusterNodeConfig,
     dispatch: Arc<Dispatch>,
     endpoint: QuicEndpoint,
+    log_file: LogFile,
     mut map: watch::Receiver<ClusterMap>,
     messages: Arc<dyn MessageStore>,
     bus: Arc<dyn FanoutBus>,
@@ -229,6 +236,8 @@ async fn place_replicas(
                 let settings = ShardSettings {
                     node_id: config.node_id,
                     dir: config.data_dir.join("shards").join(shard.to_string()),
+                    log_file: log_file.clone(),
+                    log_group: format!("shard-{shard}"),
                     limits: config.limits,
                     max_in_flight: config.max_in_flight,
                     snapshot_every: config.snapshot_every,
@@ -263,5 +272,39 @@ async fn place_replicas(
         if map.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// The node's Raft log file: the logs of the control group and of every shard replica.
+const LOG_FILE: &str = "raft-log.redb";
+
+/// A data directory from before the logs were shared keeps each group's log (and vote) in a file
+/// of its own; starting over it would forget the votes this node cast. Refuse, and say so.
+fn refuse_per_group_logs(data_dir: &std::path::Path) -> Result<(), ShardError> {
+    let old = data_dir.join("control").join("raft.redb");
+    if old.exists() {
+        return Err(ShardError::Raft(format!(
+            "{} holds a Raft log in the per-group layout of an earlier version; this version keeps \
+             every group's log in {}. Start the node with an empty data directory (its replicas \
+             are copied from the other nodes)",
+            old.display(),
+            data_dir.join(LOG_FILE).display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_directory_with_per_group_logs_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(refuse_per_group_logs(dir.path()).is_ok(), "an empty directory");
+        std::fs::create_dir_all(dir.path().join("control")).unwrap();
+        std::fs::write(dir.path().join("control").join("raft.redb"), b"old").unwrap();
+        let refused = refuse_per_group_logs(dir.path()).unwrap_err().to_string();
+        assert!(refused.contains("empty data directory"), "{refused}");
     }
 }

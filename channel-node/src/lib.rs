@@ -15,6 +15,7 @@ mod batcher;
 mod cluster_node;
 mod control;
 mod history_writer;
+mod log_file;
 mod log_store;
 mod network;
 mod pending_history;

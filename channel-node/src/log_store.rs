@@ -1,38 +1,70 @@
-//! The Raft log and vote in a redb file. Every append and vote is fsynced before it is reported
-//! done, which is what makes an acknowledged message durable.
+//! The Raft log and vote of one group, as tables in a node's shared log file (`log_file.rs`).
+//! Every append and vote is fsynced before it is reported done, which is what makes an
+//! acknowledged message durable; the groups of a node share those fsyncs.
 //!
-//! redb is synchronous; every write runs on the blocking pool so an fsync never stalls a runtime
-//! worker thread.
+//! redb is synchronous; writes run on the log file's writer thread and reads on the caller's, so
+//! an fsync never stalls a runtime worker thread.
 
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::ops::RangeBounds;
-use std::path::Path;
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{Entry, LogId, RaftTypeConfig, StorageError, StorageIOError, Vote};
-use redb::{Database, Durability, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 
+use crate::log_file::LogFile;
 use crate::raft_types::NodeId;
-
-const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 
 const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
 const LAST_PURGED: &str = "last_purged";
 
+/// The names of a group's two tables. The unnamed group keeps the names the embedded node's log
+/// had when it was a file of its own, so its existing data directories open unchanged.
+#[derive(Clone)]
+struct Tables {
+    log: Arc<str>,
+    meta: Arc<str>,
+}
+
+impl Tables {
+    fn of(group: &str) -> Self {
+        if group.is_empty() {
+            Tables {
+                log: "raft_log".into(),
+                meta: "raft_meta".into(),
+            }
+        } else {
+            Tables {
+                log: format!("raft_log/{group}").into(),
+                meta: format!("raft_meta/{group}").into(),
+            }
+        }
+    }
+
+    fn log(&self) -> TableDefinition<'_, u64, &'static [u8]> {
+        TableDefinition::new(&self.log)
+    }
+
+    fn meta(&self) -> TableDefinition<'_, &'static str, &'static [u8]> {
+        TableDefinition::new(&self.meta)
+    }
+}
+
 /// The log of one Raft group (a shard's, or the control group's: `C` is its type config).
 pub struct LogStore<C> {
-    db: Arc<Database>,
+    file: LogFile,
+    tables: Tables,
     config: PhantomData<fn() -> C>,
 }
 
 impl<C> Clone for LogStore<C> {
     fn clone(&self) -> Self {
         LogStore {
-            db: self.db.clone(),
+            file: self.file.clone(),
+            tables: self.tables.clone(),
             config: PhantomData,
         }
     }
@@ -46,35 +78,37 @@ fn write_err(err: impl std::error::Error + 'static) -> StorageError<NodeId> {
     StorageIOError::write_logs(&err).into()
 }
 
-/// redb's page cache for the log. Entries are read back once, soon after they are written, and
-/// purged after each snapshot; redb's default (1 GiB) would let the cache, and so the node's
-/// memory, grow with every entry ever written.
-const LOG_CACHE_BYTES: usize = 32 * 1024 * 1024;
+fn write_failed(message: String) -> StorageError<NodeId> {
+    write_err(std::io::Error::other(message))
+}
 
 impl<C> LogStore<C>
 where
     C: RaftTypeConfig<NodeId = NodeId, Entry = Entry<C>>,
 {
-    pub fn open(path: &Path) -> Result<Self, redb::Error> {
-        let db = Database::builder()
-            .set_cache_size(LOG_CACHE_BYTES)
-            .create(path)?;
-        let txn = db.begin_write()?;
-        txn.open_table(LOG)?;
-        txn.open_table(META)?;
-        txn.commit()?;
-        Ok(LogStore {
-            db: Arc::new(db),
+    /// The log of `group` in `file` (created on first use); `""` names the embedded node's group.
+    pub async fn open(file: &LogFile, group: &str) -> Result<Self, StorageError<NodeId>> {
+        let store = LogStore {
+            file: file.clone(),
+            tables: Tables::of(group),
             config: PhantomData,
-        })
+        };
+        store
+            .write(true, |txn, tables| {
+                txn.open_table(tables.log()).map_err(|e| e.to_string())?;
+                txn.open_table(tables.meta()).map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .await?;
+        Ok(store)
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(
         &self,
         key: &str,
     ) -> Result<Option<T>, StorageError<NodeId>> {
-        let txn = self.db.begin_read().map_err(read_err)?;
-        let table = txn.open_table(META).map_err(read_err)?;
+        let txn = self.file.db().begin_read().map_err(read_err)?;
+        let table = txn.open_table(self.tables.meta()).map_err(read_err)?;
         match table.get(key).map_err(read_err)? {
             None => Ok(None),
             Some(value) => serde_json::from_slice(value.value())
@@ -83,32 +117,30 @@ where
         }
     }
 
-    /// Runs a write transaction on the blocking pool.
-    async fn write<F>(&self, durability: Durability, f: F) -> Result<(), StorageError<NodeId>>
+    /// Applies `f` to this group's tables in the log file's next round.
+    async fn write<F>(&self, durable: bool, f: F) -> Result<(), StorageError<NodeId>>
     where
-        F: FnOnce(&redb::WriteTransaction) -> Result<(), StorageError<NodeId>> + Send + 'static,
+        F: FnOnce(&redb::WriteTransaction, &Tables) -> Result<(), String> + Send + 'static,
     {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut txn = db.begin_write().map_err(write_err)?;
-            txn.set_durability(durability);
-            f(&txn)?;
-            txn.commit().map_err(write_err)
-        })
-        .await
-        .map_err(write_err)?
+        let tables = self.tables.clone();
+        self.file
+            .write(durable, move |txn| f(txn, &tables))
+            .await
+            .map_err(write_failed)
     }
 
     async fn write_meta<T: serde::Serialize>(
         &self,
         key: &'static str,
         value: &T,
-        durability: Durability,
+        durable: bool,
     ) -> Result<(), StorageError<NodeId>> {
         let bytes = serde_json::to_vec(value).map_err(write_err)?;
-        self.write(durability, move |txn| {
-            let mut table = txn.open_table(META).map_err(write_err)?;
-            table.insert(key, bytes.as_slice()).map_err(write_err)?;
+        self.write(durable, move |txn, tables| {
+            let mut table = txn.open_table(tables.meta()).map_err(|e| e.to_string())?;
+            table
+                .insert(key, bytes.as_slice())
+                .map_err(|e| e.to_string())?;
             Ok(())
         })
         .await
@@ -123,8 +155,8 @@ where
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<C>>, StorageError<NodeId>> {
-        let txn = self.db.begin_read().map_err(read_err)?;
-        let table = txn.open_table(LOG).map_err(read_err)?;
+        let txn = self.file.db().begin_read().map_err(read_err)?;
+        let table = txn.open_table(self.tables.log()).map_err(read_err)?;
         table
             .range(range)
             .map_err(read_err)?
@@ -145,8 +177,8 @@ where
     async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<NodeId>> {
         let last_purged_log_id: Option<LogId<NodeId>> = self.read_meta(LAST_PURGED)?;
         let last = {
-            let txn = self.db.begin_read().map_err(read_err)?;
-            let table = txn.open_table(LOG).map_err(read_err)?;
+            let txn = self.file.db().begin_read().map_err(read_err)?;
+            let table = txn.open_table(self.tables.log()).map_err(read_err)?;
             match table.last().map_err(read_err)? {
                 None => None,
                 Some((_, value)) => {
@@ -167,7 +199,7 @@ where
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.write_meta(VOTE, vote, Durability::Immediate).await
+        self.write_meta(VOTE, vote, true).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
@@ -180,8 +212,7 @@ where
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
-        self.write_meta(COMMITTED, &committed, Durability::None)
-            .await
+        self.write_meta(COMMITTED, &committed, false).await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
@@ -205,10 +236,12 @@ where
             .collect::<Result<Vec<_>, _>>()
             .map_err(write_err)?;
         let result = self
-            .write(Durability::Immediate, move |txn| {
-                let mut table = txn.open_table(LOG).map_err(write_err)?;
+            .write(true, move |txn, tables| {
+                let mut table = txn.open_table(tables.log()).map_err(|e| e.to_string())?;
                 for (index, bytes) in &encoded {
-                    table.insert(*index, bytes.as_slice()).map_err(write_err)?;
+                    table
+                        .insert(*index, bytes.as_slice())
+                        .map_err(|e| e.to_string())?;
                 }
                 Ok(())
             })
@@ -221,11 +254,11 @@ where
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.write(Durability::Immediate, move |txn| {
-            let mut table = txn.open_table(LOG).map_err(write_err)?;
+        self.write(true, move |txn, tables| {
+            let mut table = txn.open_table(tables.log()).map_err(|e| e.to_string())?;
             table
                 .retain_in(log_id.index.., |_, _| false)
-                .map_err(write_err)?;
+                .map_err(|e| e.to_string())?;
             Ok(())
         })
         .await
@@ -233,14 +266,14 @@ where
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         let bytes = serde_json::to_vec(&log_id).map_err(write_err)?;
-        self.write(Durability::Immediate, move |txn| {
-            let mut meta = txn.open_table(META).map_err(write_err)?;
+        self.write(true, move |txn, tables| {
+            let mut meta = txn.open_table(tables.meta()).map_err(|e| e.to_string())?;
             meta.insert(LAST_PURGED, bytes.as_slice())
-                .map_err(write_err)?;
-            let mut table = txn.open_table(LOG).map_err(write_err)?;
+                .map_err(|e| e.to_string())?;
+            let mut table = txn.open_table(tables.log()).map_err(|e| e.to_string())?;
             table
                 .retain_in(..=log_id.index, |_, _| false)
-                .map_err(write_err)?;
+                .map_err(|e| e.to_string())?;
             Ok(())
         })
         .await

@@ -10,6 +10,7 @@ use chorus_cluster::{
 use chorus_core::MessageStore;
 use uuid::Uuid;
 
+use crate::log_file::LogFile;
 use crate::network::NoPeers;
 use crate::shard::{RaftTiming, ShardError, ShardReplica, ShardSettings};
 use crate::state::{Outcome, StateLimits};
@@ -58,8 +59,13 @@ impl ChannelService {
         messages: Arc<dyn MessageStore>,
         bus: Arc<dyn FanoutBus>,
     ) -> Result<Self, ChannelNodeError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(ShardError::from)?;
+        let log_file =
+            LogFile::open(&config.data_dir.join("raft.redb")).map_err(ShardError::from)?;
         let settings = ShardSettings {
             node_id: EMBEDDED_NODE_ID,
+            log_file,
+            log_group: String::new(),
             dir: config.data_dir,
             limits: config.limits,
             max_in_flight: config.max_in_flight,

@@ -17,11 +17,14 @@ use chrono::{SubsecRound, Utc};
 use openraft::error::{InitializeError, RaftError};
 use openraft::network::RaftNetworkFactory;
 use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use parking_lot::Mutex;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::batcher::{self, Proposal};
 use crate::history_writer::{self, WriterStatus};
+use crate::log_file::LogFile;
 use crate::log_store::LogStore;
 use crate::raft_types::{NodeId, TypeConfig};
 use crate::state::{BufferedReplay, Command, Outcome, PublishCommand, StateLimits};
@@ -30,6 +33,14 @@ use crate::state_machine::StateMachineStore;
 /// Unconfirmed history a shard may accumulate (its message store is down or slow) before it
 /// refuses new submits with `Overloaded`: the pending events are held in memory by every replica.
 const MAX_PENDING_HISTORY: usize = 100_000;
+
+/// The most log entries in one AppendEntries call. openraft 0.9 gives the whole call — encoding,
+/// transfer, the follower's fsync — one heartbeat interval; its default of 300 entries (each a
+/// batch of up to `batcher::MAX_BATCH` events, several megabytes) could not finish in time once a
+/// follower fell behind under load, so the call was retried and timed out again while the group
+/// stopped committing. A few entries per call keep every call short; a lagging follower catches
+/// up in several.
+const MAX_PAYLOAD_ENTRIES: u64 = 8;
 
 /// Raft timing of a shard. A cluster wants a short election timeout (it bounds how long writes
 /// pause when a leader dies); a group of one never elects after its start.
@@ -63,8 +74,11 @@ impl RaftTiming {
 /// Everything a shard replica needs to start.
 pub struct ShardSettings {
     pub node_id: NodeId,
-    /// Directory of this replica's log and snapshots.
+    /// Directory of this replica's state snapshots.
     pub dir: PathBuf,
+    /// The file its log lives in (shared by the groups of a node) and its group's name there.
+    pub log_file: LogFile,
+    pub log_group: String,
     pub limits: StateLimits,
     pub max_in_flight: usize,
     pub snapshot_every: u64,
@@ -82,6 +96,9 @@ pub struct ShardReplica {
     in_flight: Arc<Semaphore>,
     proposals: mpsc::UnboundedSender<Proposal>,
     writer: watch::Receiver<WriterStatus>,
+    /// The history writer's task, awaited at shutdown: it holds the message store, which a
+    /// restart in the same process must be able to open again.
+    writer_task: Arc<Mutex<Option<JoinHandle<()>>>>,
     /// A group of one needs no read index: nobody else can have been elected.
     single: bool,
 }
@@ -113,7 +130,9 @@ impl ShardReplica {
         N: RaftNetworkFactory<TypeConfig>,
     {
         std::fs::create_dir_all(&settings.dir)?;
-        let log = LogStore::open(&settings.dir.join("raft.redb"))?;
+        let log = LogStore::open(&settings.log_file, &settings.log_group)
+            .await
+            .map_err(raft_err)?;
         let state = StateMachineStore::open(&settings.dir, settings.limits, messages.clone())
             .await
             .map_err(raft_err)?;
@@ -124,6 +143,7 @@ impl ShardReplica {
             election_timeout_max: settings.timing.election_max_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
             max_in_snapshot_log_to_keep: 1_000,
+            max_payload_entries: MAX_PAYLOAD_ENTRIES,
             ..Config::default()
         }
         .validate()
@@ -138,7 +158,7 @@ impl ShardReplica {
         .await
         .map_err(raft_err)?;
         let (status, writer) = watch::channel(WriterStatus::default());
-        tokio::spawn(history_writer::run(
+        let writer_task = tokio::spawn(history_writer::run(
             settings.node_id,
             raft.clone(),
             state.clone(),
@@ -155,6 +175,7 @@ impl ShardReplica {
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             proposals,
             writer,
+            writer_task: Arc::new(Mutex::new(Some(writer_task))),
             single: false,
         })
     }
@@ -295,9 +316,14 @@ impl ShardReplica {
         self.writer.borrow().written_through
     }
 
+    /// Stops Raft and waits for the history writer to let go of the message store.
     pub async fn shutdown(&self) {
         if let Err(err) = self.raft.shutdown().await {
             tracing::warn!(error = %err, "raft shutdown");
+        }
+        let writer = self.writer_task.lock().take();
+        if let Some(writer) = writer {
+            let _ = writer.await;
         }
     }
 }

@@ -11,6 +11,7 @@ use openraft::testing::{StoreBuilder, Suite};
 use tempfile::TempDir;
 
 use crate::control::{ControlConfig, ControlStateMachine};
+use crate::log_file::LogFile;
 use crate::log_store::LogStore;
 use crate::raft_types::{NodeId, TypeConfig};
 use crate::state::StateLimits;
@@ -24,7 +25,8 @@ impl StoreBuilder<TypeConfig, LogStore<TypeConfig>, StateMachineStore, TempDir> 
         &self,
     ) -> Result<(TempDir, LogStore<TypeConfig>, StateMachineStore), StorageError<NodeId>> {
         let dir = tempfile::tempdir().unwrap();
-        let log = LogStore::open(&dir.path().join("raft-log.redb")).unwrap();
+        let file = LogFile::open(&dir.path().join("raft-log.redb")).unwrap();
+        let log = LogStore::open(&file, "shard-0").await?;
         let messages = Arc::new(RedbMessageStore::open(&dir.path().join("messages.redb")).unwrap());
         let machine = StateMachineStore::open(dir.path(), StateLimits::default(), messages).await?;
         Ok((dir, log, machine))
@@ -41,7 +43,8 @@ impl StoreBuilder<ControlConfig, LogStore<ControlConfig>, ControlStateMachine, T
         &self,
     ) -> Result<(TempDir, LogStore<ControlConfig>, ControlStateMachine), StorageError<NodeId>> {
         let dir = tempfile::tempdir().unwrap();
-        let log = LogStore::open(&dir.path().join("control-log.redb")).unwrap();
+        let file = LogFile::open(&dir.path().join("raft-log.redb")).unwrap();
+        let log = LogStore::open(&file, "control").await?;
         let machine = ControlStateMachine::open(dir.path())?;
         Ok((dir, log, machine))
     }
