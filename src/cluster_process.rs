@@ -20,8 +20,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::{NodeConfig, Role};
 use crate::node::{
-    Front, is_postgres, listen, open_access, open_bus, open_messages, open_metadata, spawn_api,
-    spawn_gateway,
+    Front, is_postgres, listen, open_access, open_bus, open_messages, open_metadata, open_presence,
+    spawn_api, spawn_gateway,
 };
 use crate::ops::OpsServer;
 use crate::ops::readiness::{
@@ -102,7 +102,7 @@ pub fn check_cluster_config(config: &NodeConfig) -> Result<(), String> {
             );
         }
     }
-    if has(Role::Gateway) && !is_redis(config.presence_url.as_deref()) {
+    if (has(Role::Gateway) || has(Role::Api)) && !is_redis(config.presence_url.as_deref()) {
         problems.push("presence_url must be redis://… (presence is shared)".into());
     }
     if has(Role::Gateway) && !is_redis(config.session_url.as_deref()) {
@@ -202,6 +202,7 @@ impl ClusterProcess {
                 router: Arc::new(router),
                 bus,
                 access: open_access(config.bus_url.as_deref()).await?,
+                presence: open_presence(config.presence_url.as_deref()).await?,
             };
             readiness = readiness
                 .with(MetadataProbe(front.store.clone()))

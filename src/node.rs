@@ -90,6 +90,7 @@ impl Node {
             router: Arc::new(channels.clone()),
             bus,
             access: open_access(config.bus_url.as_deref()).await?,
+            presence: open_presence(config.presence_url.as_deref()).await?,
         };
         let ops = match config.ops_addr {
             Some(addr) => {
@@ -149,6 +150,9 @@ pub(crate) struct Front {
     pub router: Arc<dyn ChannelRouter>,
     pub bus: Arc<dyn FanoutBus>,
     pub access: Arc<dyn AccessNotifier>,
+    /// Shared by the API (custom statuses) and the gateway (connections, followers), so a status
+    /// set over REST reaches the sockets of the same process.
+    pub presence: Arc<dyn PresenceStore>,
 }
 
 /// Resolves once `stop` turns true.
@@ -181,6 +185,7 @@ pub(crate) async fn spawn_api(
         rate_limits: open_rate_limits(config.rate_limit_url.as_deref()).await?,
         router: front.router.clone(),
         access: front.access.clone(),
+        presence: front.presence.clone(),
         admin_token: config.admin_token.clone(),
         trusted_proxies: trusted_proxies(config)?,
         gateway_port,
@@ -210,7 +215,7 @@ pub(crate) async fn spawn_gateway(
         store: front.store,
         router: front.router,
         bus: front.bus,
-        presence: open_presence(config.presence_url.as_deref()).await?,
+        presence: front.presence,
         sessions: open_sessions(
             config.session_url.as_deref(),
             gateway_config.session_limits(),

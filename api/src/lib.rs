@@ -34,6 +34,7 @@ use chorus_cluster::access::AccessNotifier;
 use chorus_core::auth::Authenticator;
 use chorus_core::client_addr::TrustedProxies;
 use chorus_core::{MessageStore, MetadataStore};
+use chorus_presence::PresenceStore;
 use utoipa::OpenApi;
 
 pub use error::{ApiError, ErrorBody};
@@ -58,6 +59,8 @@ pub struct ApiState {
     pub router: Arc<dyn ChannelRouter>,
     /// Tells gateways when someone's access changed.
     pub access: Arc<dyn AccessNotifier>,
+    /// Presence: custom statuses set here, read for bulk queries, announced to every gateway.
+    pub presence: Arc<dyn PresenceStore>,
     /// The operator's token for `/v1/admin/*` (disabling accounts); those routes answer 404 when
     /// it is unset.
     pub admin_token: Option<String>,
@@ -152,7 +155,7 @@ pub fn router(state: ApiState) -> Router {
 }
 
 fn account_routes() -> Router<AppState> {
-    use routes::{account, auth};
+    use routes::{account, auth, presence};
     Router::new()
         .route("/v1/auth/register", post(auth::register))
         .route("/v1/auth/login", post(auth::login))
@@ -166,6 +169,11 @@ fn account_routes() -> Router<AppState> {
             delete(account::revoke_session),
         )
         .route("/v1/users/{user_id}", get(account::profile))
+        .route(
+            "/v1/users/me/status",
+            put(presence::set_status).delete(presence::clear_status),
+        )
+        .route("/v1/presence/query", post(presence::query))
 }
 
 fn workspace_routes() -> Router<AppState> {

@@ -33,6 +33,9 @@ use crate::views;
         routes::account::sessions,
         routes::account::revoke_session,
         routes::account::profile,
+        routes::presence::set_status,
+        routes::presence::clear_status,
+        routes::presence::query,
         routes::workspaces::create,
         routes::workspaces::list,
         routes::workspaces::get,
@@ -83,6 +86,7 @@ use crate::views;
         (name = "workspaces", description = "Workspaces, members, roles, invitations, audit log"),
         (name = "channels", description = "Channels, direct messages, membership, mute, read position"),
         (name = "messages", description = "Posting, editing, deleting, reactions, threads, history, search"),
+        (name = "presence", description = "Custom status, presence of a list of users (live changes: WebSocket `presence_subscribe`)"),
         (name = "admin", description = "Operator actions (x-chorus-admin-token)"),
     )
 )]

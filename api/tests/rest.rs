@@ -41,6 +41,7 @@ impl Api {
             rate_limits: Arc::new(chorus_cluster::rate_limit::LocalRateLimits),
             router: Arc::new(channels),
             access: Arc::new(LocalAccessNotifier::default()),
+            presence: Arc::new(chorus_presence::MemoryPresence::default()),
             admin_token: None,
             trusted_proxies: Default::default(),
             gateway_port: None,

@@ -13,6 +13,7 @@ pub mod messages;
 pub mod metadata;
 pub mod model;
 pub mod testing;
+pub mod visibility;
 
 pub use error::StoreError;
 pub use messages::{

@@ -40,6 +40,8 @@ use crate::metrics::{GATEWAY, Out};
 use crate::outbox::{Outbox, Outgoing, Recheck};
 use crate::sessions::{Holder, SessionError};
 
+mod presence;
+
 type Socket = WebSocketStream<TcpStream>;
 
 /// How often a connection renews its presence lease (a third of `CONNECTION_LEASE`), and its
@@ -273,6 +275,9 @@ struct Connection {
     /// was accepted: the connection's log line.
     client: IpAddr,
     opened: Instant,
+    /// Users whose presence this connection follows (`presence_subscribe`), at most
+    /// `MAX_PRESENCE_SUBSCRIPTIONS`.
+    following: Vec<Uuid>,
 }
 
 impl Connection {
@@ -306,19 +311,22 @@ impl Connection {
             typing_in: Vec::new(),
             client,
             opened: Instant::now(),
+            following: Vec::new(),
             shared,
         }
     }
 
-    /// Counts this connection as online (or renews its lease).
+    /// Counts this connection as online (or renews its lease), telling followers when the user
+    /// comes online.
     async fn renew_presence(&mut self) {
         self.lease_renewed = Instant::now();
         let presence = &self.shared.deps.presence;
-        if let Err(err) = presence
+        match presence
             .connected(self.user, self.presence_id, chrono::Utc::now())
             .await
         {
-            tracing::warn!(error = %err, "presence update failed");
+            Ok(transition) => self.report_presence(transition).await,
+            Err(err) => tracing::warn!(error = %err, "presence update failed"),
         }
     }
 
@@ -606,6 +614,14 @@ impl Connection {
                         channel_id,
                     ));
                 }
+                Ok(())
+            }
+            ClientFrame::PresenceSubscribe { user_ids } => {
+                Box::pin(self.on_presence_subscribe(user_ids)).await;
+                Ok(())
+            }
+            ClientFrame::Activity { state } => {
+                self.on_activity(state).await;
                 Ok(())
             }
         }
@@ -1054,14 +1070,16 @@ impl Connection {
             self.shared.hub.unsubscribe(*channel, self.id);
         }
         self.shared.connections.write().remove(&self.id);
-        if let Err(err) = self
+        self.unfollow_all();
+        match self
             .shared
             .deps
             .presence
             .disconnected(self.user, self.presence_id, chrono::Utc::now())
             .await
         {
-            tracing::warn!(error = %err, "presence update failed");
+            Ok(transition) => self.report_presence(transition).await,
+            Err(err) => tracing::warn!(error = %err, "presence update failed"),
         }
         if let Some(session_id) = self.session_id {
             let (sessions, holder) = (&self.shared.deps.sessions, self.holder());

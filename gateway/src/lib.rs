@@ -14,6 +14,8 @@ mod heartbeat;
 mod hub;
 mod metrics;
 mod outbox;
+mod presence_sweep;
+mod presence_watch;
 pub mod sessions;
 
 /// For benches (`benches/benches/hub_fanout.rs`): the hub and outboxes, otherwise private. Not an
@@ -47,6 +49,7 @@ pub use sessions::{
 
 use crate::hub::{ConnId, Hub};
 use crate::outbox::Outbox;
+use crate::presence_watch::PresenceWatch;
 
 /// What the gateway talks to.
 #[derive(Clone)]
@@ -68,6 +71,8 @@ struct Shared {
     config: GatewayConfig,
     deps: GatewayDeps,
     hub: Arc<Hub>,
+    /// Which connections follow whose presence.
+    presence_watch: Arc<PresenceWatch>,
     /// This gateway process among all that share the session store (see [`Holder`]).
     instance: u32,
     /// Authenticated connections, so shutdown (and later, revocation) can reach each of them.
@@ -116,11 +121,19 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let hub = Arc::new(Hub::new(deps.bus.clone()));
     tokio::spawn(hub.clone().run(deps.bus.attach()));
+    let presence_watch = Arc::new(PresenceWatch::default());
+    let presence_feed = tokio::spawn(
+        presence_watch
+            .clone()
+            .run(deps.presence.clone(), deps.presence.updates()),
+    );
+    let presence_sweeper = tokio::spawn(presence_sweep::run(deps.presence.clone()));
     let shared = Arc::new(Shared {
         instance: Holder::random_gateway(),
         config,
         deps,
         hub,
+        presence_watch,
         connections: RwLock::new(HashMap::new()),
         next_conn: AtomicU64::new(1),
         open: AtomicUsize::new(0),
@@ -186,6 +199,8 @@ pub async fn serve(
     while shared.open.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    presence_sweeper.abort();
+    presence_feed.abort();
     Ok(())
 }
 

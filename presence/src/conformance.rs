@@ -4,8 +4,10 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use crate::Transition;
+use chorus_protocol::{Activity, CustomStatus, PresenceInfo, PresenceStatus};
+
 use crate::store::{CONNECTION_LEASE, PresenceStore};
+use crate::{PresenceSignal, Transition};
 
 /// Every check, by name.
 pub const ALL: &[&str] = &[
@@ -14,6 +16,10 @@ pub const ALL: &[&str] = &[
     "posting_ends_the_indicator",
     "online_while_any_connection_counts",
     "expired_leases_stop_counting",
+    "idle_only_when_every_connection_is_idle",
+    "the_sweep_reports_a_lapsed_user_once",
+    "custom_status_shows_until_it_expires",
+    "announced_changes_reach_every_receiver",
 ];
 
 /// Runs the check called `name`.
@@ -26,6 +32,14 @@ pub async fn run(name: &str, store: &dyn PresenceStore) {
         "posting_ends_the_indicator" => posting_ends_the_indicator(store).await,
         "online_while_any_connection_counts" => online_while_any_connection_counts(store).await,
         "expired_leases_stop_counting" => expired_leases_stop_counting(store).await,
+        "idle_only_when_every_connection_is_idle" => {
+            idle_only_when_every_connection_is_idle(store).await
+        }
+        "the_sweep_reports_a_lapsed_user_once" => the_sweep_reports_a_lapsed_user_once(store).await,
+        "custom_status_shows_until_it_expires" => custom_status_shows_until_it_expires(store).await,
+        "announced_changes_reach_every_receiver" => {
+            announced_changes_reach_every_receiver(store).await
+        }
         other => panic!("no presence check named {other}"),
     }
 }
@@ -134,4 +148,174 @@ pub async fn expired_leases_stop_counting(store: &dyn PresenceStore) {
             .unwrap(),
         Transition::CameOnline
     );
+}
+
+async fn status(store: &dyn PresenceStore, user: Uuid, at: DateTime<Utc>) -> PresenceStatus {
+    store.presence_of(&[user], at).await.unwrap()[0].status
+}
+
+pub async fn idle_only_when_every_connection_is_idle(store: &dyn PresenceStore) {
+    let (user, phone, laptop, t0) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), base());
+    store.connected(user, phone, t0).await.unwrap();
+    store.connected(user, laptop, t0).await.unwrap();
+    assert_eq!(
+        store
+            .activity(user, phone, Activity::Idle, t0 + ms(1))
+            .await
+            .unwrap(),
+        Transition::Unchanged
+    );
+    assert_eq!(
+        store
+            .activity(user, laptop, Activity::Idle, t0 + ms(2))
+            .await
+            .unwrap(),
+        Transition::BecameIdle
+    );
+    assert_eq!(status(store, user, t0 + ms(2)).await, PresenceStatus::Idle);
+    assert_eq!(
+        store
+            .activity(user, laptop, Activity::Active, t0 + ms(3))
+            .await
+            .unwrap(),
+        Transition::BecameActive
+    );
+    assert_eq!(
+        status(store, user, t0 + ms(3)).await,
+        PresenceStatus::Online
+    );
+    assert_eq!(
+        store
+            .activity(user, Uuid::new_v4(), Activity::Idle, t0 + ms(4))
+            .await
+            .unwrap(),
+        Transition::Unchanged,
+        "an unknown connection changes nothing"
+    );
+    assert_eq!(
+        store.disconnected(user, laptop, t0 + ms(5)).await.unwrap(),
+        Transition::BecameIdle,
+        "the idle phone is what is left"
+    );
+    assert_eq!(
+        store.disconnected(user, phone, t0 + ms(6)).await.unwrap(),
+        Transition::WentOffline
+    );
+    let unknown = Uuid::new_v4();
+    assert_eq!(
+        store.presence_of(&[unknown], t0).await.unwrap(),
+        vec![PresenceInfo {
+            user_id: unknown,
+            status: PresenceStatus::Offline,
+            last_seen: None,
+            custom_status: None,
+        }]
+    );
+}
+
+pub async fn the_sweep_reports_a_lapsed_user_once(store: &dyn PresenceStore) {
+    let (user, conn, t0) = (Uuid::new_v4(), Uuid::new_v4(), base());
+    let (other, other_conn) = (Uuid::new_v4(), Uuid::new_v4());
+    store.connected(user, conn, t0).await.unwrap();
+    store
+        .connected(other, other_conn, t0 + ms(10))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .expire(t0 + CONNECTION_LEASE - ms(1))
+            .await
+            .unwrap()
+            .contains(&user)
+    );
+    assert_eq!(
+        status(store, user, t0 + CONNECTION_LEASE).await,
+        PresenceStatus::Offline,
+        "reading sees the lapse before the sweep"
+    );
+    let swept = store.expire(t0 + CONNECTION_LEASE).await.unwrap();
+    assert!(
+        swept.contains(&user),
+        "the dead gateway's user goes offline"
+    );
+    assert!(!swept.contains(&other), "a user whose lease is live stays");
+    assert!(
+        !store
+            .expire(t0 + CONNECTION_LEASE + ms(5))
+            .await
+            .unwrap()
+            .contains(&user),
+        "reported once"
+    );
+    assert_eq!(store.last_seen(user).await.unwrap(), Some(t0));
+    // A renewal keeps a user out of the sweep.
+    store
+        .connected(other, other_conn, t0 + ms(20))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .expire(t0 + CONNECTION_LEASE + ms(15))
+            .await
+            .unwrap()
+            .contains(&other)
+    );
+    store
+        .disconnected(other, other_conn, t0 + ms(30))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .expire(t0 + CONNECTION_LEASE * 3)
+            .await
+            .unwrap()
+            .contains(&other),
+        "a user who said goodbye was already reported by the disconnect"
+    );
+}
+
+pub async fn custom_status_shows_until_it_expires(store: &dyn PresenceStore) {
+    let (user, t0) = (Uuid::new_v4(), base());
+    let lunch = CustomStatus {
+        text: "lunch".into(),
+        emoji: Some("🍜".into()),
+        // Near real time (the Redis store lets the key expire by the server's clock), in whole
+        // milliseconds as the wire keeps it.
+        expires_at: Some(t0 + Duration::minutes(10)),
+    };
+    store
+        .set_custom_status(user, Some(lunch.clone()))
+        .await
+        .unwrap();
+    let shown = store.presence_of(&[user], t0).await.unwrap();
+    assert_eq!(shown[0].custom_status, Some(lunch.clone()));
+    let later = lunch.expires_at.unwrap();
+    assert_eq!(
+        store.presence_of(&[user], later).await.unwrap()[0].custom_status,
+        None,
+        "hidden from its expiry on"
+    );
+    store.set_custom_status(user, None).await.unwrap();
+    assert_eq!(
+        store.presence_of(&[user], t0).await.unwrap()[0].custom_status,
+        None
+    );
+}
+
+pub async fn announced_changes_reach_every_receiver(store: &dyn PresenceStore) {
+    let mut first = store.updates();
+    let mut second = store.updates();
+    let info = PresenceInfo {
+        user_id: Uuid::new_v4(),
+        status: PresenceStatus::Online,
+        last_seen: Some(base()),
+        custom_status: None,
+    };
+    store.announce(info.clone()).await;
+    for receiver in [&mut first, &mut second] {
+        let signal = tokio::time::timeout(std::time::Duration::from_secs(10), receiver.recv())
+            .await
+            .expect("the change arrives");
+        assert_eq!(signal, Some(PresenceSignal::Update(info.clone())));
+    }
 }

@@ -1,19 +1,26 @@
 //! The in-process presence store of an embedded node.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
+use chorus_protocol::{Activity, CustomStatus, PresenceInfo};
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use uuid::Uuid;
 
+use crate::feed::LocalFeed;
 use crate::store::{
     CONNECTION_LEASE, PresenceError, PresenceStore, TYPING_REBROADCAST, TYPING_TTL,
 };
-use crate::{OnlineTracker, Transition, TypingTracker};
+use crate::{OnlineTracker, PresenceUpdates, Transition, TypingTracker};
 
-/// Presence kept in this process.
+/// Presence kept in this process. Custom statuses are kept in memory too: an embedded node's
+/// restart clears them (as it takes everyone offline).
 pub struct MemoryPresence {
     typing: Mutex<TypingTracker>,
     online: Mutex<OnlineTracker>,
+    statuses: Mutex<HashMap<Uuid, CustomStatus>>,
+    feed: LocalFeed,
 }
 
 impl Default for MemoryPresence {
@@ -21,6 +28,8 @@ impl Default for MemoryPresence {
         MemoryPresence {
             typing: Mutex::new(TypingTracker::new(TYPING_TTL, TYPING_REBROADCAST)),
             online: Mutex::new(OnlineTracker::default()),
+            statuses: Mutex::new(HashMap::new()),
+            feed: LocalFeed::default(),
         }
     }
 }
@@ -70,11 +79,68 @@ impl PresenceStore for MemoryPresence {
         Ok(self.online.lock().disconnected(user, conn, now))
     }
 
+    async fn activity(
+        &self,
+        user: Uuid,
+        conn: Uuid,
+        activity: Activity,
+        now: DateTime<Utc>,
+    ) -> Result<Transition, PresenceError> {
+        Ok(self.online.lock().activity(user, conn, activity, now))
+    }
+
+    async fn expire(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, PresenceError> {
+        // One process and one lock: no batch needed, every lapsed user is reported at once.
+        Ok(self.online.lock().expire(now))
+    }
+
     async fn is_online(&self, user: Uuid, now: DateTime<Utc>) -> Result<bool, PresenceError> {
         Ok(self.online.lock().is_online(user, now))
     }
 
     async fn last_seen(&self, user: Uuid) -> Result<Option<DateTime<Utc>>, PresenceError> {
         Ok(self.online.lock().last_seen(user))
+    }
+
+    async fn set_custom_status(
+        &self,
+        user: Uuid,
+        status: Option<CustomStatus>,
+    ) -> Result<(), PresenceError> {
+        let mut statuses = self.statuses.lock();
+        match status {
+            Some(status) => statuses.insert(user, status),
+            None => statuses.remove(&user),
+        };
+        Ok(())
+    }
+
+    async fn presence_of(
+        &self,
+        users: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PresenceInfo>, PresenceError> {
+        let online = self.online.lock();
+        let statuses = self.statuses.lock();
+        Ok(users
+            .iter()
+            .map(|&user_id| PresenceInfo {
+                user_id,
+                status: online.status(user_id, now),
+                last_seen: online.last_seen(user_id),
+                custom_status: statuses
+                    .get(&user_id)
+                    .filter(|status| status.is_live(now))
+                    .cloned(),
+            })
+            .collect())
+    }
+
+    async fn announce(&self, info: PresenceInfo) {
+        self.feed.send(info);
+    }
+
+    fn updates(&self) -> PresenceUpdates {
+        self.feed.subscribe()
     }
 }

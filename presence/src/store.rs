@@ -1,10 +1,11 @@
 //! The presence store interface shared by the in-process and the Redis implementation.
 
 use async_trait::async_trait;
+use chorus_protocol::{Activity, CustomStatus, PresenceInfo};
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use crate::Transition;
+use crate::{PresenceUpdates, Transition};
 
 /// How long a typing indicator lasts without a refresh (RF-04.2).
 pub const TYPING_TTL: Duration =
@@ -16,13 +17,18 @@ pub const TYPING_REBROADCAST: Duration = Duration::seconds(3);
 /// How long a connection counts as online without its gateway renewing it.
 pub const CONNECTION_LEASE: Duration = Duration::seconds(90);
 
+/// Users whose leases lapsed that one [`PresenceStore::expire`] call takes offline at most; the
+/// rest wait for the next sweep, so one call stays short however many gateways died.
+pub const EXPIRE_BATCH: usize = 1_000;
+
 /// The store could not answer; presence is advisory, so callers log this and carry on.
 #[derive(Debug, thiserror::Error)]
 #[error("presence store error: {0}")]
 pub struct PresenceError(pub String);
 
-/// Who is online and who is typing. Every method takes the current time, so the rules are the
-/// same — and testable — in every implementation.
+/// Who is online and who is typing, and the feed that tells every gateway when it changes. Every
+/// method takes the current time, so the rules are the same — and testable — in every
+/// implementation.
 #[async_trait]
 pub trait PresenceStore: Send + Sync + 'static {
     /// `user` is typing in `channel`; true when the channel's subscribers should be told.
@@ -40,7 +46,7 @@ pub trait PresenceStore: Send + Sync + 'static {
         channel: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Vec<Uuid>, PresenceError>;
-    /// Connection `conn` of `user` opened, or renews its lease (heartbeat).
+    /// Connection `conn` of `user` opened (active), or renews its lease (heartbeat).
     async fn connected(
         &self,
         user: Uuid,
@@ -54,6 +60,35 @@ pub trait PresenceStore: Send + Sync + 'static {
         conn: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Transition, PresenceError>;
+    /// Connection `conn` of `user` reports the user active or idle.
+    async fn activity(
+        &self,
+        user: Uuid,
+        conn: Uuid,
+        activity: Activity,
+        now: DateTime<Utc>,
+    ) -> Result<Transition, PresenceError>;
+    /// Forgets connections whose lease lapsed by `now` (their gateway died); returns the users
+    /// this took offline — each to exactly one caller, however many gateways sweep at once (the
+    /// Redis store at most [`EXPIRE_BATCH`] per call).
+    async fn expire(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, PresenceError>;
     async fn is_online(&self, user: Uuid, now: DateTime<Utc>) -> Result<bool, PresenceError>;
     async fn last_seen(&self, user: Uuid) -> Result<Option<DateTime<Utc>>, PresenceError>;
+    /// Sets (or, with `None`, clears) the user's custom status; an expiring one clears itself.
+    async fn set_custom_status(
+        &self,
+        user: Uuid,
+        status: Option<CustomStatus>,
+    ) -> Result<(), PresenceError>;
+    /// The presence of each of `users` at `now`, in the order asked.
+    async fn presence_of(
+        &self,
+        users: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PresenceInfo>, PresenceError>;
+    /// Tells every gateway (this process's and, for a shared store, every other's) that a user's
+    /// presence changed. Never fails: a lost change is covered by the receivers' resync.
+    async fn announce(&self, info: PresenceInfo);
+    /// Starts receiving announced changes.
+    fn updates(&self) -> PresenceUpdates;
 }

@@ -15,7 +15,9 @@ async fn memory_presence_passes_the_conformance_suite() {
 async fn redis_presence_passes_the_conformance_suite() {
     let url =
         std::env::var("CHORUS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let store = RedisPresence::connect(&url)
+    // A namespace of its own: the lease sweep must not take other tests' users offline.
+    let prefix = format!("chorus-test:presence-{}", uuid::Uuid::new_v4().simple());
+    let store = RedisPresence::connect_with_prefix(&url, &prefix)
         .await
         .unwrap_or_else(|err| panic!("Redis at {url} is required for this test: {err}"));
     for check in conformance::ALL {

@@ -26,4 +26,7 @@ pub enum ErrorCode {
     Unavailable,
     /// Something went wrong on the server; retry with the same nonce.
     Internal,
+    /// A `presence_subscribe` named more users than
+    /// [`crate::limits::MAX_PRESENCE_SUBSCRIPTIONS`]; the previous subscription stays.
+    PresenceLimit,
 }

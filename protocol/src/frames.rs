@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::ErrorCode;
+use crate::{Activity, ErrorCode, PresenceInfo};
 
 /// A frame sent by the client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,10 +41,16 @@ pub enum ClientFrame {
     },
     /// The user is typing in a channel.
     Typing { channel_id: Uuid },
+    /// Follow the presence of these users (the members in view), replacing the previous list;
+    /// an empty list stops following. At most `MAX_PRESENCE_SUBSCRIPTIONS` users.
+    PresenceSubscribe { user_ids: Vec<Uuid> },
+    /// The user's attention on this connection: idle after a while without input, active again on
+    /// input. The user is idle when every connection of theirs is.
+    Activity { state: Activity },
 }
 
 /// The `type` tags of [`ClientFrame`], used to tell an unknown type from a malformed frame.
-pub const CLIENT_FRAME_TYPES: [&str; 7] = [
+pub const CLIENT_FRAME_TYPES: [&str; 9] = [
     "identify",
     "resume",
     "heartbeat",
@@ -52,6 +58,8 @@ pub const CLIENT_FRAME_TYPES: [&str; 7] = [
     "unsubscribe",
     "send",
     "typing",
+    "presence_subscribe",
+    "activity",
 ];
 
 /// Where a client stands in one channel: the last sequence number it has seen.
@@ -224,6 +232,13 @@ pub enum ServerFrame {
         user_id: Uuid,
         expires_in_ms: u64,
     },
+    /// Answer to `presence_subscribe`: the present state of every followed user the caller shares
+    /// a workspace with (the others are left out). Changes follow as `presence` frames.
+    PresenceSubscribed {
+        presences: Vec<PresenceInfo>,
+    },
+    /// A followed user's presence changed; replaces what the client had for `user_id`.
+    Presence(PresenceInfo),
     /// The events after `after_seq` are older than the node's replay buffer. Fetch
     /// `GET /v1/channels/{channel_id}/messages?after=<after_seq>` up to `last_seq`; live events after
     /// `last_seq` follow on this connection.
@@ -442,6 +457,36 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn presence_frames_have_their_documented_spelling() {
+        let frame = ClientFrame::parse(
+            r#"{"type":"presence_subscribe","user_ids":["00000000-0000-0000-0000-000000000000"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            frame,
+            ClientFrame::PresenceSubscribe {
+                user_ids: vec![Uuid::nil()]
+            }
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"activity","state":"idle"}"#).unwrap(),
+            ClientFrame::Activity {
+                state: Activity::Idle
+            }
+        );
+        let presence = ServerFrame::Presence(PresenceInfo {
+            user_id: Uuid::nil(),
+            status: crate::PresenceStatus::Online,
+            last_seen: None,
+            custom_status: None,
+        });
+        let json: serde_json::Value = serde_json::from_str(&presence.to_json()).unwrap();
+        assert_eq!(json["type"], "presence");
+        assert_eq!(json["status"], "online");
+        assert_eq!(ServerFrame::parse(&presence.to_json()).unwrap(), presence);
     }
 
     #[test]

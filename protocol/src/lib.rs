@@ -13,11 +13,13 @@ mod close;
 mod error;
 mod frames;
 pub mod limits;
+mod presence;
 pub mod timestamp;
 
 pub use close::CloseCode;
 pub use error::ErrorCode;
 pub use frames::*;
+pub use presence::{Activity, CustomStatus, PresenceInfo, PresenceStatus, StatusError};
 
 /// The protocol version spoken by this crate, announced in [`ServerFrame::Hello`].
 pub const PROTOCOL_VERSION: u32 = 1;
