@@ -301,7 +301,10 @@ mod tests {
     #[test]
     fn a_data_directory_with_per_group_logs_is_refused_with_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(refuse_per_group_logs(dir.path()).is_ok(), "an empty directory");
+        assert!(
+            refuse_per_group_logs(dir.path()).is_ok(),
+            "an empty directory"
+        );
         std::fs::create_dir_all(dir.path().join("control")).unwrap();
         std::fs::write(dir.path().join("control").join("raft.redb"), b"old").unwrap();
         let refused = refuse_per_group_logs(dir.path()).unwrap_err().to_string();

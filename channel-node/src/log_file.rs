@@ -58,7 +58,7 @@ impl LogFile {
         thread::Builder::new()
             .name("raft-log-writer".into())
             .spawn(move || write_rounds(&writer_db, &queue))
-            .map_err(|err| redb::Error::Io(err))?;
+            .map_err(redb::Error::Io)?;
         Ok(LogFile { db, jobs })
     }
 
