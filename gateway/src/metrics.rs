@@ -13,7 +13,7 @@ use chorus_protocol::{ClientFrame, CloseCode};
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
 /// Client frame types, as spelled on the wire (`type`), plus frames that did not parse.
-const FRAME_TYPES: [&str; 8] = [
+const FRAME_TYPES: [&str; 10] = [
     "identify",
     "resume",
     "heartbeat",
@@ -21,6 +21,8 @@ const FRAME_TYPES: [&str; 8] = [
     "unsubscribe",
     "send",
     "typing",
+    "presence_subscribe",
+    "activity",
     "invalid",
 ];
 
@@ -138,7 +140,9 @@ fn frame_index(frame: Option<&ClientFrame>) -> usize {
         Some(ClientFrame::Unsubscribe { .. }) => 4,
         Some(ClientFrame::Send { .. }) => 5,
         Some(ClientFrame::Typing { .. }) => 6,
-        None => 7,
+        Some(ClientFrame::PresenceSubscribe { .. }) => 7,
+        Some(ClientFrame::Activity { .. }) => 8,
+        None => 9,
     }
 }
 
