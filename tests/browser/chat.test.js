@@ -6,7 +6,8 @@
 // while the node is down, and one whose ack was lost, are retried with their nonce and appear
 // exactly once; badges, mentions, search, topic, direct messages, token refresh; history
 // scroll-back loads older pages; a phone-sized layout; axe-core's WCAG checks; logout.
-// Screenshots of the main views go to docs/screenshots/ (linked from the README).
+// Screenshots of the main views go to docs/screenshots/ (linked from the README) when
+// CHORUS_UPDATE_SCREENSHOTS=1, to a scratch directory otherwise.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

@@ -123,8 +123,13 @@ export async function userPage(browser, baseUrl, viewport = { width: 1200, heigh
   return page;
 }
 
+// The committed screenshots (docs/screenshots/, linked from the README) are rewritten only when
+// asked (CHORUS_UPDATE_SCREENSHOTS=1): a test run must not dirty the checkout. Otherwise they go
+// to a scratch directory, so the views are still rendered and captured.
 export function screenshotPath(name) {
-  const dir = path.join(ROOT, 'docs', 'screenshots');
+  const dir = process.env.CHORUS_UPDATE_SCREENSHOTS === '1'
+    ? path.join(ROOT, 'docs', 'screenshots')
+    : path.join(tmpdir(), 'chorus-screenshots');
   mkdirSync(dir, { recursive: true });
   return path.join(dir, name);
 }
