@@ -9,22 +9,20 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use chorus_protocol::{ClientFrame, CloseCode};
+use chorus_protocol::{CLIENT_FRAME_TYPES, ClientFrame, CloseCode};
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
-/// Client frame types, as spelled on the wire (`type`), plus frames that did not parse.
-const FRAME_TYPES: [&str; 10] = [
-    "identify",
-    "resume",
-    "heartbeat",
-    "subscribe",
-    "unsubscribe",
-    "send",
-    "typing",
-    "presence_subscribe",
-    "activity",
-    "invalid",
-];
+/// Labels of client frames: the wire's `type` tags (`chorus_protocol::CLIENT_FRAME_TYPES`, in
+/// the order of [`frame_index`]), then `invalid` for frames that did not parse.
+const FRAME_TYPES: [&str; CLIENT_FRAME_TYPES.len() + 1] = {
+    let mut labels = ["invalid"; CLIENT_FRAME_TYPES.len() + 1];
+    let mut i = 0;
+    while i < CLIENT_FRAME_TYPES.len() {
+        labels[i] = CLIENT_FRAME_TYPES[i];
+        i += 1;
+    }
+    labels
+};
 
 /// What leaves a connection: fan-out events, catch-up replays, typing indicators, and replies
 /// to the client's own frames (acks, errors, subscribed, heartbeat_ack…).
@@ -142,7 +140,7 @@ fn frame_index(frame: Option<&ClientFrame>) -> usize {
         Some(ClientFrame::Typing { .. }) => 6,
         Some(ClientFrame::PresenceSubscribe { .. }) => 7,
         Some(ClientFrame::Activity { .. }) => 8,
-        None => 9,
+        None => CLIENT_FRAME_TYPES.len(),
     }
 }
 
