@@ -15,7 +15,8 @@
 # Results: target/bench-cluster/BENCH-RUN.json (the load tester's result; CPU is that of the five
 # cluster processes from the first publish to the end of the drain), and a summary of the median
 # and range over the runs at the end.
-# Settings (environment): RUNS (3), RATE (throughput's offered rate, 10000).
+# Settings (environment): RUNS (3), RATE (throughput's offered rate, 10000), CHORUS_CLUSTER_CONFIG
+# (deploy/bench.toml; a copy with other [cluster] settings compares them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +25,7 @@ RATE=${RATE:-10000}
 OUT=target/bench-cluster
 LT=(target/release/loadtest --api http://127.0.0.1:8080 --ws 127.0.0.1:8081)
 BOTH=127.0.0.1:8081,127.0.0.1:8083
-export CHORUS_CLUSTER_CONFIG=deploy/bench.toml
+export CHORUS_CLUSTER_CONFIG=${CHORUS_CLUSTER_CONFIG:-deploy/bench.toml}
 export CHORUS_CLUSTER_DIR=${CHORUS_CLUSTER_DIR:-$PWD/target/bench-cluster/cluster}
 export CHORUS_CLUSTER_DB=${CHORUS_CLUSTER_DB:-chorus_bench_cluster}
 PG=${CHORUS_CLUSTER_PG:-postgres://postgres@127.0.0.1:5432}

@@ -88,6 +88,9 @@ pub fn check_cluster_config(config: &NodeConfig) -> Result<(), String> {
         if config.cluster.listen.is_none() {
             problems.push("[cluster] listen must be set on a channel node".into());
         }
+        if let Err(err) = config.cluster.raft_timing().check() {
+            problems.push(err);
+        }
     }
     if has(Role::Gateway) || has(Role::Api) {
         if !config.metadata_url.as_deref().is_some_and(is_postgres) {
@@ -169,6 +172,7 @@ impl ClusterProcess {
                     },
                     max_in_flight: 50_000,
                     snapshot_every: config.channels.snapshot_every,
+                    timing: config.cluster.raft_timing(),
                 },
                 messages.clone(),
                 bus.clone(),
@@ -324,5 +328,14 @@ mod tests {
         let why = check_cluster_config(&config).unwrap_err();
         assert!(why.contains("node_id") && why.contains("listen"), "{why}");
         assert!(!why.contains("metadata_url"), "{why}");
+    }
+
+    #[test]
+    fn a_channel_node_refuses_raft_timing_that_cannot_hold_a_leader() {
+        let mut config = cluster_config(vec![Role::Channel]);
+        config.cluster.raft_heartbeat_ms = 200;
+        config.cluster.raft_election_min_ms = 300;
+        let why = check_cluster_config(&config).unwrap_err();
+        assert!(why.contains("raft_election_min_ms"), "{why}");
     }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chorus_channel_node::StateLimits;
+use chorus_channel_node::{RaftTiming, StateLimits};
 use chorus_gateway::GatewayConfig;
 use serde::Deserialize;
 
@@ -189,6 +189,13 @@ pub struct ClusterSection {
     pub tls_ca: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Raft timing of a channel node's groups (docs/CLUSTER.md, "Failover"): the leader's
+    /// heartbeat, which is also openraft's limit for one replication call, and the range a
+    /// follower draws its election timeout from. A follower elects about
+    /// `raft_election_max_ms` + its timeout after its leader's last heartbeat.
+    pub raft_heartbeat_ms: u64,
+    pub raft_election_min_ms: u64,
+    pub raft_election_max_ms: u64,
 }
 
 impl Default for ClusterSection {
@@ -203,6 +210,9 @@ impl Default for ClusterSection {
             tls_ca: None,
             tls_cert: None,
             tls_key: None,
+            raft_heartbeat_ms: RaftTiming::CLUSTER.heartbeat_ms,
+            raft_election_min_ms: RaftTiming::CLUSTER.election_min_ms,
+            raft_election_max_ms: RaftTiming::CLUSTER.election_max_ms,
         }
     }
 }
@@ -220,6 +230,15 @@ pub enum Role {
 }
 
 impl ClusterSection {
+    /// The Raft timing these settings give.
+    pub fn raft_timing(&self) -> RaftTiming {
+        RaftTiming {
+            heartbeat_ms: self.raft_heartbeat_ms,
+            election_min_ms: self.raft_election_min_ms,
+            election_max_ms: self.raft_election_max_ms,
+        }
+    }
+
     /// The seeds as node ids and addresses.
     pub fn seed_map(&self) -> Result<std::collections::BTreeMap<u64, SocketAddr>, String> {
         self.seeds

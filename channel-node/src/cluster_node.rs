@@ -44,6 +44,8 @@ pub struct ClusterNodeConfig {
     pub limits: StateLimits,
     pub max_in_flight: usize,
     pub snapshot_every: u64,
+    /// Raft timing of every group on this node (the control group and the shards).
+    pub timing: RaftTiming,
 }
 
 /// A running cluster channel node.
@@ -98,7 +100,7 @@ impl ClusterChannelNode {
         let control_log = LogStore::<ControlConfig>::open(&log_file, "control")
             .await
             .map_err(raft_err)?;
-        let timing = RaftTiming::CLUSTER;
+        let timing = config.timing;
         let control_config = Config {
             cluster_name: "chorus-control".into(),
             heartbeat_interval: timing.heartbeat_ms,
@@ -241,7 +243,7 @@ async fn place_replicas(
                     limits: config.limits,
                     max_in_flight: config.max_in_flight,
                     snapshot_every: config.snapshot_every,
-                    timing: RaftTiming::CLUSTER,
+                    timing: config.timing,
                     name: format!("chorus-shard-{shard}"),
                 };
                 let network = QuicNetwork::new(endpoint.clone(), shard_group(shard));

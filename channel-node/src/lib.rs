@@ -34,4 +34,5 @@ mod storage_suite;
 pub use cluster_node::{ClusterChannelNode, ClusterNodeConfig};
 pub use raft_types::TypeConfig;
 pub use service::{ChannelNodeConfig, ChannelNodeError, ChannelService};
+pub use shard::RaftTiming;
 pub use state::StateLimits;

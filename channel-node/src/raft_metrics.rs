@@ -48,7 +48,8 @@ pub(crate) async fn follow(raft: Raft<TypeConfig>, group: String) {
     let changes = counter!("chorus_raft_leader_changes_total", "group" => group.clone());
     let last_log = gauge!("chorus_raft_last_log_index", "group" => group.clone());
     let applied = gauge!("chorus_raft_applied_index", "group" => group.clone());
-    let entries = gauge!("chorus_raft_log_entries", "group" => group);
+    let entries = gauge!("chorus_raft_log_entries", "group" => group.clone());
+    let group_name = group;
     let mut leader = None;
     loop {
         {
@@ -61,6 +62,8 @@ pub(crate) async fn follow(raft: Raft<TypeConfig>, group: String) {
                 if m.current_leader.is_some() {
                     changes.increment(1);
                 }
+                // Rare (an election) and what an SRE reads a failover from.
+                tracing::info!(group = %group_name, term = m.current_term, leader = ?m.current_leader, state = ?m.state, "raft leader changed");
                 leader = m.current_leader;
             }
             term.set(m.current_term as f64);

@@ -44,7 +44,7 @@ const MAX_PAYLOAD_ENTRIES: u64 = 8;
 
 /// Raft timing of a shard. A cluster wants a short election timeout (it bounds how long writes
 /// pause when a leader dies); a group of one never elects after its start.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RaftTiming {
     pub heartbeat_ms: u64,
     pub election_min_ms: u64,
@@ -57,18 +57,44 @@ impl RaftTiming {
         election_min_ms: 500,
         election_max_ms: 1000,
     };
-    /// A follower calls an election once it has heard nothing from the leader for openraft's
-    /// lease (`election_max_ms`) plus its own timeout (300–600 ms), checked every 1.5 heartbeats:
+    /// The default of a cluster (`[cluster] raft_*` settings override it). A follower calls an
+    /// election once it has heard nothing from the leader for openraft's lease
+    /// (`election_max_ms`) plus its own timeout (300–600 ms), checked every 1.5 heartbeats:
     /// 0.9–1.4 s after a leader dies. The heartbeat is also openraft 0.9's time limit for one
     /// AppendEntries call, fsync on the follower included, and the lease keeps a loaded follower
-    /// from unseating a live leader. Shorter settings (100 ms / 150–300 ms) failed over in
-    /// ~0.6 s on an idle cluster but, on two shared cores under load with nodes restarting,
-    /// timed out appends and votes until every group was electing (docs/BENCHMARKS.md).
+    /// from unseating a live leader. 100 ms / 200–300 ms halved the typical failover under load
+    /// but collapsed one of two overloaded runs on two shared cores (docs/BENCHMARKS.md).
     pub const CLUSTER: RaftTiming = RaftTiming {
         heartbeat_ms: 150,
         election_min_ms: 300,
         election_max_ms: 600,
     };
+
+    /// Why these settings cannot run, if they cannot. A follower must hear from its leader
+    /// several times within the shortest election timeout, or a live leader is unseated by
+    /// every delayed heartbeat; the timeouts need a range to draw from, or two followers that
+    /// lost their leader together call elections together and split the vote.
+    pub fn check(&self) -> Result<(), String> {
+        let RaftTiming {
+            heartbeat_ms,
+            election_min_ms,
+            election_max_ms,
+        } = *self;
+        if heartbeat_ms < 10 {
+            return Err(format!("raft_heartbeat_ms is {heartbeat_ms}: at least 10"));
+        }
+        if election_min_ms < 2 * heartbeat_ms {
+            return Err(format!(
+                "raft_election_min_ms ({election_min_ms}) must be at least twice raft_heartbeat_ms ({heartbeat_ms})"
+            ));
+        }
+        if election_max_ms <= election_min_ms {
+            return Err(format!(
+                "raft_election_max_ms ({election_max_ms}) must be greater than raft_election_min_ms ({election_min_ms})"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Everything a shard replica needs to start.
@@ -326,5 +352,39 @@ impl ShardReplica {
         if let Some(writer) = writer {
             let _ = writer.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RaftTiming;
+
+    #[test]
+    fn the_shipped_timings_are_accepted() {
+        assert_eq!(RaftTiming::CLUSTER.check(), Ok(()));
+        assert_eq!(RaftTiming::EMBEDDED.check(), Ok(()));
+    }
+
+    #[test]
+    fn timings_that_would_unseat_live_leaders_or_split_votes_are_refused() {
+        let timing = |heartbeat_ms, election_min_ms, election_max_ms| RaftTiming {
+            heartbeat_ms,
+            election_min_ms,
+            election_max_ms,
+        };
+        assert!(
+            timing(5, 100, 200)
+                .check()
+                .unwrap_err()
+                .contains("at least 10")
+        );
+        assert!(timing(100, 150, 300).check().unwrap_err().contains("twice"));
+        assert!(
+            timing(100, 300, 300)
+                .check()
+                .unwrap_err()
+                .contains("greater")
+        );
+        assert_eq!(timing(100, 200, 300).check(), Ok(()));
     }
 }

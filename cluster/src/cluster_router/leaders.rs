@@ -112,9 +112,10 @@ pub fn worth_retrying(err: &RouteError) -> bool {
 }
 
 /// How long to wait before the next attempt: none after a leader hint (the hint is news),
-/// exponential from 10 ms up to 200 ms otherwise (an election takes a few hundred milliseconds;
-/// a longer wait would only add to the pause), with `jitter` in [0, 1) spreading retries of many
-/// callers apart. `None` once the deadline would pass.
+/// exponential from 10 ms up to 50 ms otherwise, with `jitter` in [0, 1) spreading retries of
+/// many callers apart. `None` once the deadline would pass. While a shard elects, its followers
+/// are asked every 25–50 ms: the first answer naming the new leader ends the pause, so a longer
+/// wait would only add to it (one small call per shard per wait is cheap beside an election).
 pub fn retry_delay(
     attempt: u32,
     followed_hint: bool,
@@ -123,7 +124,7 @@ pub fn retry_delay(
     jitter: f64,
 ) -> Option<Duration> {
     const BASE: Duration = Duration::from_millis(10);
-    const MAX: Duration = Duration::from_millis(200);
+    const MAX: Duration = Duration::from_millis(50);
     let delay = if followed_hint {
         Duration::ZERO
     } else {
@@ -254,7 +255,7 @@ mod tests {
         assert!(first < later);
         assert!(
             retry_delay(20, false, Duration::ZERO, deadline, 0.99).unwrap()
-                <= Duration::from_millis(200)
+                <= Duration::from_millis(50)
         );
         assert_eq!(
             retry_delay(0, false, Duration::from_millis(4_995), deadline, 0.5),

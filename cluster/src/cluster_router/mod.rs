@@ -199,6 +199,10 @@ impl Inner {
             let last_error = match outcome {
                 Ok(value) => {
                     self.leaders.lock().confirm(shard, node);
+                    if attempt > 0 {
+                        // After a failover: how long this shard's callers waited.
+                        tracing::info!(shard, node, attempts = attempt + 1, waited = ?started.elapsed(), "shard leader answered after retries");
+                    }
                     return Ok(value);
                 }
                 Err(CallError::Answered(RouteError::NotLeader { leader_hint })) => {
