@@ -73,6 +73,9 @@ mod tests {
         db.begin_write().unwrap().commit().unwrap();
         let emptied = RedbSpace::of(&db).unwrap();
         assert_eq!(emptied.stored, 0);
-        assert!(emptied.allocated < full.allocated, "{emptied:?} after {full:?}");
+        assert!(
+            emptied.allocated < full.allocated,
+            "{emptied:?} after {full:?}"
+        );
     }
 }

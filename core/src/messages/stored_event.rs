@@ -161,7 +161,10 @@ impl<'a> Reader<'a> {
     }
 
     fn uuid(&mut self) -> Result<Uuid, DecodeError> {
-        let bytes: [u8; 16] = self.take(16)?.try_into().map_err(|_| DecodeError::Truncated)?;
+        let bytes: [u8; 16] = self
+            .take(16)?
+            .try_into()
+            .map_err(|_| DecodeError::Truncated)?;
         Ok(Uuid::from_bytes(bytes))
     }
 
@@ -264,7 +267,11 @@ mod tests {
             ..message("")
         };
         assert_eq!(round_trip(&reaction), reaction);
-        for kind in [EventKind::Edit, EventKind::Delete, EventKind::ReactionRemove] {
+        for kind in [
+            EventKind::Edit,
+            EventKind::Delete,
+            EventKind::ReactionRemove,
+        ] {
             let event = MessageEvent {
                 kind,
                 target_seq: Some(1),
@@ -312,7 +319,10 @@ mod tests {
         let (channel, seq) = (event.channel_id, event.seq);
         // Every prefix is either truncated or (a prefix ending before the mentions) incomplete.
         for end in 0..record.len() {
-            assert!(decode(channel, seq, &record[..end]).is_err(), "prefix {end}");
+            assert!(
+                decode(channel, seq, &record[..end]).is_err(),
+                "prefix {end}"
+            );
         }
         let mut longer = record.clone();
         longer.push(0);
