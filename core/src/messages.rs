@@ -4,12 +4,14 @@ pub mod conformance;
 mod instrumented;
 mod materialize;
 mod postgres_store;
+mod redb_space;
 mod redb_store;
 mod scylla_reads;
 mod scylla_rows;
 mod scylla_schema;
 mod scylla_store;
 mod search_scan;
+mod stored_event;
 
 use async_trait::async_trait;
 use chorus_protocol::MessageEvent;
@@ -21,6 +23,7 @@ use crate::StoreError;
 pub use instrumented::InstrumentedMessageStore;
 pub use materialize::{Edit, MessageState, Reaction, materialize};
 pub use postgres_store::PostgresMessageStore;
+pub use redb_space::RedbSpace;
 pub use redb_store::RedbMessageStore;
 pub use scylla_store::{ScyllaMessageStore, ScyllaUri, parse_uri as parse_scylla_uri};
 

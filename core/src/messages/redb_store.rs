@@ -10,8 +10,9 @@
 //! Both tables are written in the same transaction and keyed by what
 //! they index, so writing an event again changes nothing.
 //!
-//! Events are stored as the JSON of [`MessageEvent`]; events written before event kinds existed
-//! decode as plain messages (the new fields default), and had no relations to index.
+//! Events are stored as compact records of their own (`stored_event.rs`), less than half the size
+//! of their JSON; files written before that hold JSON, which still reads (events written before
+//! event kinds existed decode as plain messages, and had no relations to index).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -23,7 +24,9 @@ use chorus_protocol::{EventKind, MessageEvent};
 use redb::{Database, Durability, TableDefinition};
 use uuid::Uuid;
 
+use super::RedbSpace;
 use super::search_scan::{ChannelScan, merge_newest_first};
+use super::stored_event;
 use super::{HistoryQuery, MessageStore, SearchQuery};
 use crate::StoreError;
 
@@ -42,13 +45,19 @@ const MESSAGES: TableDefinition<([u8; 16], u64), &[u8]> = TableDefinition::new("
 /// seq: what `related` reads, without scanning the channel.
 const RELATED: TableDefinition<([u8; 16], u64, u64), ()> = TableDefinition::new("message_related");
 
-fn decode(value: &[u8]) -> Result<MessageEvent, StoreError> {
-    serde_json::from_slice::<MessageEvent>(value).map_err(StoreError::backend)
+fn decode(channel: [u8; 16], seq: u64, value: &[u8]) -> Result<MessageEvent, StoreError> {
+    stored_event::decode(Uuid::from_bytes(channel), seq, value).map_err(|err| {
+        StoreError::Backend(format!(
+            "history event {seq} of channel {}: {err}",
+            Uuid::from_bytes(channel)
+        ))
+    })
 }
 
 fn decode_item(entry: RangeItem<'_>) -> Result<MessageEvent, StoreError> {
-    let (_, value) = entry.map_err(StoreError::backend)?;
-    decode(value.value())
+    let (key, value) = entry.map_err(StoreError::backend)?;
+    let (channel, seq) = key.value();
+    decode(channel, seq, value.value())
 }
 
 /// History of every channel in a redb file.
@@ -125,7 +134,7 @@ impl RedbMessageStore {
             let mut related = txn.open_table(RELATED).map_err(StoreError::backend)?;
             for message in messages {
                 let channel = *message.channel_id.as_bytes();
-                let value = serde_json::to_vec(message).map_err(StoreError::backend)?;
+                let value = stored_event::encode(message);
                 table
                     .insert((channel, message.seq), value.as_slice())
                     .map_err(StoreError::backend)?;
@@ -159,6 +168,11 @@ impl RedbMessageStore {
         while db.compact().map_err(StoreError::backend)? {}
         drop(db);
         Ok((before, disk_bytes(path)?))
+    }
+
+    /// How the file's pages are used (blocking; walks every page: for benchmarks and diagnosis).
+    pub fn space(&self) -> Result<RedbSpace, StoreError> {
+        RedbSpace::of(&self.db)
     }
 
     /// Makes every earlier non-durable write durable (blocking, one fsync).
@@ -223,7 +237,7 @@ impl RedbMessageStore {
         table
             .get((*channel.as_bytes(), seq))
             .map_err(StoreError::backend)?
-            .map(|value| decode(value.value()))
+            .map(|value| decode(*channel.as_bytes(), seq, value.value()))
             .transpose()
     }
 
@@ -251,7 +265,7 @@ impl RedbMessageStore {
                 .get((key, seq))
                 .map_err(StoreError::backend)?
                 .ok_or_else(|| StoreError::Backend(format!("indexed event {seq} is missing")))?;
-            events.push(decode(value.value())?);
+            events.push(decode(key, seq, value.value())?);
         }
         Ok(events)
     }
