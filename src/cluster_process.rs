@@ -157,6 +157,7 @@ impl ClusterProcess {
             channel_node: None,
         };
         if roles.contains(&Role::Channel) {
+            let channel_bus = notifying_bus(&config, messages.clone(), bus.clone()).await?;
             let node = ClusterChannelNode::start(
                 ClusterNodeConfig {
                     node_id: config.cluster.node_id,
@@ -175,7 +176,7 @@ impl ClusterProcess {
                     timing: config.cluster.raft_timing(),
                 },
                 messages.clone(),
-                bus.clone(),
+                channel_bus,
             )
             .await
             .context("cannot start the channel node")?;
@@ -271,6 +272,30 @@ impl ClusterProcess {
             }
         }
     }
+}
+
+/// The bus a channel node's shards publish on: with a notifier when the node can reach the
+/// shared metadata store and presence (PostgreSQL and Redis), so the leader of each shard
+/// notifies (ARCHITECTURE.md); the plain bus otherwise, and the log says notifications are off.
+async fn notifying_bus(
+    config: &NodeConfig,
+    messages: Arc<dyn chorus_core::MessageStore>,
+    bus: Arc<dyn chorus_cluster::FanoutBus>,
+) -> anyhow::Result<Arc<dyn chorus_cluster::FanoutBus>> {
+    let shared_metadata = config.metadata_url.as_deref().is_some_and(is_postgres);
+    if !shared_metadata || !is_redis(config.presence_url.as_deref()) {
+        tracing::warn!(
+            "this channel node sends no notifications: it needs metadata_url (postgres://) and \
+             presence_url (redis://)"
+        );
+        return Ok(bus);
+    }
+    let store = open_metadata(config.metadata_url.as_deref(), &config.data_dir)
+        .await
+        .context("cannot open the metadata store (metadata_url)")?;
+    let presence = open_presence(config.presence_url.as_deref()).await?;
+    let notifier = chorus_notify::Notifier::new(store, messages, presence);
+    Ok(Arc::new(chorus_notify::NotifyingBus::new(bus, notifier)))
 }
 
 #[cfg(test)]

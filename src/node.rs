@@ -17,6 +17,7 @@ use chorus_core::{
     PostgresMetadataStore, RedbMessageStore, ScyllaMessageStore, SqliteMetadataStore,
 };
 use chorus_gateway::{GatewayDeps, MemorySessions, RedisSessions, SessionLimits, SessionStore};
+use chorus_notify::{Notifier, NotifyingBus};
 use chorus_presence::{MemoryPresence, PresenceStore, RedisPresence};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
@@ -63,7 +64,12 @@ impl Node {
             dedup_window: config.channels.dedup_window,
         };
         channel_config.snapshot_every = config.channels.snapshot_every;
-        let channels = ChannelService::start(channel_config, messages.clone(), bus.clone())
+        let presence = open_presence(config.presence_url.as_deref()).await?;
+        // The channel service's leader path notifies (see chorus_notify); gateways and the API
+        // use the plain bus.
+        let notifier = Notifier::new(store.clone(), messages.clone(), presence.clone());
+        let channel_bus = Arc::new(NotifyingBus::new(bus.clone(), notifier));
+        let channels = ChannelService::start(channel_config, messages.clone(), channel_bus)
             .await
             .context("cannot start the channel service")?;
 
@@ -90,7 +96,7 @@ impl Node {
             router: Arc::new(channels.clone()),
             bus,
             access: open_access(config.bus_url.as_deref()).await?,
-            presence: open_presence(config.presence_url.as_deref()).await?,
+            presence,
         };
         let ops = match config.ops_addr {
             Some(addr) => {
@@ -210,7 +216,9 @@ pub(crate) async fn spawn_gateway(
 ) -> anyhow::Result<JoinHandle<std::io::Result<()>>> {
     let mut gateway_config = config.gateway.to_gateway_config();
     gateway_config.trusted_proxies = trusted_proxies(config)?;
+    let badges = chorus_notify::Badges::new(front.store.clone(), front.messages.clone());
     let deps = GatewayDeps {
+        badges: Some(Arc::new(badges)),
         auth: front.auth,
         store: front.store,
         router: front.router,

@@ -93,6 +93,7 @@ impl Deployment {
             presence: Arc::new(MemoryPresence::default()),
             sessions: self.sessions.clone(),
             access: Arc::new(LocalAccessNotifier::default()),
+            badges: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(chorus_gateway::serve(

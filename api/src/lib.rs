@@ -242,6 +242,11 @@ fn channel_routes() -> Router<AppState> {
             "/v1/channels/{channel_id}/read",
             post(channel_members::mark_read),
         )
+        .route(
+            "/v1/channels/{channel_id}/notifications",
+            put(routes::notifications::set_level),
+        )
+        .route("/v1/notifications", get(routes::notifications::list))
 }
 
 fn message_routes() -> Router<AppState> {

@@ -62,6 +62,8 @@ use crate::views;
         routes::channel_members::remove,
         routes::channel_members::set_mute,
         routes::channel_members::mark_read,
+        routes::notifications::list,
+        routes::notifications::set_level,
         routes::messages::post,
         routes::messages::edit,
         routes::messages::delete,
@@ -87,6 +89,7 @@ use crate::views;
         (name = "channels", description = "Channels, direct messages, membership, mute, read position"),
         (name = "messages", description = "Posting, editing, deleting, reactions, threads, history, search"),
         (name = "presence", description = "Custom status, presence of a list of users (live changes: WebSocket `presence_subscribe`)"),
+        (name = "notifications", description = "The caller's notifications and notification level per channel (live: the WebSocket `notification` and `read_state` frames)"),
         (name = "admin", description = "Operator actions (x-chorus-admin-token)"),
     )
 )]

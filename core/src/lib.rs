@@ -8,10 +8,12 @@
 pub mod auth;
 pub mod client_addr;
 pub mod error;
+pub mod focus;
 pub mod mentions;
 pub mod messages;
 pub mod metadata;
 pub mod model;
+pub mod notify;
 pub mod testing;
 pub mod visibility;
 

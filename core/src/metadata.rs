@@ -57,6 +57,9 @@ pub struct NewChannel {
 /// Metadata storage. Implementations must be safe to share between every task of a node.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
+    /// The notifications and notification levels kept in the same database.
+    fn notifications(&self) -> &dyn crate::notify::NotificationStore;
+
     /// Creates a user. `StoreError::Conflict` if the e-mail (compared lowercase) is taken.
     async fn create_user(
         &self,

@@ -40,6 +40,7 @@ use crate::metrics::{GATEWAY, Out};
 use crate::outbox::{Outbox, Outgoing, Recheck};
 use crate::sessions::{Holder, SessionError};
 
+mod badges;
 mod presence;
 
 type Socket = WebSocketStream<TcpStream>;
@@ -431,10 +432,12 @@ impl Connection {
                         last_seq,
                     });
                 }
+                let unreads = self.badges(&positions).await;
                 self.reply(&ServerFrame::Ready {
                     session_id,
                     user,
                     channels: positions,
+                    unreads,
                 });
             }
             Opening::Resume {
@@ -469,6 +472,8 @@ impl Connection {
                 });
             }
         }
+        // From here on the user's notifications and read-state changes reach this connection.
+        self.shared.user_watch.add(self.user, self.id, &self.outbox);
         Ok(())
     }
 
@@ -1070,6 +1075,7 @@ impl Connection {
             self.shared.hub.unsubscribe(*channel, self.id);
         }
         self.shared.connections.write().remove(&self.id);
+        self.shared.user_watch.remove(self.user, self.id);
         self.unfollow_all();
         match self
             .shared

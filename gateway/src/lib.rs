@@ -17,6 +17,7 @@ mod outbox;
 mod presence_sweep;
 mod presence_watch;
 pub mod sessions;
+mod user_watch;
 
 /// For benches (`benches/benches/hub_fanout.rs`): the hub and outboxes, otherwise private. Not an
 /// API: nothing outside the workspace's benchmarks should use it.
@@ -50,6 +51,7 @@ pub use sessions::{
 use crate::hub::{ConnId, Hub};
 use crate::outbox::Outbox;
 use crate::presence_watch::PresenceWatch;
+use crate::user_watch::UserWatch;
 
 /// What the gateway talks to.
 #[derive(Clone)]
@@ -64,6 +66,8 @@ pub struct GatewayDeps {
     pub sessions: Arc<dyn SessionStore>,
     /// Notices that someone's rights changed (logout, removal, archiving, disabled account).
     pub access: Arc<dyn AccessNotifier>,
+    /// Unread and mention counts for `ready`; `None` leaves them out.
+    pub badges: Option<Arc<chorus_notify::Badges>>,
 }
 
 /// State shared by every connection of a gateway.
@@ -73,6 +77,8 @@ struct Shared {
     hub: Arc<Hub>,
     /// Which connections follow whose presence.
     presence_watch: Arc<PresenceWatch>,
+    /// Which connections belong to whom, for notifications and read state.
+    user_watch: Arc<UserWatch>,
     /// This gateway process among all that share the session store (see [`Holder`]).
     instance: u32,
     /// Authenticated connections, so shutdown (and later, revocation) can reach each of them.
@@ -128,12 +134,15 @@ pub async fn serve(
             .run(deps.presence.clone(), deps.presence.updates()),
     );
     let presence_sweeper = tokio::spawn(presence_sweep::run(deps.presence.clone()));
+    let user_watch = Arc::new(UserWatch::default());
+    let user_feed = tokio::spawn(user_watch.clone().run(deps.presence.user_frames()));
     let shared = Arc::new(Shared {
         instance: Holder::random_gateway(),
         config,
         deps,
         hub,
         presence_watch,
+        user_watch,
         connections: RwLock::new(HashMap::new()),
         next_conn: AtomicU64::new(1),
         open: AtomicUsize::new(0),
@@ -201,6 +210,7 @@ pub async fn serve(
     }
     presence_sweeper.abort();
     presence_feed.abort();
+    user_feed.abort();
     Ok(())
 }
 

@@ -15,6 +15,7 @@ mod online;
 mod redis;
 mod store;
 mod typing;
+mod user_feed;
 
 pub use feed::{PresenceSignal, PresenceUpdates};
 pub use memory::MemoryPresence;
@@ -24,3 +25,4 @@ pub use store::{
     CONNECTION_LEASE, EXPIRE_BATCH, PresenceError, PresenceStore, TYPING_REBROADCAST, TYPING_TTL,
 };
 pub use typing::TypingTracker;
+pub use user_feed::{UserFrame, UserFrames};

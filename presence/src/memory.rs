@@ -12,7 +12,8 @@ use crate::feed::LocalFeed;
 use crate::store::{
     CONNECTION_LEASE, PresenceError, PresenceStore, TYPING_REBROADCAST, TYPING_TTL,
 };
-use crate::{OnlineTracker, PresenceUpdates, Transition, TypingTracker};
+use crate::user_feed::LocalUserFeed;
+use crate::{OnlineTracker, PresenceUpdates, Transition, TypingTracker, UserFrame, UserFrames};
 
 /// Presence kept in this process. Custom statuses are kept in memory too: an embedded node's
 /// restart clears them (as it takes everyone offline).
@@ -21,6 +22,7 @@ pub struct MemoryPresence {
     online: Mutex<OnlineTracker>,
     statuses: Mutex<HashMap<Uuid, CustomStatus>>,
     feed: LocalFeed,
+    user_feed: LocalUserFeed,
 }
 
 impl Default for MemoryPresence {
@@ -30,6 +32,7 @@ impl Default for MemoryPresence {
             online: Mutex::new(OnlineTracker::default()),
             statuses: Mutex::new(HashMap::new()),
             feed: LocalFeed::default(),
+            user_feed: LocalUserFeed::default(),
         }
     }
 }
@@ -142,5 +145,13 @@ impl PresenceStore for MemoryPresence {
 
     fn updates(&self) -> PresenceUpdates {
         self.feed.subscribe()
+    }
+
+    async fn send_to_user(&self, frame: UserFrame) {
+        self.user_feed.send(frame);
+    }
+
+    fn user_frames(&self) -> UserFrames {
+        self.user_feed.subscribe()
     }
 }

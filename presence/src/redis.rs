@@ -29,7 +29,8 @@ use crate::feed::LocalFeed;
 use crate::store::{
     CONNECTION_LEASE, EXPIRE_BATCH, PresenceError, PresenceStore, TYPING_REBROADCAST, TYPING_TTL,
 };
-use crate::{PresenceUpdates, Transition};
+use crate::user_feed::LocalUserFeed;
+use crate::{PresenceUpdates, Transition, UserFrame, UserFrames};
 
 const TYPING: &str = r#"
 local now = tonumber(ARGV[2])
@@ -187,6 +188,7 @@ pub struct RedisPresence {
     /// so tests sharing one Redis do not sweep each other's users.
     prefix: String,
     feed: LocalFeed,
+    user_feed: LocalUserFeed,
 }
 
 impl RedisPresence {
@@ -205,12 +207,18 @@ impl RedisPresence {
             .map_err(PresenceError)?;
         let channel = format!("{prefix}:presence");
         subscriber.subscribe(channel.clone()).await.map_err(err)?;
+        subscriber
+            .subscribe(format!("{prefix}:user"))
+            .await
+            .map_err(err)?;
         let feed = LocalFeed::default();
-        tokio::spawn(receive(subscriber, feed.clone()));
+        let user_feed = LocalUserFeed::default();
+        tokio::spawn(receive(subscriber, feed.clone(), user_feed.clone()));
         Ok(RedisPresence {
             client,
             prefix: prefix.to_string(),
             feed,
+            user_feed,
         })
     }
 
@@ -255,13 +263,20 @@ impl RedisPresence {
     }
 }
 
-/// Forwards changes from Redis to this process's feed; a reconnect or lag is a resync.
-async fn receive(subscriber: SubscriberClient, feed: LocalFeed) {
+/// Forwards changes from Redis to this process's feed; a reconnect or lag is a resync. User
+/// frames (`<prefix>:user`) go to the user feed.
+async fn receive(subscriber: SubscriberClient, feed: LocalFeed, user_feed: LocalUserFeed) {
     let mut messages = subscriber.message_rx();
     let mut reconnects = subscriber.reconnect_rx();
     loop {
         tokio::select! {
             message = messages.recv() => match message {
+                Ok(message) if message.channel.ends_with(":user") => {
+                    match message.value.as_bytes().and_then(|b| serde_json::from_slice::<UserFrame>(b).ok()) {
+                        Some(frame) => user_feed.send(frame),
+                        None => tracing::warn!("undecodable user frame"),
+                    }
+                }
                 Ok(message) => {
                     let parsed = message
                         .value
@@ -486,5 +501,20 @@ impl PresenceStore for RedisPresence {
 
     fn updates(&self) -> PresenceUpdates {
         self.feed.subscribe()
+    }
+
+    async fn send_to_user(&self, frame: UserFrame) {
+        let payload = match serde_json::to_string(&frame) {
+            Ok(payload) => payload,
+            Err(e) => return tracing::warn!(error = %e, "user frame not encodable"),
+        };
+        let channel = format!("{}:user", self.prefix);
+        if let Err(e) = self.client.publish::<i64, _, _>(channel, payload).await {
+            tracing::warn!(error = %e, "user frame not published");
+        }
+    }
+
+    fn user_frames(&self) -> UserFrames {
+        self.user_feed.subscribe()
     }
 }

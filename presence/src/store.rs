@@ -5,7 +5,7 @@ use chorus_protocol::{Activity, CustomStatus, PresenceInfo};
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use crate::{PresenceUpdates, Transition};
+use crate::{PresenceUpdates, Transition, UserFrame, UserFrames};
 
 /// How long a typing indicator lasts without a refresh (RF-04.2).
 pub const TYPING_TTL: Duration =
@@ -91,4 +91,9 @@ pub trait PresenceStore: Send + Sync + 'static {
     async fn announce(&self, info: PresenceInfo);
     /// Starts receiving announced changes.
     fn updates(&self) -> PresenceUpdates;
+    /// Sends a frame to every connection of one user, on every gateway (notifications, read
+    /// state). At most once, like presence changes; never fails.
+    async fn send_to_user(&self, frame: UserFrame);
+    /// Starts receiving the frames sent to users (a gateway keeps those of its own users).
+    fn user_frames(&self) -> UserFrames;
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Activity, ErrorCode, PresenceInfo};
+use crate::{Activity, ChannelUnread, ErrorCode, Notification, PresenceInfo};
 
 /// A frame sent by the client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -198,6 +198,9 @@ pub enum ServerFrame {
         session_id: Uuid,
         user: UserInfo,
         channels: Vec<ChannelPosition>,
+        /// Unread and mention counts of every channel in `channels`, in the same order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unreads: Vec<ChannelUnread>,
     },
     /// Answer to `resume`, sent after every replayed event (and `resync_required`) of the session.
     Resumed {
@@ -239,6 +242,12 @@ pub enum ServerFrame {
     },
     /// A followed user's presence changed; replaces what the client had for `user_id`.
     Presence(PresenceInfo),
+    /// Something the user should be told about (a mention, a DM, a reply in their thread, an
+    /// invitation), sent once to every connection of the user.
+    Notification(Notification),
+    /// The user's read position in a channel changed (on this or another device): the
+    /// channel's badge as it is now.
+    ReadState(ChannelUnread),
     /// The events after `after_seq` are older than the node's replay buffer. Fetch
     /// `GET /v1/channels/{channel_id}/messages?after=<after_seq>` up to `last_seq`; live events after
     /// `last_seq` follow on this connection.

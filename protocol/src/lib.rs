@@ -13,12 +13,16 @@ mod close;
 mod error;
 mod frames;
 pub mod limits;
+mod notification;
 mod presence;
 pub mod timestamp;
 
 pub use close::CloseCode;
 pub use error::ErrorCode;
 pub use frames::*;
+pub use notification::{
+    ChannelUnread, Notification, NotificationKind, PREVIEW_CHARS, UNREAD_CAP, preview,
+};
 pub use presence::{Activity, CustomStatus, PresenceInfo, PresenceStatus, StatusError};
 
 /// The protocol version spoken by this crate, announced in [`ServerFrame::Hello`].

@@ -251,10 +251,23 @@ pub async fn mark_read(
         .mark_read(channel_id, caller.user_id, request.seq)
         .await
     {
-        Ok(last_read_seq) => Ok(Json(ReadPositionView {
-            channel_id,
-            last_read_seq,
-        })),
+        Ok(last_read_seq) => {
+            // Every device of the caller updates the channel's badge (`read_state`).
+            let api = &state.api;
+            chorus_notify::direct::read_state(
+                api.store.as_ref(),
+                api.messages.as_ref(),
+                api.presence.as_ref(),
+                caller.user_id,
+                channel_id,
+                last_read_seq,
+            )
+            .await;
+            Ok(Json(ReadPositionView {
+                channel_id,
+                last_read_seq,
+            }))
+        }
         Err(StoreError::NotFound(_)) => {
             Err(ApiError::forbidden("you are not a member of this channel"))
         }

@@ -12,6 +12,7 @@ pub mod history;
 pub mod invites;
 pub mod members;
 pub mod messages;
+pub mod notifications;
 pub mod presence;
 pub mod reactions;
 pub mod search;

@@ -179,6 +179,21 @@ pub async fn add_member(
     store
         .set_workspace_member(workspace_id, user.id, role)
         .await?;
+    // The new member hears of it on every device (`invitation` notification).
+    let name = store
+        .workspace(workspace_id)
+        .await?
+        .map(|w| w.name)
+        .unwrap_or_default();
+    chorus_notify::direct::invitation(
+        store.notifications(),
+        state.api.presence.as_ref(),
+        user.id,
+        workspace_id,
+        &name,
+        caller.user_id,
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Json(MemberView {

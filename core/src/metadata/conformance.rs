@@ -12,6 +12,7 @@ mod channels;
 mod connections;
 mod dm;
 mod invites;
+mod notifications;
 mod workspaces;
 
 use chrono::{DateTime, Duration, Utc};
@@ -23,6 +24,7 @@ pub use self::channels::*;
 pub use self::connections::*;
 pub use self::dm::*;
 pub use self::invites::*;
+pub use self::notifications::*;
 pub use self::workspaces::*;
 use super::{MetadataStore, NewChannel};
 use crate::StoreError;
@@ -64,6 +66,9 @@ pub const ALL: &[&str] = &[
     // audit log
     "audit_log_shows_workspace_entries_and_member_logins",
     "audit_log_pages_by_cursor",
+    // notifications
+    "notify_levels_are_set_per_member",
+    "notifications_are_recorded_once_and_paged",
 ];
 
 /// Runs the check called `name`.
@@ -123,6 +128,10 @@ pub async fn run(name: &str, store: &dyn MetadataStore) {
             audit_log_shows_workspace_entries_and_member_logins(store).await
         }
         "audit_log_pages_by_cursor" => audit_log_pages_by_cursor(store).await,
+        "notify_levels_are_set_per_member" => notify_levels_are_set_per_member(store).await,
+        "notifications_are_recorded_once_and_paged" => {
+            notifications_are_recorded_once_and_paged(store).await
+        }
         other => panic!("no conformance check named {other}"),
     }
 }

@@ -9,6 +9,7 @@ mod channels;
 mod dm;
 mod invites;
 mod members;
+mod notifications;
 mod rows;
 mod workspaces;
 
@@ -70,6 +71,10 @@ impl PostgresMetadataStore {
 
 #[async_trait]
 impl MetadataStore for PostgresMetadataStore {
+    fn notifications(&self) -> &dyn crate::notify::NotificationStore {
+        self
+    }
+
     async fn create_user(
         &self,
         email: &str,

@@ -9,6 +9,7 @@ mod channels;
 mod dm;
 mod invites;
 mod members;
+mod notifications;
 mod rows;
 mod workspaces;
 
@@ -80,6 +81,10 @@ impl SqliteMetadataStore {
 
 #[async_trait]
 impl MetadataStore for SqliteMetadataStore {
+    fn notifications(&self) -> &dyn crate::notify::NotificationStore {
+        self
+    }
+
     async fn create_user(
         &self,
         email: &str,
