@@ -344,12 +344,18 @@ mod tests {
         let mut config = cluster_config(vec![Role::Channel]);
         config.cluster.node_id = 4;
         let why = check_cluster_config(&config).unwrap_err();
-        assert!(why.contains("node_id 4 is not among the seeds [1]"), "{why}");
+        assert!(
+            why.contains("node_id 4 is not among the seeds [1]"),
+            "{why}"
+        );
         // Three replicas on one seed cannot be placed; a gateway is told so too.
         let mut gateway = cluster_config(vec![Role::Gateway]);
         gateway.cluster.replication = 3;
         let why = check_cluster_config(&gateway).unwrap_err();
-        assert!(why.contains("replication 3 needs at least as many"), "{why}");
+        assert!(
+            why.contains("replication 3 needs at least as many"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -152,9 +152,15 @@ mod tests {
         let summary = check(&config).unwrap();
         assert!(summary.ws_addr.is_some() && summary.api_addr.is_none());
         assert_eq!(summary.node_id, None);
-        assert_eq!(summary.stores["metadata_url"], "postgres://chorus:***@db/chorus");
+        assert_eq!(
+            summary.stores["metadata_url"],
+            "postgres://chorus:***@db/chorus"
+        );
         let json = serde_json::to_string(&summary).unwrap();
-        assert!(!json.contains("pw@") && !json.contains(&"j".repeat(32)), "{json}");
+        assert!(
+            !json.contains("pw@") && !json.contains(&"j".repeat(32)),
+            "{json}"
+        );
     }
 
     #[test]
@@ -167,6 +173,9 @@ mod tests {
             ..NodeConfig::default()
         };
         let why = check(&config).unwrap_err();
-        assert!(why.contains("seeds is empty") && why.contains("node_id"), "{why}");
+        assert!(
+            why.contains("seeds is empty") && why.contains("node_id"),
+            "{why}"
+        );
     }
 }

@@ -62,7 +62,9 @@ fn yaml_docs(path: &Path) -> Vec<Value> {
 }
 
 fn str_of(value: &Value) -> &str {
-    value.as_str().unwrap_or_else(|| panic!("not a string: {value}"))
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {value}"))
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -100,7 +102,12 @@ fn env_names_the_binary_reads() -> BTreeSet<String> {
 
 /// Runs `program args` (a `chorus … config check --json` command line) with only `env` (and a
 /// `PATH` that finds the binary as `chorus`); the summary it prints, or a panic with its errors.
-fn config_check(what: &str, program: &str, args: &[String], env: &BTreeMap<String, String>) -> Value {
+fn config_check(
+    what: &str,
+    program: &str,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+) -> Value {
     let bin_dir = Path::new(CHORUS).parent().unwrap();
     let out = Command::new(program)
         .args(args)
@@ -126,7 +133,11 @@ fn check_args(command: &[String], files: &BTreeMap<String, PathBuf>) -> Vec<Stri
             if arg == "serve" {
                 vec!["config".to_owned(), "check".to_owned(), "--json".to_owned()]
             } else {
-                vec![files.get(arg).map_or_else(|| arg.clone(), |p| p.display().to_string())]
+                vec![
+                    files
+                        .get(arg)
+                        .map_or_else(|| arg.clone(), |p| p.display().to_string()),
+                ]
             }
         })
         .collect()
@@ -157,9 +168,16 @@ fn url_host(url: &str) -> &str {
 fn assert_certificates(what: &str, summary: &Value, dir: &str, issued: &BTreeSet<String>) {
     for key in ["tls_ca", "tls_cert", "tls_key"] {
         let path = Path::new(str_of(&summary[key]));
-        assert_eq!(path.parent().unwrap(), Path::new(dir), "{what}: {key} outside {dir}");
+        assert_eq!(
+            path.parent().unwrap(),
+            Path::new(dir),
+            "{what}: {key} outside {dir}"
+        );
         let name = path.file_name().unwrap().to_str().unwrap();
-        assert!(issued.contains(name), "{what}: {key} {name} is not issued ({issued:?})");
+        assert!(
+            issued.contains(name),
+            "{what}: {key} {name} is not issued ({issued:?})"
+        );
     }
 }
 
@@ -167,7 +185,10 @@ fn assert_certificates(what: &str, summary: &Value, dir: &str, issued: &BTreeSet
 fn assert_store_hosts(what: &str, summary: &Value, hosts: &BTreeSet<String>) {
     for (name, url) in object(&summary["stores"]) {
         let host = url_host(str_of(url));
-        assert!(hosts.contains(host), "{what}: {name} names host {host:?}, not among {hosts:?}");
+        assert!(
+            hosts.contains(host),
+            "{what}: {name} names host {host:?}, not among {hosts:?}"
+        );
     }
 }
 
@@ -225,7 +246,10 @@ fn compose_cluster_starts_processes_that_pass_config_check_and_agree_with_it() {
                 _ => object(deps).keys().cloned().collect(),
             };
             for dep in &deps {
-                assert!(service_names.contains(dep), "{name} depends on unknown {dep}");
+                assert!(
+                    service_names.contains(dep),
+                    "{name} depends on unknown {dep}"
+                );
             }
         }
         let mut files = BTreeMap::new();
@@ -235,15 +259,23 @@ fn compose_cluster_starts_processes_that_pass_config_check_and_agree_with_it() {
             let (source, target) = (parts[0], parts[1]);
             if source.starts_with("./") {
                 let host = deploy_dir().join(source);
-                assert!(host.exists(), "{name} mounts {source}, which does not exist");
+                assert!(
+                    host.exists(),
+                    "{name} mounts {source}, which does not exist"
+                );
                 files.insert(target.to_owned(), host);
             } else {
-                assert!(volumes.contains(&source.to_owned()), "{name}: volume {source} undeclared");
+                assert!(
+                    volumes.contains(&source.to_owned()),
+                    "{name}: volume {source} undeclared"
+                );
             }
             mounts.insert(source.to_owned(), target.to_owned());
         }
         let command = service.get("command").map(strings).unwrap_or_default();
-        if command.first().map(String::as_str) != Some("chorus") || !command.contains(&"serve".into()) {
+        if command.first().map(String::as_str) != Some("chorus")
+            || !command.contains(&"serve".into())
+        {
             continue;
         }
 
@@ -256,16 +288,25 @@ fn compose_cluster_starts_processes_that_pass_config_check_and_agree_with_it() {
             .map(|(k, v)| (k.clone(), interpolate(str_of(v))))
             .collect();
         for key in env.keys() {
-            assert!(env_names.contains(key), "{name}: the binary does not read {key}");
+            assert!(
+                env_names.contains(key),
+                "{name}: the binary does not read {key}"
+            );
         }
         let args = check_args(&command[1..], &files);
         let summary = config_check(name, CHORUS, &args, &env);
         let what = name.as_str();
-        assert!(!strings(&summary["roles"]).is_empty(), "{what}: not a cluster process");
+        assert!(
+            !strings(&summary["roles"]).is_empty(),
+            "{what}: not a cluster process"
+        );
 
         // Health check and ports on the ops listener and the client listeners.
         let ops = addr(&summary, "ops_addr");
-        assert!(ops.ip().is_unspecified(), "{what}: ops listener not reachable from outside");
+        assert!(
+            ops.ip().is_unspecified(),
+            "{what}: ops listener not reachable from outside"
+        );
         let health = strings(&service["healthcheck"]["test"]).join(" ");
         assert!(
             health.contains(&format!("http://127.0.0.1:{}/readyz", ops.port())),
@@ -284,11 +325,17 @@ fn compose_cluster_starts_processes_that_pass_config_check_and_agree_with_it() {
             }
         }
         for port in listeners {
-            assert!(published.contains(&port), "{what}: port {port} not published");
+            assert!(
+                published.contains(&port),
+                "{what}: port {port} not published"
+            );
         }
 
         // Certificates from the shared volume, stores among the services.
-        assert_eq!(mounts["cluster-certs"], certs_dir, "{what}: certificates volume");
+        assert_eq!(
+            mounts["cluster-certs"], certs_dir,
+            "{what}: certificates volume"
+        );
         assert_certificates(what, &summary, &certs_dir, &issued);
         assert_store_hosts(what, &summary, &service_names);
 
@@ -299,8 +346,16 @@ fn compose_cluster_starts_processes_that_pass_config_check_and_agree_with_it() {
                 .unwrap();
             assert!(in_subnet(ip, subnet), "{what}: {ip} outside {subnet}");
             let seed = seeds(&summary)[&id];
-            assert_eq!(seed.ip(), ip, "{what}: seed {id} is not this node's address");
-            assert_eq!(seed.port(), addr(&summary, "listen").port(), "{what}: transport port");
+            assert_eq!(
+                seed.ip(),
+                ip,
+                "{what}: seed {id} is not this node's address"
+            );
+            assert_eq!(
+                seed.port(),
+                addr(&summary, "listen").port(),
+                "{what}: transport port"
+            );
             assert!(node_ids.insert(id), "{what}: node id {id} used twice");
         }
         shapes.insert((
@@ -310,15 +365,29 @@ fn compose_cluster_starts_processes_that_pass_config_check_and_agree_with_it() {
         ));
         seed_ids = Some(seeds(&summary));
     }
-    assert_eq!(shapes.len(), 1, "every process must name the same seeds and shards: {shapes:?}");
+    assert_eq!(
+        shapes.len(),
+        1,
+        "every process must name the same seeds and shards: {shapes:?}"
+    );
     let seed_ids: BTreeSet<u64> = seed_ids.expect("a Chorus process").into_keys().collect();
-    assert_eq!(node_ids, seed_ids, "every seed is a channel node of the file, and back");
-    assert_eq!(ops_ports.len(), 5, "3 channel nodes and 2 gateways: {ops_ports:?}");
+    assert_eq!(
+        node_ids, seed_ids,
+        "every seed is a channel node of the file, and back"
+    );
+    assert_eq!(
+        ops_ports.len(),
+        5,
+        "3 channel nodes and 2 gateways: {ops_ports:?}"
+    );
 
     // Prometheus (profile `monitoring`) scrapes exactly those ops listeners.
     let prometheus = yaml_docs(&deploy_dir().join("prometheus/prometheus-cluster.yml")).remove(0);
     let mut scraped = BTreeMap::new();
-    for group in prometheus["scrape_configs"][0]["static_configs"].as_array().unwrap() {
+    for group in prometheus["scrape_configs"][0]["static_configs"]
+        .as_array()
+        .unwrap()
+    {
         for target in strings(&group["targets"]) {
             let (host, port) = target.split_once(':').unwrap();
             scraped.insert(host.to_owned(), port.parse::<u16>().unwrap());
@@ -344,7 +413,11 @@ impl K8s {
         let kustomization = yaml_docs(&root.join("kustomization.yaml")).remove(0);
         let mut objects = Vec::new();
         for file in strings(&kustomization["resources"]) {
-            objects.extend(yaml_docs(&root.join(&file)).into_iter().filter(|d| !d.is_null()));
+            objects.extend(
+                yaml_docs(&root.join(&file))
+                    .into_iter()
+                    .filter(|d| !d.is_null()),
+            );
         }
         let mut config_maps = BTreeMap::new();
         for generator in kustomization["configMapGenerator"].as_array().unwrap() {
@@ -366,7 +439,10 @@ impl K8s {
                 let example = root.join(format!("{env_file}.example"));
                 let text = std::fs::read_to_string(&example)
                     .unwrap_or_else(|e| panic!("{}: {e}", example.display()));
-                for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+                for line in text
+                    .lines()
+                    .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                {
                     let (key, value) = line.split_once('=').unwrap();
                     keys.insert(key.to_owned(), Some(value.to_owned()));
                 }
@@ -412,7 +488,9 @@ fn name_of(object: &Value) -> &str {
 }
 
 fn labels_match(selector: &Value, labels: &Map<String, Value>) -> bool {
-    object(selector).iter().all(|(k, v)| labels.get(k) == Some(v))
+    object(selector)
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v))
 }
 
 /// The pod names a workload makes that a selector can name (StatefulSet pods only).
@@ -457,7 +535,12 @@ fn pod_env(k8s: &K8s, what: &str, container: &Value) -> BTreeMap<String, String>
                 .get(str_of(&secret["name"]))
                 .unwrap_or_else(|| panic!("{what}: {name} from unknown Secret {}", secret["name"]));
             keys.get(str_of(&secret["key"]))
-                .unwrap_or_else(|| panic!("{what}: {name}: no key {} in {}", secret["key"], secret["name"]))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{what}: {name}: no key {} in {}",
+                        secret["key"], secret["name"]
+                    )
+                })
                 .clone()
                 .unwrap_or_default()
         } else {
@@ -486,15 +569,26 @@ fn kubernetes_manifests_reference_what_exists_and_start_processes_that_pass_conf
         for port in service["spec"]["ports"].as_array().unwrap() {
             let target = container_port(container, &port["targetPort"]);
             let protocol = |v: &Value| v.as_str().unwrap_or("TCP").to_owned();
-            assert_eq!(protocol(&port["protocol"]), protocol(&target["protocol"]), "{name}");
+            assert_eq!(
+                protocol(&port["protocol"]),
+                protocol(&target["protocol"]),
+                "{name}"
+            );
         }
     }
     // Disruption budgets cover a workload; the channel nodes keep a majority.
     for pdb in k8s.of_kind("PodDisruptionBudget") {
         let selector = &pdb["spec"]["selector"]["matchLabels"];
-        assert!(k8s.workloads().any(|w| selects(selector, w)), "{} selects nothing", name_of(pdb));
+        assert!(
+            k8s.workloads().any(|w| selects(selector, w)),
+            "{} selects nothing",
+            name_of(pdb)
+        );
     }
-    assert_eq!(k8s.named("PodDisruptionBudget", "chorus-node")["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        k8s.named("PodDisruptionBudget", "chorus-node")["spec"]["maxUnavailable"],
+        1
+    );
     // The Ingress reaches the gateways' Service on ports it has.
     for ingress in k8s.of_kind("Ingress") {
         for rule in ingress["spec"]["rules"].as_array().unwrap() {
@@ -503,7 +597,11 @@ fn kubernetes_manifests_reference_what_exists_and_start_processes_that_pass_conf
                 let service = k8s.named("Service", str_of(&backend["name"]));
                 let port = &backend["port"]["name"];
                 assert!(
-                    service["spec"]["ports"].as_array().unwrap().iter().any(|p| &p["name"] == port),
+                    service["spec"]["ports"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|p| &p["name"] == port),
                     "Ingress backend port {port} not in the Service"
                 );
             }
@@ -519,26 +617,40 @@ fn kubernetes_manifests_reference_what_exists_and_start_processes_that_pass_conf
         let spec = &workload["spec"];
         let pod = &spec["template"]["spec"];
         assert!(
-            labels_match(&spec["selector"]["matchLabels"], object(&spec["template"]["metadata"]["labels"])),
+            labels_match(
+                &spec["selector"]["matchLabels"],
+                object(&spec["template"]["metadata"]["labels"])
+            ),
             "{name}: selector does not match its pods"
         );
         if workload["kind"] == "StatefulSet" {
             let peers = k8s.named("Service", str_of(&spec["serviceName"]));
-            assert_eq!(peers["spec"]["clusterIP"], "None", "{name}: serviceName must be headless");
+            assert_eq!(
+                peers["spec"]["clusterIP"], "None",
+                "{name}: serviceName must be headless"
+            );
         }
         // Volumes: ConfigMaps and Secrets that exist, mounts of volumes that exist.
         let mut volumes = BTreeMap::new();
         for volume in pod["volumes"].as_array().into_iter().flatten() {
             volumes.insert(str_of(&volume["name"]).to_owned(), volume.clone());
             if let Some(cm) = volume.get("configMap") {
-                assert!(k8s.config_maps.contains_key(str_of(&cm["name"])), "{name}: ConfigMap {}", cm["name"]);
+                assert!(
+                    k8s.config_maps.contains_key(str_of(&cm["name"])),
+                    "{name}: ConfigMap {}",
+                    cm["name"]
+                );
             }
             if let Some(secret) = volume.get("secret") {
                 let secret = str_of(&secret["secretName"]);
                 assert!(k8s.secrets.contains_key(secret), "{name}: Secret {secret}");
             }
         }
-        for claim in spec["volumeClaimTemplates"].as_array().into_iter().flatten() {
+        for claim in spec["volumeClaimTemplates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             volumes.insert(name_of(claim).to_owned(), json!({"claim": true}));
         }
         for container in pod["containers"].as_array().unwrap() {
@@ -554,7 +666,9 @@ fn kubernetes_manifests_reference_what_exists_and_start_processes_that_pass_conf
                 if let Some(cm) = volume.get("configMap") {
                     let keys = &k8s.config_maps[str_of(&cm["name"])];
                     let key = str_of(&mount["subPath"]);
-                    let file = keys.get(key).unwrap_or_else(|| panic!("{what}: no key {key} in {}", cm["name"]));
+                    let file = keys
+                        .get(key)
+                        .unwrap_or_else(|| panic!("{what}: no key {key} in {}", cm["name"]));
                     files.insert(target.clone(), file.clone().unwrap());
                 }
                 if let Some(secret) = volume.get("secret") {
@@ -565,14 +679,27 @@ fn kubernetes_manifests_reference_what_exists_and_start_processes_that_pass_conf
                 continue;
             }
             for key in env.keys() {
-                assert!(env_names.contains(key), "{what}: the binary does not read {key}");
+                assert!(
+                    env_names.contains(key),
+                    "{what}: the binary does not read {key}"
+                );
             }
             // Probes on the ops listener: /livez restarts, /readyz routes.
-            let ops = container_port(container, &json!("ops"))["containerPort"].as_u64().unwrap();
-            for (probe, path) in [("startupProbe", "/livez"), ("livenessProbe", "/livez"), ("readinessProbe", "/readyz")] {
+            let ops = container_port(container, &json!("ops"))["containerPort"]
+                .as_u64()
+                .unwrap();
+            for (probe, path) in [
+                ("startupProbe", "/livez"),
+                ("livenessProbe", "/livez"),
+                ("readinessProbe", "/readyz"),
+            ] {
                 let get = &container[probe]["httpGet"];
                 assert_eq!(get["path"], path, "{what}: {probe}");
-                assert_eq!(container_port(container, &get["port"])["containerPort"], ops, "{what}: {probe} port");
+                assert_eq!(
+                    container_port(container, &get["port"])["containerPort"],
+                    ops,
+                    "{what}: {probe} port"
+                );
             }
             // The configuration file the container reads is the ConfigMap's, mapped to the repo.
             let mut env = env;
@@ -603,12 +730,21 @@ fn kubernetes_manifests_reference_what_exists_and_start_processes_that_pass_conf
                 if let Some(ordinal) = ordinal {
                     env.insert("HOSTNAME".into(), format!("{name}-{ordinal}"));
                 }
-                let program = if program == "chorus" { CHORUS.to_owned() } else { program };
+                let program = if program == "chorus" {
+                    CHORUS.to_owned()
+                } else {
+                    program
+                };
                 let summary = config_check(&what, &program, &args, &env);
-                assert_eq!(addr(&summary, "ops_addr").port() as u64, ops, "{what}: ops port");
+                assert_eq!(
+                    addr(&summary, "ops_addr").port() as u64,
+                    ops,
+                    "{what}: ops port"
+                );
                 for (key, port) in [("api_addr", "rest"), ("ws_addr", "ws")] {
                     if !summary[key].is_null() {
-                        let declared = container_port(container, &json!(port))["containerPort"].clone();
+                        let declared =
+                            container_port(container, &json!(port))["containerPort"].clone();
                         assert_eq!(json!(addr(&summary, key).port()), declared, "{what}: {key}");
                     }
                 }
@@ -626,8 +762,15 @@ fn kubernetes_manifests_reference_what_exists_and_start_processes_that_pass_conf
                     let own = k8s
                         .of_kind("Service")
                         .find(|s| s["spec"]["clusterIP"] == seed.ip().to_string())
-                        .unwrap_or_else(|| panic!("{what}: no Service has the seed address {seed}"));
-                    assert_eq!(own["spec"]["publishNotReadyAddresses"], true, "{}", name_of(own));
+                        .unwrap_or_else(|| {
+                            panic!("{what}: no Service has the seed address {seed}")
+                        });
+                    assert_eq!(
+                        own["spec"]["publishNotReadyAddresses"],
+                        true,
+                        "{}",
+                        name_of(own)
+                    );
                     assert_eq!(
                         own["spec"]["selector"]["statefulset.kubernetes.io/pod-name"],
                         format!("{name}-{ordinal}"),
@@ -645,10 +788,24 @@ fn kubernetes_manifests_reference_what_exists_and_start_processes_that_pass_conf
             }
         }
     }
-    assert_eq!(seed_sets.len(), 1, "every process names the same seeds: {seed_sets:?}");
-    let nodes: BTreeSet<u64> = summaries.iter().filter_map(|s| s["node_id"].as_u64()).collect();
-    assert_eq!(nodes, seeds(&summaries[0]).into_keys().collect(), "every seed is a pod, and back");
-    assert!(summaries.iter().any(|s| !s["ws_addr"].is_null()), "a gateway runs");
+    assert_eq!(
+        seed_sets.len(),
+        1,
+        "every process names the same seeds: {seed_sets:?}"
+    );
+    let nodes: BTreeSet<u64> = summaries
+        .iter()
+        .filter_map(|s| s["node_id"].as_u64())
+        .collect();
+    assert_eq!(
+        nodes,
+        seeds(&summaries[0]).into_keys().collect(),
+        "every seed is a pod, and back"
+    );
+    assert!(
+        summaries.iter().any(|s| !s["ws_addr"].is_null()),
+        "a gateway runs"
+    );
 }
 
 #[test]
