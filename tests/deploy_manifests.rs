@@ -505,7 +505,7 @@ fn selects(selector: &Value, workload: &Value) -> bool {
         let ordinal: Option<u64> = str_of(pod)
             .strip_prefix(&format!("{}-", name_of(workload)))
             .and_then(|o| o.parse().ok());
-        if !ordinal.is_some_and(|o| o < replicas) {
+        if ordinal.is_none_or(|o| o >= replicas) {
             return false;
         }
         labels.insert(pod_name_key.into(), pod.clone());
