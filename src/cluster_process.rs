@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chorus_channel_node::{ClusterChannelNode, ClusterNodeConfig, StateLimits};
+use chorus_cluster::ClusterMap;
 use chorus_cluster::cluster_router::ClusterRouter;
 use chorus_cluster::transport::{QuicEndpoint, TlsFiles, TransportLimits};
 use chorus_core::auth::Authenticator;
@@ -59,8 +60,30 @@ pub fn check_cluster_config(config: &NodeConfig) -> Result<(), String> {
     if config.cluster.seeds.is_empty() {
         problems.push("[cluster] seeds is empty: name the channel nodes as ID=HOST:PORT".into());
     }
-    if let Err(err) = config.cluster.seed_map() {
-        problems.push(err);
+    match config.cluster.seed_map() {
+        Err(err) => problems.push(err),
+        Ok(seeds) => {
+            // What the channel node would refuse later, after opening its stores.
+            if has(Role::Channel)
+                && config.cluster.node_id != 0
+                && !seeds.contains_key(&config.cluster.node_id)
+            {
+                problems.push(format!(
+                    "node_id {} is not among the seeds {:?} (a channel node is reached at its seed address)",
+                    config.cluster.node_id,
+                    seeds.keys().collect::<Vec<_>>()
+                ));
+            }
+            if !seeds.is_empty()
+                && let Err(err) = ClusterMap::create(
+                    config.cluster.shard_count,
+                    config.cluster.replication,
+                    seeds,
+                )
+            {
+                problems.push(format!("[cluster] {err}"));
+            }
+        }
     }
     if config.cluster.tls_ca.is_none()
         || config.cluster.tls_cert.is_none()
@@ -317,6 +340,7 @@ mod tests {
                 node_id: 1,
                 listen: Some("127.0.0.1:7101".parse().unwrap()),
                 seeds: vec!["1=127.0.0.1:7101".into()],
+                replication: 1,
                 tls_ca: Some("ca.pem".into()),
                 tls_cert: Some("n.pem".into()),
                 tls_key: Some("n.key".into()),
@@ -342,6 +366,25 @@ mod tests {
         assert!(why.contains("metadata_url must be postgres"), "{why}");
         assert!(why.contains("messages_url must be"), "{why}");
         assert!(why.contains("bus_url must be redis"), "{why}");
+    }
+
+    #[test]
+    fn a_channel_node_must_be_a_seed_and_the_shape_must_fit_the_seeds() {
+        let mut config = cluster_config(vec![Role::Channel]);
+        config.cluster.node_id = 4;
+        let why = check_cluster_config(&config).unwrap_err();
+        assert!(
+            why.contains("node_id 4 is not among the seeds [1]"),
+            "{why}"
+        );
+        // Three replicas on one seed cannot be placed; a gateway is told so too.
+        let mut gateway = cluster_config(vec![Role::Gateway]);
+        gateway.cluster.replication = 3;
+        let why = check_cluster_config(&gateway).unwrap_err();
+        assert!(
+            why.contains("replication 3 needs at least as many"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chorus_channel_node::{RaftTiming, StateLimits};
 use chorus_gateway::GatewayConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything an embedded node needs to start.
 #[derive(Clone, Debug, Deserialize)]
@@ -218,7 +218,7 @@ impl Default for ClusterSection {
 }
 
 /// A role a process plays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Raft replicas of the shards placed on this node (and the control group).

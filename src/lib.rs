@@ -8,6 +8,7 @@ pub mod cluster_cli;
 mod cluster_process;
 pub mod compact;
 pub mod config;
+pub mod config_check;
 pub mod connect;
 mod node;
 pub mod ops;

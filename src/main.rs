@@ -57,6 +57,26 @@ enum Command {
     /// Cluster operations: dev certificates, status.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Configuration: check it before a rollout.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Load the configuration exactly as `serve` would (FILE or --config, then CHORUS_*
+    /// environment variables, then the same flags as `serve`) and check that it can start:
+    /// every cluster requirement, without opening a store or a socket. Prints what the process
+    /// would run with (passwords hidden); exits 1 listing every problem otherwise.
+    Check {
+        /// The TOML file [default: --config / CHORUS_CONFIG, else the defaults].
+        file: Option<PathBuf>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -182,9 +202,12 @@ fn init_logging(format: LogFormat) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let mut config = match &cli.config {
-        Some(path) => NodeConfig::from_file(path)?,
-        None => NodeConfig::default(),
+    // Loaded only by the commands that need it, so `config check FILE` does not read another.
+    let load = |path: Option<&PathBuf>| -> anyhow::Result<NodeConfig> {
+        Ok(match path {
+            Some(path) => NodeConfig::from_file(path)?,
+            None => NodeConfig::default(),
+        })
     };
     let args = match cli.command.unwrap_or_default() {
         Command::Serve(args) => *args,
@@ -206,8 +229,28 @@ async fn main() -> anyhow::Result<()> {
             };
             return chorus::cluster_cli::status(&tls, &seeds, json).await;
         }
+        Command::Config(ConfigCommand::Check { file, json, serve }) => {
+            let mut config = load(file.as_ref().or(cli.config.as_ref()))?;
+            apply_serve_args(&mut config, *serve);
+            let summary = match chorus::config_check::check(&config) {
+                Ok(summary) => summary,
+                Err(problems) => {
+                    eprintln!("{problems}");
+                    std::process::exit(1);
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                println!("configuration ok: {summary:#?}");
+            }
+            return Ok(());
+        }
         Command::Compact { data_dir } => {
-            let dir = data_dir.unwrap_or(config.data_dir);
+            let dir = match data_dir {
+                Some(dir) => dir,
+                None => load(cli.config.as_ref())?.data_dir,
+            };
             return chorus::compact::run(&dir);
         }
         Command::Openapi => {
@@ -215,7 +258,32 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    apply_cluster_args(&mut config, &args);
+    let mut config = load(cli.config.as_ref())?;
+    apply_serve_args(&mut config, args);
+    if !config.cluster.roles.is_empty() {
+        return run_cluster_process(config).await;
+    }
+
+    let node = Node::start(config.clone())
+        .await
+        .context("cannot start chorus")?;
+    tracing::info!(data_dir = %config.data_dir.display(), "chorus embedded node started");
+    if let Some(addr) = node.ops_addr {
+        println!("chorus ops        http://{addr}/metrics");
+    }
+    println!("chorus REST API   http://{}", node.api_addr);
+    println!("chorus WebSocket  ws://{}", node.ws_addr);
+    println!("data directory    {}", config.data_dir.display());
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    Ok(())
+}
+
+/// Flags and `CHORUS_*` variables of `serve` over the configuration file.
+fn apply_serve_args(config: &mut NodeConfig, args: ServeArgs) {
+    apply_cluster_args(config, &args);
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
@@ -252,25 +320,6 @@ async fn main() -> anyhow::Result<()> {
     if args.ops_addr.is_some() {
         config.ops_addr = args.ops_addr;
     }
-    if !config.cluster.roles.is_empty() {
-        return run_cluster_process(config).await;
-    }
-
-    let node = Node::start(config.clone())
-        .await
-        .context("cannot start chorus")?;
-    tracing::info!(data_dir = %config.data_dir.display(), "chorus embedded node started");
-    if let Some(addr) = node.ops_addr {
-        println!("chorus ops        http://{addr}/metrics");
-    }
-    println!("chorus REST API   http://{}", node.api_addr);
-    println!("chorus WebSocket  ws://{}", node.ws_addr);
-    println!("data directory    {}", config.data_dir.display());
-
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    node.shutdown().await;
-    Ok(())
 }
 
 /// Cluster flags over the `[cluster]` section.
