@@ -124,6 +124,7 @@ impl Deployment {
         };
         self.store.create_session(&session).await.unwrap();
         let principal = Principal {
+            bot_scopes: None,
             user_id: user.id,
             session_id: session.id,
         };

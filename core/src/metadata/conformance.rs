@@ -8,6 +8,7 @@
 
 mod accounts;
 mod audit;
+mod bots;
 mod channels;
 mod connections;
 mod dm;
@@ -19,6 +20,7 @@ use uuid::Uuid;
 
 pub use self::accounts::*;
 pub use self::audit::*;
+pub use self::bots::*;
 pub use self::channels::*;
 pub use self::connections::*;
 pub use self::dm::*;
@@ -64,6 +66,10 @@ pub const ALL: &[&str] = &[
     // audit log
     "audit_log_shows_workspace_entries_and_member_logins",
     "audit_log_pages_by_cursor",
+    // bots
+    "bots_are_workspace_members_that_cannot_log_in",
+    "bot_tokens_are_sessions_that_only_revocation_ends",
+    "incoming_webhooks_are_created_listed_and_deleted",
 ];
 
 /// Runs the check called `name`.
@@ -123,6 +129,15 @@ pub async fn run(name: &str, store: &dyn MetadataStore) {
             audit_log_shows_workspace_entries_and_member_logins(store).await
         }
         "audit_log_pages_by_cursor" => audit_log_pages_by_cursor(store).await,
+        "bots_are_workspace_members_that_cannot_log_in" => {
+            bots_are_workspace_members_that_cannot_log_in(store).await
+        }
+        "bot_tokens_are_sessions_that_only_revocation_ends" => {
+            bot_tokens_are_sessions_that_only_revocation_ends(store).await
+        }
+        "incoming_webhooks_are_created_listed_and_deleted" => {
+            incoming_webhooks_are_created_listed_and_deleted(store).await
+        }
         other => panic!("no conformance check named {other}"),
     }
 }
