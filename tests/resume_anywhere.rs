@@ -210,6 +210,7 @@ async fn resume(
     let mut client = Client::connect(addr).await;
     client
         .send(&ClientFrame::Resume {
+            intents: None,
             token: token.into(),
             session_id: session,
             channels: vec![ChannelPosition {

@@ -12,6 +12,7 @@
 mod close;
 mod error;
 mod frames;
+mod intents;
 pub mod limits;
 mod presence;
 pub mod timestamp;
@@ -19,6 +20,7 @@ pub mod timestamp;
 pub use close::CloseCode;
 pub use error::ErrorCode;
 pub use frames::*;
+pub use intents::{Intent, Intents};
 pub use presence::{Activity, CustomStatus, PresenceInfo, PresenceStatus, StatusError};
 
 /// The protocol version spoken by this crate, announced in [`ServerFrame::Hello`].
