@@ -870,7 +870,9 @@ impl Connection {
                 Some(nonce),
             ));
         }
-        self.bot_send_allowed(channel, &nonce)?;
+        if let Some(refusal) = self.bot_send_refusal(channel, &nonce) {
+            return Err(refusal);
+        }
         if self.in_flight.load(Ordering::Relaxed) >= self.shared.config.max_in_flight_sends {
             return Err(nonce_error(
                 ErrorCode::TooManyInFlight,

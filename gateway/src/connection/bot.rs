@@ -60,14 +60,15 @@ impl Connection {
     }
 
     /// Counts one send against the bot token's rate; the refusal to answer when over it.
-    pub(super) fn bot_send_allowed(&self, channel: Uuid, nonce: &str) -> Result<(), ServerFrame> {
+    pub(super) fn bot_send_refusal(&self, channel: Uuid, nonce: &str) -> Option<ServerFrame> {
         if !self.is_bot() {
-            return Ok(());
+            return None;
         }
         self.shared
             .bot_sends
             .check_key(&self.auth_session)
-            .map_err(|not_until| {
+            .err()
+            .map(|not_until| {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 ServerFrame::Error {
                     code: ErrorCode::RateLimited,
