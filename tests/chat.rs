@@ -153,6 +153,7 @@ async fn a_resumed_client_gets_exactly_the_missed_messages_in_order() {
     let mut bob_ws = Client::connect(node.ws()).await;
     bob_ws
         .send(&ClientFrame::Resume {
+            intents: None,
             token: bob.clone(),
             session_id,
             channels: vec![ChannelPosition {
@@ -409,7 +410,11 @@ async fn before_identify_malformed_frames_are_answered_and_other_frames_close_41
     .await
     .unwrap();
     // Still open, and identify still works.
-    ws.send(&ClientFrame::Identify { token: alice }).await;
+    ws.send(&ClientFrame::Identify {
+        intents: None,
+        token: alice,
+    })
+    .await;
     assert!(matches!(
         ws.wait_for(|f| matches!(f, ServerFrame::Ready { .. }))
             .await,
@@ -435,6 +440,7 @@ async fn invalid_expired_and_missing_tokens_are_refused_with_4100_or_4101() {
 
     let mut ws = Client::connect(node.ws()).await;
     ws.send(&ClientFrame::Identify {
+        intents: None,
         token: "not.a.jwt".into(),
     })
     .await;
@@ -447,7 +453,11 @@ async fn invalid_expired_and_missing_tokens_are_refused_with_4100_or_4101() {
     // A token signed with the right key but expired.
     let expired = expired_token(&node, &alice).await;
     let mut ws = Client::connect(node.ws()).await;
-    ws.send(&ClientFrame::Identify { token: expired }).await;
+    ws.send(&ClientFrame::Identify {
+        intents: None,
+        token: expired,
+    })
+    .await;
     match ws.next().await {
         ServerFrame::Error { message, .. } => assert!(message.contains("expired"), "{message}"),
         other => panic!("{other:?}"),
@@ -470,6 +480,7 @@ async fn invalid_expired_and_missing_tokens_are_refused_with_4100_or_4101() {
     assert_eq!(status, 204);
     let mut ws = Client::connect(node.ws()).await;
     ws.send(&ClientFrame::Identify {
+        intents: None,
         token: alice.clone(),
     })
     .await;

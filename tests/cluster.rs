@@ -517,6 +517,7 @@ async fn clients_of_a_killed_gateway_resume_on_the_other_missing_and_repeating_n
         .collect();
     alice_ws
         .send(&ClientFrame::Resume {
+            intents: None,
             token: alice.clone(),
             session_id,
             channels: positions,

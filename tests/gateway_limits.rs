@@ -87,6 +87,7 @@ async fn a_second_identify_and_a_binary_frame_are_protocol_errors() {
     let (_, alice) = node.user("alice").await;
     let (mut ws, _) = Client::identify(node.ws(), &alice).await;
     ws.send(&ClientFrame::Identify {
+        intents: None,
         token: alice.clone(),
     })
     .await;
@@ -113,6 +114,7 @@ async fn resuming_an_unknown_session_closes_with_4005() {
     let (_, alice) = node.user("alice").await;
     let mut ws = Client::connect(node.ws()).await;
     ws.send(&ClientFrame::Resume {
+        intents: None,
         token: alice,
         session_id: uuid::Uuid::new_v4(),
         channels: vec![],

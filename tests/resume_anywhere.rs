@@ -125,6 +125,7 @@ impl Deployment {
         };
         self.store.create_session(&session).await.unwrap();
         let principal = Principal {
+            bot_scopes: None,
             user_id: user.id,
             session_id: session.id,
         };
@@ -210,6 +211,7 @@ async fn resume(
     let mut client = Client::connect(addr).await;
     client
         .send(&ClientFrame::Resume {
+            intents: None,
             token: token.into(),
             session_id: session,
             channels: vec![ChannelPosition {

@@ -2,17 +2,20 @@
 //! bodies and queries. Handlers use these, never axum's own, whose rejections are `text/plain`.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use chorus_core::auth::Principal;
+use chorus_core::bots::Scopes;
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
+use crate::bot_access::{BotRoute, bot_route, channel_segment};
 use crate::error::ApiError;
 use crate::request_log::UserSlot;
 
-/// The authenticated caller, from `Authorization: Bearer <access token>`.
+/// The authenticated caller, from `Authorization: Bearer <access token or bot token>`. A bot
+/// token is held to its scopes and its channels here, before any handler runs.
 pub struct Caller(pub Principal);
 
 impl FromRequestParts<AppState> for Caller {
@@ -34,8 +37,56 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(slot) = parts.extensions.get::<UserSlot>() {
             let _ = slot.0.set(principal.user_id);
         }
+        if let Some(scopes) = principal.bot_scopes {
+            check_bot(parts, state, principal.user_id, scopes).await?;
+        }
         Ok(Caller(principal))
     }
+}
+
+/// What a bot token may call (`bot_access.rs`), and only in the channels the bot is a member of:
+/// any other channel does not exist for it.
+async fn check_bot(
+    parts: &Parts,
+    state: &AppState,
+    bot: uuid::Uuid,
+    scopes: Scopes,
+) -> Result<(), ApiError> {
+    let template = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or_default();
+    match bot_route(&parts.method, template) {
+        BotRoute::Open => {}
+        BotRoute::Needs(scope) if scopes.contains(scope) => {}
+        BotRoute::Needs(scope) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "missing_scope",
+                format!("this bot token lacks the scope {}", scope.as_str()),
+            ));
+        }
+        BotRoute::Closed => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "bot_forbidden",
+                "bot tokens cannot use this route",
+            ));
+        }
+    }
+    if let Some(channel) = channel_segment(template, parts.uri.path())
+        .and_then(|segment| uuid::Uuid::try_parse(segment).ok())
+        && state
+            .api
+            .store
+            .channel_membership(channel, bot)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::not_found("channel"));
+    }
+    Ok(())
 }
 
 /// A JSON body whose rejections are JSON errors.

@@ -9,6 +9,7 @@
 //! a JSON body with a status code (`error.rs`); no request can panic the server.
 
 mod audit;
+mod bot_access;
 mod context;
 mod error;
 mod extract;
@@ -135,6 +136,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(workspace_routes())
         .merge(channel_routes())
         .merge(message_routes())
+        .merge(bot_routes())
         .route(
             "/v1/admin/users/{user_id}/disable",
             post(routes::admin::disable_user),
@@ -275,6 +277,29 @@ fn message_routes() -> Router<AppState> {
             "/v1/channels/{channel_id}/messages/{seq}/reactions/{emoji}",
             put(reactions::add).delete(reactions::remove),
         )
+}
+
+fn bot_routes() -> Router<AppState> {
+    use routes::{bots, webhooks};
+    Router::new()
+        .route(
+            "/v1/workspaces/{workspace_id}/bots",
+            post(bots::create).get(bots::list),
+        )
+        .route(
+            "/v1/bots/{bot_id}/tokens",
+            post(bots::create_token).get(bots::list_tokens),
+        )
+        .route(
+            "/v1/bots/{bot_id}/tokens/{token_id}",
+            delete(bots::revoke_token),
+        )
+        .route(
+            "/v1/channels/{channel_id}/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route("/v1/webhooks/{webhook_id}", delete(webhooks::delete))
+        .route("/v1/hooks/{webhook_id}/{secret}", post(webhooks::deliver))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.

@@ -75,6 +75,15 @@ use crate::views;
         routes::history::edits,
         routes::history::replies,
         routes::search::search,
+        routes::bots::create,
+        routes::bots::list,
+        routes::bots::create_token,
+        routes::bots::list_tokens,
+        routes::bots::revoke_token,
+        routes::webhooks::create,
+        routes::webhooks::list,
+        routes::webhooks::delete,
+        routes::webhooks::deliver,
         routes::admin::disable_user,
         routes::admin::enable_user,
         crate::health,
@@ -90,6 +99,7 @@ use crate::views;
         (name = "messages", description = "Posting, editing, deleting, reactions, threads, history, search"),
         (name = "presence", description = "Custom status, presence of a list of users (live changes: WebSocket `presence_subscribe`)"),
         (name = "notifications", description = "The caller's notifications and notification level per channel (live: the WebSocket `notification` and `read_state` frames)"),
+        (name = "bots", description = "Bot users, bot tokens and incoming webhooks (docs/BOTS.md)"),
         (name = "admin", description = "Operator actions (x-chorus-admin-token)"),
     )
 )]

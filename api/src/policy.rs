@@ -17,6 +17,7 @@
 //! | manage any channel (rename, archive, …)  |  yes  |  yes  |   no   |  no   |
 //! | delete others' messages (audited)        |  yes  |  yes  |   no   |  no   |
 //! | read the audit log                       |  yes  |  yes  |   no   |  no   |
+//! | manage bots, bot tokens and webhooks     |  yes  |  yes  |   no   |  no   |
 //!
 //! Inside a channel the caller must be a member to read, post, react or set the topic; guests may
 //! read and post in the channels they were added to but not set topics or add people. A
@@ -38,6 +39,8 @@ pub enum Action {
     ManageAnyChannel,
     DeleteOthersMessages,
     ReadAuditLog,
+    /// Create bots, issue and revoke their tokens, create and delete incoming webhooks.
+    ManageBots,
 }
 
 /// Whether `role` may do `action` at all (finer rules may still refuse a particular target).
@@ -51,7 +54,8 @@ pub fn allows(role: Role, action: Action) -> bool {
         | Action::ChangeRoles
         | Action::ManageAnyChannel
         | Action::DeleteOthersMessages
-        | Action::ReadAuditLog => role.is_admin(),
+        | Action::ReadAuditLog
+        | Action::ManageBots => role.is_admin(),
     }
 }
 
@@ -104,6 +108,7 @@ mod tests {
             (Action::ManageAnyChannel, [true, true, false, false]),
             (Action::DeleteOthersMessages, [true, true, false, false]),
             (Action::ReadAuditLog, [true, true, false, false]),
+            (Action::ManageBots, [true, true, false, false]),
         ];
         for (action, expected) in table {
             for (role, allowed) in ROLES.into_iter().zip(expected) {

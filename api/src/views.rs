@@ -1,10 +1,12 @@
 //! The JSON shapes of requests and responses (documented in the OpenAPI document).
 
 mod account;
+mod bots;
 mod messages;
 mod workspace;
 
 pub use account::*;
+pub use bots::*;
 pub use messages::*;
 pub use workspace::*;
 

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::bots::{Scopes, bot_token_id};
 use crate::{MetadataStore, StoreError};
 
 /// Lifetime of an access token (RF-01.3).
@@ -31,6 +32,8 @@ pub const REFRESH_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub struct Principal {
     pub user_id: Uuid,
     pub session_id: Uuid,
+    /// For a bot token, its scopes (the session is the token's); `None` for a person.
+    pub bot_scopes: Option<Scopes>,
 }
 
 /// Why a token was refused.
@@ -127,8 +130,12 @@ impl Authenticator {
             .expect("HS256 signing with a byte secret cannot fail")
     }
 
-    /// Checks signature, expiry and that the session is still active.
+    /// Checks signature, expiry and that the session is still active. A bot token (`chb_…`) is
+    /// checked against its stored hash and its session instead, and carries its scopes.
     pub async fn verify_access(&self, token: &str) -> Result<Principal, AuthError> {
+        if let Some(id) = bot_token_id(token) {
+            return self.verify_bot_token(id, token).await;
+        }
         let claims = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
             .map_err(|err| match err.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
@@ -146,6 +153,24 @@ impl Authenticator {
         Ok(Principal {
             user_id: claims.sub,
             session_id: claims.sid,
+            bot_scopes: None,
+        })
+    }
+
+    async fn verify_bot_token(&self, id: Uuid, token: &str) -> Result<Principal, AuthError> {
+        let (record, hash) = self.store.bot_token(id).await?.ok_or(AuthError::Invalid)?;
+        // Both sides are digests of a secret: comparing them leaks nothing about the token.
+        if hash != refresh_token_hash(token) {
+            return Err(AuthError::Invalid);
+        }
+        let session = self.store.session(id).await?.ok_or(AuthError::Revoked)?;
+        if record.revoked_at.is_some() || !session.is_active(Utc::now()) {
+            return Err(AuthError::Revoked);
+        }
+        Ok(Principal {
+            user_id: record.bot_id,
+            session_id: id,
+            bot_scopes: Some(record.scopes),
         })
     }
 }

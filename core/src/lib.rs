@@ -6,6 +6,7 @@
 //! conformance suite per trait.
 
 pub mod auth;
+pub mod bots;
 pub mod client_addr;
 pub mod error;
 pub mod focus;
@@ -22,4 +23,4 @@ pub use messages::{
     HistoryQuery, InstrumentedMessageStore, MessageStore, PostgresMessageStore, RedbMessageStore,
     ScyllaMessageStore,
 };
-pub use metadata::{MetadataStore, PostgresMetadataStore, SqliteMetadataStore};
+pub use metadata::{BotStore, MetadataStore, PostgresMetadataStore, SqliteMetadataStore};

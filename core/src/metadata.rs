@@ -1,5 +1,6 @@
 //! The metadata store: users, sessions, workspaces, channels and memberships (not messages).
 
+mod bot_store;
 pub mod conformance;
 pub(crate) mod postgres;
 mod sqlite;
@@ -14,6 +15,7 @@ use crate::model::{
     ProfileUpdate, RevokedAccess, Role, Session, User, UserCredentials, Workspace, WorkspaceMember,
 };
 
+pub use bot_store::BotStore;
 pub use postgres::PostgresMetadataStore;
 pub use sqlite::SqliteMetadataStore;
 
@@ -54,9 +56,10 @@ pub struct NewChannel {
     pub created_by: Uuid,
 }
 
-/// Metadata storage. Implementations must be safe to share between every task of a node.
+/// Metadata storage. Implementations must be safe to share between every task of a node. Bots
+/// are stored through [`BotStore`], which every metadata store also is.
 #[async_trait]
-pub trait MetadataStore: Send + Sync + 'static {
+pub trait MetadataStore: BotStore + Send + Sync + 'static {
     /// The notifications and notification levels kept in the same database.
     fn notifications(&self) -> &dyn crate::notify::NotificationStore;
 

@@ -15,11 +15,13 @@ use std::time::Instant;
 
 use chorus_cluster::{BusEvent, PublishRequest, Replay, RouteError};
 use chorus_core::auth::{AuthError, Principal};
+use chorus_core::bots::{Scope, Scopes};
 use chorus_core::mentions::parse_mentions;
 use chorus_core::model::ChannelAccess;
 use chorus_protocol::limits::{MAX_FRAME_BYTES, MAX_MESSAGE_CHARS, MAX_NONCE_BYTES};
 use chorus_protocol::{
-    ChannelPosition, ClientFrame, CloseCode, ErrorCode, PROTOCOL_VERSION, ServerFrame, UserInfo,
+    ChannelPosition, ClientFrame, CloseCode, ErrorCode, Intent, Intents, PROTOCOL_VERSION,
+    ServerFrame, UserInfo,
 };
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use governor::clock::{Clock, DefaultClock};
@@ -41,7 +43,10 @@ use crate::outbox::{Outbox, Outgoing, Recheck};
 use crate::sessions::{Holder, SessionError};
 
 mod badges;
+mod bot;
 mod presence;
+
+pub(crate) use bot::send_limiter;
 
 type Socket = WebSocketStream<TcpStream>;
 
@@ -171,11 +176,22 @@ async fn open(
 
 /// The authentication frame a connection opened with.
 enum Opening {
-    Identify,
+    Identify {
+        intents: Intents,
+    },
     Resume {
         session_id: Uuid,
         channels: Vec<ChannelPosition>,
+        intents: Intents,
     },
+}
+
+impl Opening {
+    fn intents(&self) -> Intents {
+        match self {
+            Opening::Identify { intents } | Opening::Resume { intents, .. } => *intents,
+        }
+    }
 }
 
 /// Waits for `identify` or `resume` and checks its token.
@@ -194,16 +210,23 @@ async fn authenticate(ws: &mut Socket, shared: &Shared) -> Result<(Opening, Prin
             _ => continue,
         };
         let (token, opening) = match ClientFrame::parse(&raw) {
-            Ok(ClientFrame::Identify { token }) => (token, Opening::Identify),
+            Ok(ClientFrame::Identify { token, intents }) => (
+                token,
+                Opening::Identify {
+                    intents: Intents::declared(intents.as_deref()),
+                },
+            ),
             Ok(ClientFrame::Resume {
                 token,
                 session_id,
                 channels,
+                intents,
             }) => (
                 token,
                 Opening::Resume {
                     session_id,
                     channels,
+                    intents: Intents::declared(intents.as_deref()),
                 },
             ),
             Ok(_) => return Err(End::Close(CloseCode::NotAuthenticated)),
@@ -279,6 +302,10 @@ struct Connection {
     /// Users whose presence this connection follows (`presence_subscribe`), at most
     /// `MAX_PRESENCE_SUBSCRIPTIONS`.
     following: Vec<Uuid>,
+    /// The kinds of events the client declared it wants (all when it declared none).
+    intents: Intents,
+    /// For a bot token: its scopes (`bot.rs`); `None` for a person.
+    bot_scopes: Option<Scopes>,
 }
 
 impl Connection {
@@ -313,6 +340,8 @@ impl Connection {
             client,
             opened: Instant::now(),
             following: Vec::new(),
+            intents: Intents::ALL,
+            bot_scopes: principal.bot_scopes,
             shared,
         }
     }
@@ -360,6 +389,7 @@ impl Connection {
 
     /// Counts the connection online and answers its opening frame (`ready` or `resumed`).
     async fn start(&mut self, opening: Opening) -> Result<(), End> {
+        self.intents = opening.intents();
         self.renew_presence().await;
         self.open_session(opening).await
     }
@@ -387,7 +417,7 @@ impl Connection {
     async fn open_session(&mut self, opening: Opening) -> Result<(), End> {
         let now = chrono::Utc::now();
         match opening {
-            Opening::Identify => {
+            Opening::Identify { .. } => {
                 let session_id = self
                     .shared
                     .deps
@@ -405,6 +435,9 @@ impl Connection {
                     .await
                     .map_err(|err| internal("channel list", err))?;
                 channels.truncate(self.shared.config.max_subscriptions);
+                if self.lacks(Scope::ChannelsRead) {
+                    channels.clear();
+                }
                 // Subscribe before reading positions so no event falls between the two.
                 for channel in &channels {
                     self.shared
@@ -443,6 +476,7 @@ impl Connection {
             Opening::Resume {
                 session_id,
                 channels,
+                ..
             } => {
                 self.shared
                     .deps
@@ -584,6 +618,10 @@ impl Connection {
                 }
                 Ok(())
             }
+            ClientFrame::Typing { channel_id } if self.lacks(Scope::MessagesWrite) => {
+                self.reply(&Self::missing_scope(Scope::MessagesWrite, channel_id, None));
+                Ok(())
+            }
             ClientFrame::Typing { channel_id } => {
                 if self.subscriptions.contains_key(&channel_id) {
                     let now = Instant::now();
@@ -621,6 +659,13 @@ impl Connection {
                 }
                 Ok(())
             }
+            ClientFrame::PresenceSubscribe { .. } if !self.intents.contains(Intent::Presence) => {
+                self.reply(&ServerFrame::error(
+                    ErrorCode::Forbidden,
+                    "presence_subscribe needs the presence intent",
+                ));
+                Ok(())
+            }
             ClientFrame::PresenceSubscribe { user_ids } => {
                 Box::pin(self.on_presence_subscribe(user_ids)).await;
                 Ok(())
@@ -639,6 +684,9 @@ impl Connection {
         channel: Uuid,
         since_seq: Option<u64>,
     ) -> Result<u64, ServerFrame> {
+        if self.lacks(Scope::ChannelsRead) {
+            return Err(Self::missing_scope(Scope::ChannelsRead, channel, None));
+        }
         if !self.subscriptions.contains_key(&channel)
             && self.subscriptions.len() >= self.shared.config.max_subscriptions
         {
@@ -704,6 +752,7 @@ impl Connection {
                     self.outbox.push(Outgoing::Event {
                         channel_id: channel,
                         seq: event.seq,
+                        kind: event.kind,
                         frame: text(&ServerFrame::Message((*event).clone())),
                     });
                 }
@@ -734,11 +783,19 @@ impl Connection {
     }
 
     async fn access(&self, channel: Uuid) -> Result<ChannelAccess, ServerFrame> {
+        let is_bot = self.is_bot();
         self.shared
             .deps
             .store
             .channel_access(channel, self.user)
             .await
+            .map(|access| {
+                if is_bot {
+                    bot::bot_access(access)
+                } else {
+                    access
+                }
+            })
             .map_err(|err| {
                 tracing::error!(error = %err, "channel access check failed");
                 channel_error(ErrorCode::Internal, "internal error", channel)
@@ -761,7 +818,9 @@ impl Connection {
                 for event in events {
                     if event.seq > subscription.last_seq {
                         subscription.last_seq = event.seq;
-                        frames.push(text(&ServerFrame::Message((*event).clone())));
+                        if self.intents.wants_event(event.kind) {
+                            frames.push(text(&ServerFrame::Message((*event).clone())));
+                        }
                     }
                 }
                 frames
@@ -808,6 +867,16 @@ impl Connection {
                 ErrorCode::TextTooLong,
                 "text is longer than 4000 characters",
             ));
+        }
+        if self.lacks(Scope::MessagesWrite) {
+            return Err(Self::missing_scope(
+                Scope::MessagesWrite,
+                channel,
+                Some(nonce),
+            ));
+        }
+        if let Some(refusal) = self.bot_send_refusal(channel, &nonce) {
+            return Err(refusal);
         }
         if self.in_flight.load(Ordering::Relaxed) >= self.shared.config.max_in_flight_sends {
             return Err(nonce_error(
@@ -922,7 +991,7 @@ impl Connection {
             match item {
                 Outgoing::Frame(frame) => frames.push(frame),
                 Outgoing::Typing { user_id, frame } => {
-                    if user_id != self.user {
+                    if user_id != self.user && self.intents.contains(Intent::Typing) {
                         typing += 1;
                         frames.push(frame);
                     }
@@ -938,6 +1007,7 @@ impl Connection {
                 Outgoing::Event {
                     channel_id,
                     seq,
+                    kind,
                     frame,
                 } => {
                     let Some(subscription) = self.subscriptions.get_mut(&channel_id) else {
@@ -948,8 +1018,11 @@ impl Connection {
                     }
                     if seq == subscription.last_seq + 1 {
                         subscription.last_seq = seq;
-                        events += 1;
-                        frames.push(frame);
+                        // Outside the intents: delivered as far as the position goes, not sent.
+                        if self.intents.wants_event(kind) {
+                            events += 1;
+                            frames.push(frame);
+                        }
                         continue;
                     }
                     // Events were lost between the bus and this gateway: catch up from the
@@ -1019,6 +1092,9 @@ impl Connection {
         let mut frames = Vec::new();
         for channel in channels {
             if !self.subscriptions.contains_key(&channel) {
+                if matches!(recheck, Recheck::Channel(_)) {
+                    self.follow_membership(channel).await;
+                }
                 continue;
             }
             let access = self

@@ -94,6 +94,7 @@ impl Hub {
             BusEvent::Message(message) => Outgoing::Event {
                 channel_id: message.channel_id,
                 seq: message.seq,
+                kind: message.kind,
                 frame: Utf8Bytes::from(ServerFrame::Message((**message).clone()).to_json()),
             },
             BusEvent::Typing {

@@ -88,6 +88,8 @@ struct Shared {
     open: AtomicUsize,
     /// The origin of the gateway's millisecond clock (`now_ms`).
     started: Instant,
+    /// Sends per bot token, over all its connections here (`connection/bot.rs`).
+    bot_sends: governor::DefaultKeyedRateLimiter<Uuid>,
 }
 
 impl Shared {
@@ -147,6 +149,7 @@ pub async fn serve(
         next_conn: AtomicU64::new(1),
         open: AtomicUsize::new(0),
         started: Instant::now(),
+        bot_sends: connection::send_limiter(),
     });
 
     let watcher = tokio::spawn(access_watch::run(

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use chorus_protocol::CloseCode;
+use chorus_protocol::{CloseCode, EventKind};
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -26,6 +26,8 @@ pub enum Outgoing {
     Event {
         channel_id: Uuid,
         seq: u64,
+        /// What kind of event, for connections that declared intents.
+        kind: EventKind,
         frame: Utf8Bytes,
     },
     /// A typing indicator; skipped for the typist's own connections.

@@ -235,6 +235,7 @@ pub async fn resume(
 ) -> anyhow::Result<Conn> {
     let mut conn = Conn::connect(ws, source).await?;
     conn.send(&ClientFrame::Resume {
+        intents: None,
         token: token.to_string(),
         session_id,
         channels: follower.positions(),

@@ -61,6 +61,7 @@ impl Conn {
 
     pub async fn identify(&mut self, token: &str) -> anyhow::Result<ServerFrame> {
         self.send(&ClientFrame::Identify {
+            intents: None,
             token: token.into(),
         })
         .await?;

@@ -11,13 +11,22 @@ use crate::{Activity, ChannelUnread, ErrorCode, Notification, PresenceInfo};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// First frame of a new session: authenticate with an access token (never in the URL).
-    Identify { token: String },
+    /// `intents` (optional): the kinds of events wanted (docs/PROTOCOL.md, "Intents"); absent
+    /// means every kind.
+    Identify {
+        token: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        intents: Option<Vec<crate::Intent>>,
+    },
     /// First frame after a reconnect: authenticate and continue a session, replaying what was missed
     /// on each listed channel after `last_seq`.
     Resume {
         token: String,
         session_id: Uuid,
         channels: Vec<ChannelPosition>,
+        /// As in `identify`: intents are the connection's, declared again on each resume.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        intents: Option<Vec<crate::Intent>>,
     },
     /// Keeps the connection alive; answered by `heartbeat_ack`.
     Heartbeat,

@@ -12,6 +12,7 @@
 mod close;
 mod error;
 mod frames;
+mod intents;
 pub mod limits;
 mod notification;
 mod presence;
@@ -23,6 +24,7 @@ pub use frames::*;
 pub use notification::{
     ChannelUnread, Notification, NotificationKind, PREVIEW_CHARS, UNREAD_CAP, preview,
 };
+pub use intents::{Intent, Intents};
 pub use presence::{Activity, CustomStatus, PresenceInfo, PresenceStatus, StatusError};
 
 /// The protocol version spoken by this crate, announced in [`ServerFrame::Hello`].

@@ -273,6 +273,7 @@ impl Client {
         assert!(matches!(client.next().await, ServerFrame::Hello { .. }));
         client
             .send(&ClientFrame::Identify {
+                intents: None,
                 token: token.into(),
             })
             .await;
@@ -289,6 +290,7 @@ impl Client {
         let mut client = Self::connect(addr).await;
         client
             .send(&ClientFrame::Identify {
+                intents: None,
                 token: token.into(),
             })
             .await;

@@ -23,7 +23,7 @@ fn valid_time_zone(zone: &str) -> bool {
     zone.parse::<chrono_tz::Tz>().is_ok()
 }
 
-fn valid_avatar_url(url: &str) -> bool {
+pub(crate) fn valid_avatar_url(url: &str) -> bool {
     url.len() <= 500 && url.starts_with("https://") && !url.chars().any(char::is_whitespace)
 }
 

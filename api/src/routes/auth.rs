@@ -143,6 +143,7 @@ async fn open_session(state: &AppState, user: User) -> ApiResult<TokenResponse> 
 
 fn tokens(state: &AppState, user: User, session_id: Uuid, refresh_token: String) -> TokenResponse {
     let principal = Principal {
+        bot_scopes: None,
         user_id: user.id,
         session_id,
     };

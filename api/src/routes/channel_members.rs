@@ -85,6 +85,15 @@ pub async fn add(
         .channel_membership(channel_id, request.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("member"))?;
+    // A bot's open sockets follow its memberships: this one starts receiving the channel.
+    state
+        .api
+        .access
+        .notify(AccessNotice::Channel {
+            channel_id,
+            user_id: Some(request.user_id),
+        })
+        .await;
     Ok((StatusCode::CREATED, Json(member.into())))
 }
 

@@ -295,11 +295,15 @@ pub async fn list_channels(
     PathParams(workspace_id): PathParams<Uuid>,
 ) -> ApiResult<Json<Vec<ChannelView>>> {
     role_in(&state, workspace_id, caller.user_id).await?;
-    let listings = state
+    let mut listings = state
         .api
         .store
         .channels_visible_to(workspace_id, caller.user_id)
         .await?;
+    if caller.bot_scopes.is_some() {
+        // A bot sees only the channels it was added to.
+        listings.retain(|listing| listing.membership.is_some());
+    }
     let ids: Vec<Uuid> = listings.iter().map(|l| l.channel.id).collect();
     let last_seqs = state
         .api

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod audit;
+mod bots;
 mod channels;
 mod connections;
 mod dm;
@@ -20,6 +21,7 @@ use uuid::Uuid;
 
 pub use self::accounts::*;
 pub use self::audit::*;
+pub use self::bots::*;
 pub use self::channels::*;
 pub use self::connections::*;
 pub use self::dm::*;
@@ -69,6 +71,10 @@ pub const ALL: &[&str] = &[
     // notifications
     "notify_levels_are_set_per_member",
     "notifications_are_recorded_once_and_paged",
+    // bots
+    "bots_are_workspace_members_that_cannot_log_in",
+    "bot_tokens_are_sessions_that_only_revocation_ends",
+    "incoming_webhooks_are_created_listed_and_deleted",
 ];
 
 /// Runs the check called `name`.
@@ -131,6 +137,15 @@ pub async fn run(name: &str, store: &dyn MetadataStore) {
         "notify_levels_are_set_per_member" => notify_levels_are_set_per_member(store).await,
         "notifications_are_recorded_once_and_paged" => {
             notifications_are_recorded_once_and_paged(store).await
+        }
+        "bots_are_workspace_members_that_cannot_log_in" => {
+            bots_are_workspace_members_that_cannot_log_in(store).await
+        }
+        "bot_tokens_are_sessions_that_only_revocation_ends" => {
+            bot_tokens_are_sessions_that_only_revocation_ends(store).await
+        }
+        "incoming_webhooks_are_created_listed_and_deleted" => {
+            incoming_webhooks_are_created_listed_and_deleted(store).await
         }
         other => panic!("no conformance check named {other}"),
     }

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod audit;
+mod bots;
 mod channels;
 mod dm;
 mod invites;
