@@ -21,10 +21,10 @@ pub mod timestamp;
 pub use close::CloseCode;
 pub use error::ErrorCode;
 pub use frames::*;
+pub use intents::{Intent, Intents};
 pub use notification::{
     ChannelUnread, Notification, NotificationKind, PREVIEW_CHARS, UNREAD_CAP, preview,
 };
-pub use intents::{Intent, Intents};
 pub use presence::{Activity, CustomStatus, PresenceInfo, PresenceStatus, StatusError};
 
 /// The protocol version spoken by this crate, announced in [`ServerFrame::Hello`].
