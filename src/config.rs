@@ -189,7 +189,7 @@ pub struct ClusterSection {
     pub tls_ca: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    /// Raft timing of a channel node's groups (docs/CLUSTER.md, "Failover"): the leader's
+    /// Raft timing of a channel node's groups (docs/CLUSTER.md, "Settings"): the leader's
     /// heartbeat, which is also openraft's limit for one replication call, and the range a
     /// follower draws its election timeout from. A follower elects about
     /// `raft_election_max_ms` + its timeout after its leader's last heartbeat.

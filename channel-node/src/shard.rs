@@ -83,7 +83,7 @@ impl RaftTiming {
         if heartbeat_ms < 10 {
             return Err(format!("raft_heartbeat_ms is {heartbeat_ms}: at least 10"));
         }
-        if election_min_ms < 2 * heartbeat_ms {
+        if election_min_ms < heartbeat_ms.saturating_mul(2) {
             return Err(format!(
                 "raft_election_min_ms ({election_min_ms}) must be at least twice raft_heartbeat_ms ({heartbeat_ms})"
             ));
@@ -384,6 +384,10 @@ mod tests {
                 .check()
                 .unwrap_err()
                 .contains("greater")
+        );
+        assert!(
+            timing(u64::MAX, 1, 2).check().is_err(),
+            "no overflow on absurd input"
         );
         assert_eq!(timing(100, 200, 300).check(), Ok(()));
     }
