@@ -23,10 +23,10 @@ use tokio::sync::watch;
 use crate::control::{ControlCommand, ControlConfig, ControlStateMachine};
 use crate::log_file::LogFile;
 use crate::log_store::LogStore;
-use crate::quic_network::QuicNetwork;
+use crate::quic_network::{QuicNetwork, QuicProbes};
 use crate::raft_service::Dispatch;
 use crate::raft_types::NodeId;
-use crate::shard::{RaftTiming, ShardError, ShardReplica, ShardSettings};
+use crate::shard::{CoordinatedElections, RaftTiming, ShardError, ShardReplica, ShardSettings};
 use crate::state::StateLimits;
 
 /// Settings of a cluster channel node.
@@ -245,6 +245,10 @@ async fn place_replicas(
                     snapshot_every: config.snapshot_every,
                     timing: config.timing,
                     name: format!("chorus-shard-{shard}"),
+                    elections: Some(CoordinatedElections {
+                        group: shard_group(shard),
+                        probes: Arc::new(QuicProbes::new(endpoint.clone(), shard_group(shard))),
+                    }),
                 };
                 let network = QuicNetwork::new(endpoint.clone(), shard_group(shard));
                 let replica =

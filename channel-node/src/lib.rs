@@ -14,6 +14,8 @@
 mod batcher;
 mod cluster_node;
 mod control;
+mod election;
+mod election_guard;
 mod history_writer;
 mod log_file;
 mod log_store;

@@ -25,6 +25,8 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::election::ProbeReply;
+use crate::election_guard::ProbePeers;
 use crate::raft_types::NodeId;
 
 /// Connects a group's Raft to its peers. `BasicNode::addr` is the peer's transport address.
@@ -133,5 +135,31 @@ where
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         self.call(method::RAFT_VOTE, &rpc, option.hard_ttl()).await
+    }
+}
+
+/// Election probes of one shard group to its peers (`election_guard.rs`), on the same endpoint.
+pub struct QuicProbes {
+    endpoint: QuicEndpoint,
+    group: u64,
+}
+
+impl QuicProbes {
+    pub fn new(endpoint: QuicEndpoint, group: u64) -> Self {
+        QuicProbes { endpoint, group }
+    }
+}
+
+#[async_trait::async_trait]
+impl ProbePeers for QuicProbes {
+    async fn probe(&self, addr: &str, timeout: Duration) -> Option<ProbeReply> {
+        let addr: SocketAddr = addr.parse().ok()?;
+        // The whole call, dialling included: a dead peer's connection may be re-dialled, and
+        // the transport bounds that by its (much longer) connect timeout.
+        let call = self
+            .endpoint
+            .call(addr, self.group, method::RAFT_PROBE, Bytes::new(), timeout);
+        let reply = tokio::time::timeout(timeout, call).await.ok()?.ok()?;
+        serde_json::from_slice(&reply).ok()
     }
 }

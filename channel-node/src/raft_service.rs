@@ -109,6 +109,9 @@ impl RpcHandler for Dispatch {
                 let shard = self
                     .shard(group)
                     .map_err(|_| format!("group {group} is not hosted here"))?;
+                if method == method::RAFT_PROBE {
+                    return encode(&shard.probe_reply().await?);
+                }
                 serve_raft(shard.raft(), method, &body).await
             };
         }

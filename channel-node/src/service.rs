@@ -72,6 +72,7 @@ impl ChannelService {
             snapshot_every: config.snapshot_every,
             timing: RaftTiming::EMBEDDED,
             name: "chorus-channels".into(),
+            elections: None,
         };
         let mut shard = ShardReplica::start(settings, NoPeers, messages, bus).await?;
         shard.become_single_leader().await?;

@@ -23,6 +23,8 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::batcher::{self, Proposal};
+use crate::election::ProbeReply;
+use crate::election_guard::{self, ProbePeers};
 use crate::history_writer::{self, WriterStatus};
 use crate::log_file::LogFile;
 use crate::log_store::LogStore;
@@ -111,6 +113,16 @@ pub struct ShardSettings {
     pub timing: RaftTiming,
     /// Used in log lines and the Raft cluster name.
     pub name: String,
+    /// `None`: openraft's own election timer (a group of one). A cluster's replicas elect by the
+    /// coordinated rule of `election.rs`, probing their peers through this.
+    pub elections: Option<CoordinatedElections>,
+}
+
+/// What a replica needs to take part in coordinated elections.
+pub struct CoordinatedElections {
+    /// The group's id on the transport; it also varies the tie-break between equal logs.
+    pub group: u64,
+    pub probes: Arc<dyn ProbePeers>,
 }
 
 /// A running shard replica; clones share it.
@@ -118,6 +130,8 @@ pub struct ShardSettings {
 pub struct ShardReplica {
     node_id: NodeId,
     raft: Raft<TypeConfig>,
+    /// A second handle on the log, read to answer election probes.
+    log: LogStore<TypeConfig>,
     state: StateMachineStore,
     in_flight: Arc<Semaphore>,
     proposals: mpsc::UnboundedSender<Proposal>,
@@ -170,6 +184,7 @@ impl ShardReplica {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
             max_in_snapshot_log_to_keep: 1_000,
             max_payload_entries: MAX_PAYLOAD_ENTRIES,
+            enable_elect: settings.elections.is_none(),
             ..Config::default()
         }
         .validate()
@@ -178,11 +193,22 @@ impl ShardReplica {
             settings.node_id,
             Arc::new(raft_config),
             network,
-            log,
+            log.clone(),
             state.clone(),
         )
         .await
         .map_err(raft_err)?;
+        if let Some(elections) = settings.elections {
+            tokio::spawn(election_guard::run(
+                settings.node_id,
+                elections.group,
+                raft.clone(),
+                log.clone(),
+                elections.probes,
+                settings.timing,
+                settings.name.clone(),
+            ));
+        }
         let (status, writer) = watch::channel(WriterStatus::default());
         let writer_task = tokio::spawn(history_writer::run(
             settings.node_id,
@@ -198,6 +224,7 @@ impl ShardReplica {
         Ok(ShardReplica {
             node_id: settings.node_id,
             raft,
+            log,
             state,
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             proposals,
@@ -232,6 +259,11 @@ impl ShardReplica {
 
     pub fn raft(&self) -> &Raft<TypeConfig> {
         &self.raft
+    }
+
+    /// This replica's answer to a peer's election probe (`election.rs`).
+    pub async fn probe_reply(&self) -> Result<ProbeReply, String> {
+        election_guard::probe_reply(&self.raft, &mut self.log.clone()).await
     }
 
     /// Queues a submit for the log. Submits queued one after the other are sequenced in that

@@ -20,6 +20,9 @@ pub mod method {
     pub const RAFT_APPEND: u16 = 1;
     pub const RAFT_VOTE: u16 = 2;
     pub const RAFT_SNAPSHOT: u16 = 3;
+    /// (empty) → a shard replica's election probe reply (channel-node `election.rs`), between
+    /// channel nodes, to a shard's group.
+    pub const RAFT_PROBE: u16 = 4;
     /// [`super::SubmitBatch`] → [`super::SubmitReply`], to a shard's group.
     pub const SUBMIT: u16 = 10;
     /// [`super::ReplayRequest`] → [`super::ReplayReply`], to a shard's group.
