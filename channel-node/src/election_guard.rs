@@ -1,9 +1,10 @@
 //! The runtime of coordinated elections (`election.rs` holds the rule): one task per shard
 //! replica of a cluster, in place of openraft's own election timer.
 //!
-//! Every few milliseconds (a quarter of a heartbeat) the task reads how long ago this replica last
-//! heard from a leader — openraft's own `vote_last_modified`, the clock its leader lease runs on,
-//! so a replica suspects exactly when its vote could be granted to someone else. Once that exceeds
+//! The task reads how long ago this replica last heard from a leader — openraft's own
+//! `vote_last_modified`, the clock its leader lease runs on, so a replica suspects exactly when
+//! its vote could be granted to someone else — and sleeps until that lease would run out, so a
+//! follower of a live leader looks a few times per lease rather than every tick. Once it exceeds
 //! the lease (`election_max_ms`), it probes the group's other voters in parallel (method
 //! `RAFT_PROBE`, answered by [`probe_reply`] from local state), applies the rule, and calls
 //! `trigger().elect()` when the rule names it. A replica that keeps suspecting without a leader
@@ -91,8 +92,10 @@ pub(crate) async fn run(
     let election_max = Duration::from_millis(timing.election_max_ms);
     // When this replica elects on its own if no leader has appeared by then.
     let mut fallback_at: Option<Instant> = None;
+    let mut pause = tick;
     loop {
-        tokio::time::sleep(jitter(tick, tick + tick / 2)).await;
+        tokio::time::sleep(jitter(pause, pause + tick / 2)).await;
+        pause = tick;
         let (state, membership) = {
             let metrics = raft.metrics();
             let m = metrics.borrow();
@@ -102,6 +105,7 @@ pub(crate) async fn run(
             ServerState::Shutdown => return,
             ServerState::Leader | ServerState::Learner => {
                 fallback_at = None;
+                pause = suspect_after / 2;
                 continue;
             }
             ServerState::Follower | ServerState::Candidate => {}
@@ -112,8 +116,11 @@ pub(crate) async fn run(
             continue;
         }
         let heard = heard_leader_ago(&raft).await;
-        if heard.is_some_and(|ago| ago < suspect_after) {
+        if let Some(ago) = heard.filter(|ago| *ago < suspect_after) {
+            // Nothing to do before the lease would run out: sleep until then (heartbeats keep
+            // pushing it back, so a healthy follower looks a few times per lease, not per tick).
             fallback_at = None;
+            pause = suspect_after - ago;
             continue;
         }
         let peers: Vec<(NodeId, String)> = voters

@@ -59,17 +59,18 @@ impl RaftTiming {
         election_min_ms: 500,
         election_max_ms: 1000,
     };
-    /// The default of a cluster (`[cluster] raft_*` settings override it). A follower calls an
-    /// election once it has heard nothing from the leader for openraft's lease
-    /// (`election_max_ms`) plus its own timeout (300–600 ms), checked every 1.5 heartbeats:
-    /// 0.9–1.4 s after a leader dies. The heartbeat is also openraft 0.9's time limit for one
-    /// AppendEntries call, fsync on the follower included, and the lease keeps a loaded follower
-    /// from unseating a live leader. 100 ms / 200–300 ms halved the typical failover under load
-    /// but collapsed one of two overloaded runs on two shared cores (docs/BENCHMARKS.md).
+    /// The default of a cluster (`[cluster] raft_*` settings override it). A shard follower that
+    /// has heard nothing from its leader for `election_max_ms` (openraft's lease) probes its
+    /// group and stands if the coordinated rule names it (`election.rs`): 0.3–0.4 s after a
+    /// leader dies, in one round. The heartbeat is also openraft 0.9's time limit for one
+    /// AppendEntries call, fsync on the follower included. Before elections were coordinated,
+    /// this timing collapsed one of two overloaded runs (followers that missed heartbeats
+    /// unseated a live leader); the probe now keeps a live leader in place, and three overloaded
+    /// runs kept every leader (docs/BENCHMARKS.md, "Coordinated elections").
     pub const CLUSTER: RaftTiming = RaftTiming {
-        heartbeat_ms: 150,
-        election_min_ms: 300,
-        election_max_ms: 600,
+        heartbeat_ms: 100,
+        election_min_ms: 200,
+        election_max_ms: 300,
     };
 
     /// Why these settings cannot run, if they cannot. A follower must hear from its leader

@@ -37,6 +37,8 @@ use crate::rpc::{
     method,
 };
 use crate::transport::{QuicEndpoint, TransportError};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 
 /// Submits waiting per shard before `submit` answers `Overloaded`.
 const SHARD_QUEUE: usize = 16 * 1024;
@@ -45,6 +47,11 @@ const MAX_SUBMIT_BATCH: usize = 1024;
 /// How long one call may take before the replica is presumed dead. A commit takes milliseconds;
 /// this bounds how long a leader killed mid-call holds its callers before they move on.
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a call to a shard's leader may go unanswered before the router also asks the other
+/// replicas whether they have elected someone else (see [`Inner::call_presumed_leader`]).
+const ASK_OTHERS_AFTER: Duration = Duration::from_millis(100);
+/// How long one round of asking the other replicas may take.
+const ASK_OTHERS_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long the router keeps trying before answering `Unavailable`.
 const DEADLINE: Duration = Duration::from_secs(10);
 /// How often the cluster map is re-read.
@@ -191,7 +198,9 @@ impl Inner {
                     "shard {shard} has no replicas"
                 )));
             };
-            let outcome = self.call_node(node, group, method, request).await;
+            let outcome = self
+                .call_presumed_leader(shard, node, &replicas, group, method, request)
+                .await;
             if let Err(err) = &outcome {
                 tracing::debug!(shard, node, attempt, elapsed = ?started.elapsed(), error = %err, "call to a shard leader failed");
             }
@@ -234,6 +243,93 @@ impl Inner {
             attempt += 1;
         }
     }
+}
+
+impl Inner {
+    /// A call to `node`, presumed to lead `shard`, that ends early when another replica names a
+    /// different leader while it waits. A leader killed mid-call never answers (QUIC learns of a
+    /// dead peer only by its silence), so without this its callers would wait out
+    /// [`CALL_TIMEOUT`] even after the survivors have elected a new leader. Giving up on the call
+    /// is safe: the caller sends it again to the new leader, and a submit carries its nonce, so
+    /// one the old leader did commit is answered as the duplicate it is.
+    async fn call_presumed_leader<Req: Serialize, T: DeserializeOwned>(
+        &self,
+        shard: ShardId,
+        node: NodeId,
+        replicas: &[NodeId],
+        group: u64,
+        method: u16,
+        request: &Req,
+    ) -> Result<T, CallError> {
+        let call = self.call_node(node, group, method, request);
+        tokio::pin!(call);
+        let others: Vec<NodeId> = replicas.iter().copied().filter(|&r| r != node).collect();
+        if others.is_empty() {
+            return call.await;
+        }
+        tokio::select! {
+            outcome = &mut call => outcome,
+            leader = self.wait_for_another_leader(shard, node, &others) => {
+                tracing::debug!(shard, node, leader, "another replica leads; leaving the call");
+                Err(CallError::Answered(RouteError::NotLeader { leader_hint: Some(leader) }))
+            }
+        }
+    }
+
+    /// Asks `others` every 25–50 ms, from [`ASK_OTHERS_AFTER`] on, who leads `shard`; returns
+    /// the first leader named that is not `waiting_on`. Never returns while they name
+    /// `waiting_on` or nobody (the caller's call settles it then).
+    async fn wait_for_another_leader(
+        &self,
+        shard: ShardId,
+        waiting_on: NodeId,
+        others: &[NodeId],
+    ) -> NodeId {
+        tokio::time::sleep(ASK_OTHERS_AFTER).await;
+        let no_channels: Vec<Uuid> = Vec::new();
+        loop {
+            let mut answers: FuturesUnordered<_> = others
+                .iter()
+                .map(|&other| {
+                    let ask = self.call_node::<_, Vec<u64>>(
+                        other,
+                        shard_group(shard),
+                        method::SHARD_LAST_SEQS,
+                        &no_channels,
+                    );
+                    async move { (other, ask.await) }
+                })
+                .collect();
+            let round = async {
+                while let Some((other, answer)) = answers.next().await {
+                    if let Some(leader) = other_leader(waiting_on, other, &answer) {
+                        return Some(leader);
+                    }
+                }
+                None
+            };
+            if let Ok(Some(leader)) = tokio::time::timeout(ASK_OTHERS_TIMEOUT, round).await {
+                return leader;
+            }
+            let jitter = rand::random::<f64>();
+            tokio::time::sleep(Duration::from_millis(25).mul_f64(1.0 + jitter)).await;
+        }
+    }
+}
+
+/// What `other`'s answer to "who leads?" says about a leader other than `waiting_on`: a read
+/// it served makes it the leader; a not-leader answer names its leader (or nobody, mid-election).
+fn other_leader<T>(
+    waiting_on: NodeId,
+    other: NodeId,
+    answer: &Result<T, CallError>,
+) -> Option<NodeId> {
+    let named = match answer {
+        Ok(_) => Some(other),
+        Err(CallError::Answered(RouteError::NotLeader { leader_hint })) => *leader_hint,
+        Err(_) => None,
+    };
+    named.filter(|&leader| leader != waiting_on)
 }
 
 /// Why one call to one node failed.
@@ -531,5 +627,35 @@ impl ChannelRouter for ClusterRouter {
             }
         }
         Ok(seqs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_answer_naming_a_different_leader_ends_the_wait() {
+        let read_served: Result<Vec<u64>, CallError> = Ok(vec![]);
+        assert_eq!(
+            other_leader(1, 2, &read_served),
+            Some(2),
+            "it serves reads: it leads"
+        );
+        let names = |hint| -> Result<Vec<u64>, CallError> {
+            Err(CallError::Answered(RouteError::NotLeader {
+                leader_hint: hint,
+            }))
+        };
+        assert_eq!(other_leader(1, 2, &names(Some(3))), Some(3));
+        assert_eq!(
+            other_leader(1, 2, &names(Some(1))),
+            None,
+            "still the one we wait on"
+        );
+        assert_eq!(other_leader(1, 2, &names(None)), None, "mid-election");
+        let silent: Result<Vec<u64>, CallError> =
+            Err(CallError::Unreachable(TransportError::Timeout));
+        assert_eq!(other_leader(1, 2, &silent), None);
     }
 }
