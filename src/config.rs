@@ -45,6 +45,8 @@ pub struct NodeConfig {
     /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client, for the
     /// request log and per-IP limits of the API and gateway. Empty believes nobody.
     pub trusted_proxies: Vec<String>,
+    /// TLS for the REST API and the WebSocket gateway (`https://`, `wss://`); unset: plain TCP.
+    pub client_tls: ClientTlsSection,
     pub gateway: GatewaySection,
     pub channels: ChannelsSection,
     pub api: ApiSection,
@@ -67,12 +69,24 @@ impl Default for NodeConfig {
             session_url: None,
             ops_addr: None,
             trusted_proxies: Vec::new(),
+            client_tls: ClientTlsSection::default(),
             gateway: GatewaySection::default(),
             channels: ChannelsSection::default(),
             api: ApiSection::default(),
             cluster: ClusterSection::default(),
         }
     }
+}
+
+/// `[client_tls]` — the certificate the API and gateway present to clients (PEM files). Both or
+/// neither; distinct from the cluster identity in `[cluster]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientTlsSection {
+    /// The certificate chain, leaf first.
+    pub cert: Option<PathBuf>,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
 }
 
 /// `[gateway]` — see `GatewayConfig` for the meaning of each field.

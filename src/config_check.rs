@@ -4,7 +4,7 @@
 //! `main.rs` loads the configuration exactly as `serve` does (defaults, the file, `CHORUS_*`
 //! environment variables, flags) and hands it here. A cluster configuration goes through the same
 //! `check_cluster_config` that `ClusterProcess::start` runs first. The summary names roles,
-//! addresses, seeds, certificate paths and the stores' URLs with their passwords hidden, so an
+//! addresses, seeds, certificate paths (the client certificate is read and checked) and the stores' URLs with their passwords hidden, so an
 //! operator can print it before a rollout and tests/deploy_manifests.rs can compare it with the
 //! ports, probes and services the deployment manifests declare.
 
@@ -37,6 +37,10 @@ pub struct ConfigSummary {
     pub tls_ca: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The certificate and key the API and gateway serve TLS with (`[client_tls]`), checked
+    /// readable and matching; unset: plain TCP.
+    pub client_tls_cert: Option<PathBuf>,
+    pub client_tls_key: Option<PathBuf>,
     /// Store URLs by setting name (`metadata_url`, …), passwords replaced by `***`; unset ones
     /// are left out (embedded or in-process).
     pub stores: BTreeMap<&'static str, String>,
@@ -52,6 +56,11 @@ pub fn check(config: &NodeConfig) -> Result<ConfigSummary, String> {
         check_cluster_config(config)?;
     }
     let seeds = config.cluster.seed_map()?;
+    crate::tls::acceptor(
+        config.client_tls.cert.as_deref(),
+        config.client_tls.key.as_deref(),
+    )
+    .map_err(|err| format!("invalid client_tls: {err}"))?;
     let has = |role| embedded || roles.contains(&role);
     let channel = roles.contains(&Role::Channel);
     let stores = [
@@ -79,6 +88,8 @@ pub fn check(config: &NodeConfig) -> Result<ConfigSummary, String> {
         tls_ca: config.cluster.tls_ca.clone(),
         tls_cert: config.cluster.tls_cert.clone(),
         tls_key: config.cluster.tls_key.clone(),
+        client_tls_cert: config.client_tls.cert.clone(),
+        client_tls_key: config.client_tls.key.clone(),
         stores,
         jwt_secret_set: config.jwt_secret.is_some(),
     })
@@ -105,6 +116,17 @@ fn hide_password(url: &str) -> String {
 mod tests {
     use super::*;
     use crate::config::ClusterSection;
+
+    #[test]
+    fn client_tls_must_name_both_files_and_they_must_hold_pem() {
+        let mut config = NodeConfig::default();
+        config.client_tls.cert = Some("/nonexistent/cert.pem".into());
+        let err = check(&config).unwrap_err();
+        assert!(err.contains("client_tls") && err.contains("key"), "{err}");
+        config.client_tls.key = Some("/nonexistent/key.pem".into());
+        let err = check(&config).unwrap_err();
+        assert!(err.contains("/nonexistent/cert.pem"), "{err}");
+    }
 
     #[test]
     fn passwords_are_hidden_and_the_rest_kept() {

@@ -12,6 +12,7 @@ pub mod config_check;
 pub mod connect;
 mod node;
 pub mod ops;
+pub mod tls;
 mod web;
 
 pub use cluster_process::{ClusterProcess, check_cluster_config};

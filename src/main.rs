@@ -171,6 +171,12 @@ struct ServeArgs {
     /// Ops listener (/metrics, /livez, /readyz) [default: none].
     #[arg(long, env = "CHORUS_OPS_ADDR")]
     ops_addr: Option<SocketAddr>,
+    /// Certificate chain (PEM) the REST API and WebSocket gateway serve TLS with.
+    #[arg(long, env = "CHORUS_CLIENT_TLS_CERT")]
+    client_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --client-tls-cert.
+    #[arg(long, env = "CHORUS_CLIENT_TLS_KEY", hide_env_values = true)]
+    client_tls_key: Option<PathBuf>,
 }
 
 impl Default for Command {
@@ -319,6 +325,12 @@ fn apply_serve_args(config: &mut NodeConfig, args: ServeArgs) {
     }
     if args.ops_addr.is_some() {
         config.ops_addr = args.ops_addr;
+    }
+    if args.client_tls_cert.is_some() {
+        config.client_tls.cert = args.client_tls_cert.clone();
+    }
+    if args.client_tls_key.is_some() {
+        config.client_tls.key = args.client_tls_key.clone();
     }
 }
 

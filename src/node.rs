@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use chorus_api::{ApiLimits, ApiState};
 use chorus_channel_node::{ChannelNodeConfig, ChannelService, StateLimits};
 use chorus_cluster::access::{AccessNotifier, LocalAccessNotifier, RedisAccessNotifier};
@@ -48,6 +49,8 @@ impl Node {
     pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         // Before any role resolves its metric handles.
         crate::ops::metrics::install();
+        // Bad TLS settings fail before any store is opened.
+        client_tls(&config)?;
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
@@ -197,13 +200,20 @@ pub(crate) async fn spawn_api(
         gateway_port,
     };
     let app = chorus_api::router(state).fallback_service(crate::web::router());
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let Some(acceptor) = client_tls(config)? else {
+        return Ok(tokio::spawn(async move {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(until_stopped(stop))
+                .await
+        }));
+    };
+    // `tap_io` (a no-op) is what gives axum's `ConnectInfo<SocketAddr>` for a custom listener.
+    let listener = crate::tls::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
     Ok(tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(until_stopped(stop))
-        .await
+        axum::serve(listener, service)
+            .with_graceful_shutdown(until_stopped(stop))
+            .await
     }))
 }
 
@@ -230,6 +240,7 @@ pub(crate) async fn spawn_gateway(
         )
         .await?,
         access: front.access,
+        tls: client_tls(config)?,
     };
     Ok(tokio::spawn(chorus_gateway::serve(
         listener,
@@ -237,6 +248,15 @@ pub(crate) async fn spawn_gateway(
         deps,
         until_stopped(stop),
     )))
+}
+
+/// The client TLS acceptor, when `[client_tls]` is set.
+fn client_tls(config: &NodeConfig) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    crate::tls::acceptor(
+        config.client_tls.cert.as_deref(),
+        config.client_tls.key.as_deref(),
+    )
+    .context("invalid client_tls")
 }
 
 fn trusted_proxies(config: &NodeConfig) -> anyhow::Result<TrustedProxies> {

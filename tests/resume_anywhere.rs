@@ -94,6 +94,7 @@ impl Deployment {
             sessions: self.sessions.clone(),
             access: Arc::new(LocalAccessNotifier::default()),
             badges: None,
+            tls: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(chorus_gateway::serve(

@@ -41,6 +41,7 @@ use crate::hub::ConnId;
 use crate::metrics::{GATEWAY, Out};
 use crate::outbox::{Outbox, Outgoing, Recheck};
 use crate::sessions::{Holder, SessionError};
+use crate::stream::Stream;
 
 mod badges;
 mod bot;
@@ -48,7 +49,7 @@ mod presence;
 
 pub(crate) use bot::send_limiter;
 
-type Socket = WebSocketStream<TcpStream>;
+type Socket = WebSocketStream<Stream>;
 
 /// How often a connection renews its presence lease (a third of `CONNECTION_LEASE`), and its
 /// session's hold lease when the session store needs one (`GatewayConfig::session_limits`).
@@ -140,14 +141,33 @@ async fn open(
             _ => Ok(response),
         }
     };
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(
-        stream,
-        check_origin,
-        Some(ws_config(&shared)),
-    );
+    // The TLS and WebSocket handshakes share one deadline, so a client that stalls either one
+    // holds its socket no longer than the authentication timeout.
+    let tls = shared.deps.tls.clone();
+    let ws_settings = ws_config(&shared);
+    let handshake = async move {
+        let stream = match tls {
+            Some(acceptor) => match acceptor.accept(stream).await {
+                Ok(tls) => Stream::Tls(Box::new(tls)),
+                Err(err) => {
+                    tracing::debug!(error = %err, "tls handshake failed");
+                    return None;
+                }
+            },
+            None => Stream::Plain(stream),
+        };
+        let ws = tokio_tungstenite::accept_hdr_async_with_config(
+            stream,
+            check_origin,
+            Some(ws_settings),
+        )
+        .await;
+        Some(ws)
+    };
     let mut ws = match tokio::time::timeout(shared.config.auth_timeout, handshake).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(err)) => {
+        Ok(None) => return None,
+        Ok(Some(Ok(ws))) => ws,
+        Ok(Some(Err(err))) => {
             tracing::debug!(error = %err, "websocket handshake failed");
             return None;
         }

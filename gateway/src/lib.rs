@@ -17,6 +17,7 @@ mod outbox;
 mod presence_sweep;
 mod presence_watch;
 pub mod sessions;
+mod stream;
 mod user_watch;
 
 /// For benches (`benches/benches/hub_fanout.rs`): the hub and outboxes, otherwise private. Not an
@@ -68,6 +69,8 @@ pub struct GatewayDeps {
     pub access: Arc<dyn AccessNotifier>,
     /// Unread and mention counts for `ready`; `None` leaves them out.
     pub badges: Option<Arc<chorus_notify::Badges>>,
+    /// Serves WebSocket over TLS (`wss://`) with this certificate; `None` serves plain `ws://`.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// State shared by every connection of a gateway.
@@ -165,7 +168,11 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) if shared.open.load(Ordering::Relaxed) >= shared.config.max_connections => {
                     metrics::GATEWAY.connections_refused.increment(1);
-                    tokio::spawn(refuse(stream));
+                    // A TLS client could not read a plain-text 503; it sees the connection
+                    // close before its handshake and retries like after any refusal.
+                    if shared.deps.tls.is_none() {
+                        tokio::spawn(refuse(stream));
+                    }
                 }
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
