@@ -11,6 +11,7 @@
 
 mod close;
 mod error;
+mod focus;
 mod frames;
 mod intents;
 pub mod limits;
@@ -20,6 +21,7 @@ pub mod timestamp;
 
 pub use close::CloseCode;
 pub use error::ErrorCode;
+pub use focus::{DIGEST_TOP, DigestChannel, FocusDigest};
 pub use frames::*;
 pub use intents::{Intent, Intents};
 pub use notification::{
