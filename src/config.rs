@@ -45,6 +45,9 @@ pub struct NodeConfig {
     /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client, for the
     /// request log and per-IP limits of the API and gateway. Empty believes nobody.
     pub trusted_proxies: Vec<String>,
+    /// How often focus mode's runtime starts and ends sessions on time (scheduled windows,
+    /// sessions planned to end); 0 turns the ticker off (tests drive it with a test clock).
+    pub focus_tick_ms: u64,
     pub gateway: GatewaySection,
     pub channels: ChannelsSection,
     pub api: ApiSection,
@@ -67,6 +70,7 @@ impl Default for NodeConfig {
             session_url: None,
             ops_addr: None,
             trusted_proxies: Vec::new(),
+            focus_tick_ms: 5_000,
             gateway: GatewaySection::default(),
             channels: ChannelsSection::default(),
             api: ApiSection::default(),

@@ -52,8 +52,8 @@ pub fn group(held: Vec<HeldItem>) -> Vec<DigestChannel> {
             )
         })
         .collect();
-    ranked.sort_by(|a, b| {
-        (b.0, b.1, b.2.channel_id).cmp(&(a.0, a.1, a.2.channel_id))
+    ranked.sort_by_key(|(priority, newest, group)| {
+        std::cmp::Reverse((*priority, *newest, group.channel_id))
     });
     ranked.into_iter().map(|(_, _, group)| group).collect()
 }

@@ -88,8 +88,11 @@ pub enum HoldOutcome {
 #[async_trait]
 pub trait FocusStore: Send + Sync + 'static {
     /// Replaces the user's settings; the schedule is looked at again at the next tick.
-    async fn set_focus_settings(&self, user: Uuid, settings: &FocusSettings)
-    -> Result<(), StoreError>;
+    async fn set_focus_settings(
+        &self,
+        user: Uuid,
+        settings: &FocusSettings,
+    ) -> Result<(), StoreError>;
     async fn focus_settings(&self, user: Uuid) -> Result<Option<FocusSettings>, StoreError>;
     /// The user's open session, if any.
     async fn open_focus_session(&self, user: Uuid) -> Result<Option<FocusSession>, StoreError>;

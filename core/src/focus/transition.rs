@@ -54,7 +54,10 @@ pub fn transition(
 
 /// When the runtime should look at this user's schedule again (the next window start or end
 /// after `now`); `None`: never by the schedule alone.
-pub fn next_check(schedule: Option<(&WeeklySchedule, Tz)>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub fn next_check(
+    schedule: Option<(&WeeklySchedule, Tz)>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     schedule.and_then(|(schedule, tz)| next_change(schedule, tz, now))
 }
 
@@ -80,7 +83,10 @@ mod tests {
         let utc: Tz = "UTC".parse().unwrap();
         let schedule = mornings();
         let s = Some((&schedule, utc));
-        assert_eq!(transition(None, s, at("2026-12-04T08:59:59Z")), Transition::Stay);
+        assert_eq!(
+            transition(None, s, at("2026-12-04T08:59:59Z")),
+            Transition::Stay
+        );
         assert_eq!(
             transition(None, s, at("2026-12-04T09:00:00Z")),
             Transition::Start {
@@ -91,7 +97,10 @@ mod tests {
         let open = Some(OpenSession {
             ends_at: Some(at("2026-12-04T11:00:00Z")),
         });
-        assert_eq!(transition(open, s, at("2026-12-04T10:59:59Z")), Transition::Stay);
+        assert_eq!(
+            transition(open, s, at("2026-12-04T10:59:59Z")),
+            Transition::Stay
+        );
         assert_eq!(
             transition(open, s, at("2026-12-04T11:00:05Z")),
             Transition::End {
@@ -107,8 +116,14 @@ mod tests {
     #[test]
     fn an_open_ended_session_stays_and_no_schedule_never_starts() {
         let open = Some(OpenSession { ends_at: None });
-        assert_eq!(transition(open, None, at("2030-01-01T00:00:00Z")), Transition::Stay);
-        assert_eq!(transition(None, None, at("2026-12-04T09:30:00Z")), Transition::Stay);
+        assert_eq!(
+            transition(open, None, at("2030-01-01T00:00:00Z")),
+            Transition::Stay
+        );
+        assert_eq!(
+            transition(None, None, at("2026-12-04T09:30:00Z")),
+            Transition::Stay
+        );
         assert_eq!(next_check(None, at("2026-12-04T09:30:00Z")), None);
     }
 }

@@ -160,11 +160,7 @@ pub async fn focus_holds_while_open_and_digests_exactly_what_it_held(store: &dyn
         .unwrap();
     assert_eq!(
         outcomes,
-        [
-            HoldOutcome::Held,
-            HoldOutcome::Held,
-            HoldOutcome::Duplicate
-        ]
+        [HoldOutcome::Held, HoldOutcome::Held, HoldOutcome::Duplicate]
     );
     // Held notifications are recorded like any other (the REST list, the badges).
     assert_eq!(
@@ -200,7 +196,10 @@ pub async fn focus_holds_while_open_and_digests_exactly_what_it_held(store: &dyn
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(digest.total, 0, "nothing of the first session leaks into the next");
+    assert_eq!(
+        digest.total, 0,
+        "nothing of the first session leaks into the next"
+    );
     assert!(focus.record_auto_reply(next.id, ada).await.unwrap());
     assert!(!focus.record_auto_reply(next.id, ada).await.unwrap());
 }

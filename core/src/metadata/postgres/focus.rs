@@ -350,11 +350,11 @@ impl FocusStore for PostgresMetadataStore {
             "UPDATE focus_settings SET next_check_at = COALESCE($1, 'infinity'::timestamptz)
              WHERE user_id = $2",
         )
-            .bind(at)
-            .bind(user)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        .bind(at)
+        .bind(user)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
         Ok(())
     }
 

@@ -96,7 +96,10 @@ pub(super) fn time_col(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, S
     Ok(from_millis(get(row, column)?))
 }
 
-pub(super) fn opt_time_col(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(super) fn opt_time_col(
+    row: &SqliteRow,
+    column: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
     Ok(get::<Option<i64>>(row, column)?.map(from_millis))
 }
 
