@@ -1,11 +1,14 @@
 //! Focus mode on a real embedded node with real sockets: a session holds what does not pass the
 //! user's rules and lets the rest through at once, keeps what it held across a node restart, and
-//! ends with a digest listing exactly what it held; a weekly schedule starts and ends sessions on
+//! ends with a digest listing exactly what it held; teammates see `focus` in the user's presence;
+//! a weekly schedule starts and ends sessions on
 //! a test clock (the node's ticker is off; the test ticks it).
 
 mod common;
 
-use chorus_protocol::{FocusDigest, Notification, NotificationKind, ServerFrame};
+use chorus_protocol::{
+    ClientFrame, FocusDigest, Notification, NotificationKind, PresenceInfo, ServerFrame,
+};
 use chrono::{DateTime, Utc};
 use common::{Client, TestNode};
 use serde_json::json;
@@ -36,6 +39,31 @@ async fn digest_frame(client: &mut Client) -> FocusDigest {
         .await
     {
         ServerFrame::FocusDigest(d) => d,
+        _ => unreachable!(),
+    }
+}
+
+/// A client of `token` following the presence of `user`.
+async fn follower(node: &TestNode, token: &str, user: Uuid) -> (Client, ServerFrame) {
+    let (mut client, ready) = Client::identify(node.ws(), token).await;
+    client
+        .send(&ClientFrame::PresenceSubscribe {
+            user_ids: vec![user],
+        })
+        .await;
+    client
+        .wait_for(|f| matches!(f, ServerFrame::PresenceSubscribed { .. }))
+        .await;
+    (client, ready)
+}
+
+/// The next `presence` frame about `user`.
+async fn presence_of(client: &mut Client, user: Uuid) -> PresenceInfo {
+    match client
+        .wait_for(|f| matches!(f, ServerFrame::Presence(info) if info.user_id == user))
+        .await
+    {
+        ServerFrame::Presence(info) => info,
         _ => unreachable!(),
     }
 }
@@ -93,6 +121,8 @@ async fn a_session_holds_a_mention_lets_a_priority_dm_through_survives_a_restart
         json!({"rules": {"senders": [alice], "mentions": false}}),
     )
     .await;
+    // Alice follows Bob's presence: his focus shows there, with its end.
+    let (mut a, _) = follower(&node, &alice_token, bob).await;
     let (status, session) = node
         .post(
             "/v1/users/me/focus",
@@ -102,6 +132,13 @@ async fn a_session_holds_a_mention_lets_a_priority_dm_through_survives_a_restart
         .await;
     assert_eq!(status, 200, "{session}");
     assert_eq!(session["source"], "manual");
+    let shown = presence_of(&mut a, bob).await;
+    let until = shown.focus.expect("focus shows in presence").until.unwrap();
+    assert_eq!(
+        until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        session["ends_at"].as_str().unwrap()
+    );
+    drop(a);
     let (_, team) = node
         .get(&format!("/v1/workspaces/{workspace}/focus"), &alice_token)
         .await;
@@ -140,11 +177,14 @@ async fn a_session_holds_a_mention_lets_a_priority_dm_through_survives_a_restart
     let (seen, _) = notifications_until_dm(&mut b).await;
     assert_eq!(seen.len(), 1, "{seen:?}");
 
-    // Ending it: the digest, over REST and on the socket, lists exactly the two held mentions.
+    // Ending it: the digest, over REST and on the socket, lists exactly the two held mentions;
+    // focus leaves Bob's presence.
+    let (mut a, _) = follower(&node, &alice_token, bob).await;
     let (status, digest) = node
         .call("DELETE", "/v1/users/me/focus", Some(&bob_token), None)
         .await;
     assert_eq!(status, 200, "{digest}");
+    assert_eq!(presence_of(&mut a, bob).await.focus, None);
     assert_eq!(digest["total"], 2);
     assert_eq!(digest["channels"].as_array().unwrap().len(), 1);
     assert_eq!(digest["channels"][0]["channel_id"], general.to_string());

@@ -1,5 +1,6 @@
-//! Focus mode's runtime: starting and ending sessions (with the digest), and the tick that
-//! starts and ends sessions on time — scheduled windows and sessions planned to end.
+//! Focus mode's runtime: starting and ending sessions (with the digest, and `focus` in the
+//! user's presence for teammates), and the tick that starts and ends sessions on time —
+//! scheduled windows and sessions planned to end.
 //!
 //! Every decision is pure and lives in `chorus_core::focus` (`transition`: given the open
 //! session, the schedule and now, what happens); this module reads the state, applies the step
@@ -16,7 +17,7 @@ use chorus_core::focus::transition::{OpenSession, Transition, next_check, transi
 use chorus_core::focus::{FocusSession, schedule::FocusSource};
 use chorus_core::{MetadataStore, StoreError};
 use chorus_presence::PresenceStore;
-use chorus_protocol::{FocusDigest, ServerFrame};
+use chorus_protocol::{FocusDigest, FocusPresence, ServerFrame};
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -31,6 +32,7 @@ pub const TICK_BATCH: usize = 1_000;
 /// already, moves its planned end to `ends_at`. Returns the session as it is now.
 pub async fn start_session(
     metadata: &dyn MetadataStore,
+    presence: &dyn PresenceStore,
     user: Uuid,
     now: DateTime<Utc>,
     ends_at: Option<DateTime<Utc>>,
@@ -47,9 +49,11 @@ pub async fn start_session(
     // Two tries: a session may end (or start) between the two statements.
     for _ in 0..2 {
         if focus.start_focus_session(&session, None).await? {
+            show(presence, &session).await;
             return Ok(session);
         }
         if let Some(open) = focus.extend_focus_session(user, ends_at).await? {
+            show(presence, &open).await;
             return Ok(open);
         }
     }
@@ -69,9 +73,35 @@ pub async fn end_session(
 ) -> Result<Option<FocusDigest>, StoreError> {
     let digest = metadata.focus().end_focus_session(user, at).await?;
     if let Some(digest) = &digest {
+        announce(presence, user, None).await;
         send(presence, user, &ServerFrame::FocusDigest(digest.clone())).await;
     }
     Ok(digest)
+}
+
+/// Shows `session` in the user's presence (teammates following them get a `presence` frame).
+async fn show(presence: &dyn PresenceStore, session: &FocusSession) {
+    let focus = FocusPresence {
+        since: session.started_at,
+        until: session.ends_at,
+    };
+    announce(presence, session.user_id, Some(focus)).await;
+}
+
+/// Sets (or clears) `focus` in the user's presence and announces it to every gateway. Presence
+/// is advisory: a failure is logged, the session stands.
+async fn announce(presence: &dyn PresenceStore, user: Uuid, focus: Option<FocusPresence>) {
+    if let Err(err) = presence.set_focus(user, focus).await {
+        return tracing::warn!(error = %err, "focus not shown in presence");
+    }
+    match presence.presence_of(&[user], Utc::now()).await {
+        Ok(mut infos) => {
+            if let Some(info) = infos.pop() {
+                presence.announce(info).await;
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "presence read failed"),
+    }
 }
 
 /// What one tick did.
@@ -133,6 +163,7 @@ impl FocusRuntime {
                         .start_focus_session(&session, Some(window_start))
                         .await?
                     {
+                        show(self.presence.as_ref(), &session).await;
                         report.started += 1;
                     }
                 }

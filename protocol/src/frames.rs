@@ -503,6 +503,7 @@ mod tests {
             status: crate::PresenceStatus::Online,
             last_seen: None,
             custom_status: None,
+            focus: None,
         });
         let json: serde_json::Value = serde_json::from_str(&presence.to_json()).unwrap();
         assert_eq!(json["type"], "presence");

@@ -27,7 +27,9 @@ pub use intents::{Intent, Intents};
 pub use notification::{
     ChannelUnread, Notification, NotificationKind, PREVIEW_CHARS, UNREAD_CAP, preview,
 };
-pub use presence::{Activity, CustomStatus, PresenceInfo, PresenceStatus, StatusError};
+pub use presence::{
+    Activity, CustomStatus, FocusPresence, PresenceInfo, PresenceStatus, StatusError,
+};
 
 /// The protocol version spoken by this crate, announced in [`ServerFrame::Hello`].
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -85,9 +85,14 @@ pub async fn start(
 ) -> ApiResult<Json<FocusSessionView>> {
     let now = Utc::now();
     let ends_at = planned_end(&request, now).map_err(refused)?;
-    let session =
-        chorus_notify::focus::start_session(state.api.store.as_ref(), caller.user_id, now, ends_at)
-            .await?;
+    let session = chorus_notify::focus::start_session(
+        state.api.store.as_ref(),
+        state.api.presence.as_ref(),
+        caller.user_id,
+        now,
+        ends_at,
+    )
+    .await?;
     Ok(Json(session.into()))
 }
 
