@@ -256,6 +256,25 @@ impl ClusterProcess {
                     "api",
                     spawn_api(&config, &front, listener, gateway_port, stopped.clone()).await?,
                 ));
+                // Focus mode's ticker runs beside each API; several tickers on one store are
+                // safe (chorus_notify::focus).
+                if config.focus_tick_ms > 0 {
+                    let runtime = Arc::new(chorus_notify::FocusRuntime::new(
+                        front.store.clone(),
+                        front.presence.clone(),
+                    ));
+                    let ticker = runtime.spawn(
+                        std::time::Duration::from_millis(config.focus_tick_ms),
+                        stopped.clone(),
+                    );
+                    process.tasks.push((
+                        "focus",
+                        tokio::spawn(async move {
+                            let _ = ticker.await;
+                            Ok(())
+                        }),
+                    ));
+                }
             }
             if let Some(listener) = ws_listener {
                 process.tasks.push((

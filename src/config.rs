@@ -47,6 +47,9 @@ pub struct NodeConfig {
     pub trusted_proxies: Vec<String>,
     /// TLS for the REST API and the WebSocket gateway (`https://`, `wss://`); unset: plain TCP.
     pub client_tls: ClientTlsSection,
+    /// How often focus mode's runtime starts and ends sessions on time (scheduled windows,
+    /// sessions planned to end); 0 turns the ticker off (tests drive it with a test clock).
+    pub focus_tick_ms: u64,
     pub gateway: GatewaySection,
     pub channels: ChannelsSection,
     pub api: ApiSection,
@@ -70,6 +73,7 @@ impl Default for NodeConfig {
             ops_addr: None,
             trusted_proxies: Vec::new(),
             client_tls: ClientTlsSection::default(),
+            focus_tick_ms: 5_000,
             gateway: GatewaySection::default(),
             channels: ChannelsSection::default(),
             api: ApiSection::default(),

@@ -18,7 +18,7 @@ use chorus_core::{
     PostgresMetadataStore, RedbMessageStore, ScyllaMessageStore, SqliteMetadataStore,
 };
 use chorus_gateway::{GatewayDeps, MemorySessions, RedisSessions, SessionLimits, SessionStore};
-use chorus_notify::{Notifier, NotifyingBus};
+use chorus_notify::{FocusRuntime, Notifier, NotifyingBus};
 use chorus_presence::{MemoryPresence, PresenceStore, RedisPresence};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
@@ -42,6 +42,9 @@ pub struct Node {
     api: JoinHandle<std::io::Result<()>>,
     gateway: JoinHandle<std::io::Result<()>>,
     channels: ChannelService,
+    /// Focus mode's runtime: ticked on the wall clock every `focus_tick_ms`, or by tests.
+    focus: Arc<FocusRuntime>,
+    focus_ticker: Option<JoinHandle<()>>,
 }
 
 impl Node {
@@ -92,6 +95,13 @@ impl Node {
         let ws_addr = ws_listener.local_addr()?;
 
         let (stop, stopped) = watch::channel(false);
+        let focus = Arc::new(FocusRuntime::new(store.clone(), presence.clone()));
+        let focus_ticker = (config.focus_tick_ms > 0).then(|| {
+            focus.clone().spawn(
+                std::time::Duration::from_millis(config.focus_tick_ms),
+                stopped.clone(),
+            )
+        });
         let front = Front {
             store,
             messages,
@@ -129,7 +139,18 @@ impl Node {
             api,
             gateway,
             channels,
+            focus,
+            focus_ticker,
         })
+    }
+
+    /// One tick of focus mode's runtime at `now` (what the ticker does every `focus_tick_ms`):
+    /// starts and ends the sessions due by then. Tests call it with a test clock.
+    pub async fn focus_tick(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<chorus_notify::focus::TickReport, chorus_core::StoreError> {
+        self.focus.tick(now).await
     }
 
     /// Graceful stop: listeners close, clients are told to reconnect (4003) and drained, then the
@@ -142,6 +163,9 @@ impl Node {
                 Ok(Err(err)) => tracing::warn!(role, error = %err, "stopped with an error"),
                 Err(err) => tracing::warn!(role, error = %err, "task failed"),
             }
+        }
+        if let Some(ticker) = self.focus_ticker {
+            let _ = ticker.await;
         }
         self.channels.shutdown().await;
         // Last: until here `/readyz` answered "draining".

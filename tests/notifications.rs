@@ -193,9 +193,15 @@ async fn ready_carries_badges_and_reading_elsewhere_clears_them() {
     let (_alice, alice_token) = node.user("alice").await;
     let (bob, bob_token) = node.user("bob").await;
     let (_, general) = node.team(&alice_token, &[&bob_token]).await;
+    let (mut phone, _) = Client::identify(node.ws(), &bob_token).await;
     post(&node, &alice_token, general, "one").await;
     post(&node, &alice_token, general, &format!("two <@{bob}>")).await;
     let last = post(&node, &alice_token, general, "three @channel").await;
+    // Notifications are recorded after commit, off the sequencer's path: the last one reaching
+    // the phone means both mentions are counted.
+    phone
+        .wait_for(|f| matches!(f, ServerFrame::Notification(n) if n.seq == Some(last)))
+        .await;
 
     let (mut laptop, ready) = Client::identify(node.ws(), &bob_token).await;
     let ServerFrame::Ready {

@@ -157,7 +157,7 @@ pub fn router(state: ApiState) -> Router {
 }
 
 fn account_routes() -> Router<AppState> {
-    use routes::{account, auth, presence};
+    use routes::{account, auth, focus, presence};
     Router::new()
         .route("/v1/auth/register", post(auth::register))
         .route("/v1/auth/login", post(auth::login))
@@ -176,6 +176,13 @@ fn account_routes() -> Router<AppState> {
             put(presence::set_status).delete(presence::clear_status),
         )
         .route("/v1/presence/query", post(presence::query))
+        .route(
+            "/v1/users/me/focus",
+            get(focus::get).post(focus::start).delete(focus::end),
+        )
+        .route("/v1/users/me/focus/settings", put(focus::set_settings))
+        .route("/v1/users/me/focus/digests", get(focus::digests))
+        .route("/v1/workspaces/{workspace_id}/focus", get(focus::team))
 }
 
 fn workspace_routes() -> Router<AppState> {

@@ -2,11 +2,13 @@
 
 mod account;
 mod bots;
+mod focus;
 mod messages;
 mod workspace;
 
 pub use account::*;
 pub use bots::*;
+pub use focus::*;
 pub use messages::*;
 pub use workspace::*;
 

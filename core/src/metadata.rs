@@ -62,6 +62,8 @@ pub struct NewChannel {
 pub trait MetadataStore: BotStore + Send + Sync + 'static {
     /// The notifications and notification levels kept in the same database.
     fn notifications(&self) -> &dyn crate::notify::NotificationStore;
+    /// Focus mode's settings, sessions, held notifications and digests, in the same database.
+    fn focus(&self) -> &dyn crate::focus::FocusStore;
 
     /// Creates a user. `StoreError::Conflict` if the e-mail (compared lowercase) is taken.
     async fn create_user(

@@ -196,6 +196,7 @@ mod tests {
             status: PresenceStatus::Online,
             last_seen: None,
             custom_status: None,
+            focus: None,
         };
         watch.deliver(&info);
         assert_eq!(queued(&a), 1);

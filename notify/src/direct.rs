@@ -2,18 +2,18 @@
 //! were added to a workspace (an invitation accepted on their behalf), and that their read
 //! position in a channel moved (so every device clears its badge).
 
-use chorus_core::notify::NotificationStore;
 use chorus_core::{MessageStore, MetadataStore};
 use chorus_presence::PresenceStore;
 use chorus_protocol::{ChannelUnread, Notification, NotificationKind, ServerFrame, UNREAD_CAP};
 use uuid::Uuid;
 
+use crate::delivery::{Pending, deliver};
 use crate::notifier::send;
 
 /// `user` was added to `workspace` (named `name`) by `actor`: records the notification and
-/// sends it. Advisory: a failure is logged, the membership stands.
+/// sends it (or holds it, when the user is in focus). Advisory: a failure is logged, the membership stands.
 pub async fn invitation(
-    store: &dyn NotificationStore,
+    metadata: &dyn MetadataStore,
     presence: &dyn PresenceStore,
     user: Uuid,
     workspace: Uuid,
@@ -31,12 +31,13 @@ pub async fn invitation(
         preview: chorus_protocol::preview(name),
         created_at: chrono::Utc::now(),
     };
-    match store
-        .record_notifications(&[(user, notification.clone())])
-        .await
-    {
-        Ok(_) => send(presence, user, &ServerFrame::Notification(notification)).await,
-        Err(err) => tracing::warn!(error = %err, "invitation notification not recorded"),
+    let pending = vec![Pending {
+        user,
+        notification,
+        text: name,
+    }];
+    if let Err(err) = deliver(metadata, presence, pending).await {
+        tracing::warn!(error = %err, "invitation notification not recorded");
     }
 }
 

@@ -1,6 +1,6 @@
 //! Turns one committed message into notifications: gathers the facts, asks the pure rules
-//! (`chorus_core::notify::rules`), records the result (the once-only gate) and sends what is new
-//! to its users' connections.
+//! (`chorus_core::notify::rules`), and hands the result to `delivery.rs` (focus mode's gate, the
+//! once-only record, the send).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -11,6 +11,8 @@ use chorus_core::notify::{NotifyLevel, notification_id};
 use chorus_core::{MessageStore, MetadataStore, StoreError};
 use chorus_presence::{PresenceStore, UserFrame};
 use chorus_protocol::{MessageEvent, Notification, PresenceStatus, ServerFrame, preview};
+
+use crate::delivery::{Pending, deliver};
 use parking_lot::Mutex;
 use uuid::Uuid;
 
@@ -105,10 +107,11 @@ impl Notifier {
         if decided.is_empty() {
             return Ok(0);
         }
-        let notifications: Vec<(Uuid, Notification)> = decided
+        let pending: Vec<Pending<'_>> = decided
             .into_iter()
-            .map(|(user, why)| {
-                let notification = Notification {
+            .map(|(user, why)| Pending {
+                user,
+                notification: Notification {
                     id: notification_id(user, event.channel_id, event.seq),
                     kind: why,
                     workspace_id: workspace,
@@ -118,27 +121,12 @@ impl Notifier {
                     actor_id: event.author_id,
                     preview: preview(&event.text),
                     created_at: event.created_at,
-                };
-                (user, notification)
+                },
+                text: &event.text,
             })
             .collect();
-        let fresh = self
-            .metadata
-            .notifications()
-            .record_notifications(&notifications)
-            .await?;
-        let mut sent = 0;
-        for ((user, notification), fresh) in notifications.into_iter().zip(fresh) {
-            if fresh {
-                sent += 1;
-                send(
-                    self.presence.as_ref(),
-                    user,
-                    &ServerFrame::Notification(notification),
-                )
-                .await;
-            }
-        }
+        let delivered = deliver(self.metadata.as_ref(), self.presence.as_ref(), pending).await?;
+        let sent = delivered.sent;
         metrics::counter!("chorus_notifications_sent_total").increment(sent as u64);
         Ok(sent)
     }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use chorus_protocol::{Activity, CustomStatus, PresenceInfo, PresenceStatus};
+use chorus_protocol::{Activity, CustomStatus, FocusPresence, PresenceInfo, PresenceStatus};
 
 use crate::store::{CONNECTION_LEASE, PresenceStore};
 use crate::{PresenceSignal, Transition};
@@ -19,6 +19,7 @@ pub const ALL: &[&str] = &[
     "idle_only_when_every_connection_is_idle",
     "the_sweep_reports_a_lapsed_user_once",
     "custom_status_shows_until_it_expires",
+    "focus_shows_until_it_ends",
     "announced_changes_reach_every_receiver",
 ];
 
@@ -37,6 +38,7 @@ pub async fn run(name: &str, store: &dyn PresenceStore) {
         }
         "the_sweep_reports_a_lapsed_user_once" => the_sweep_reports_a_lapsed_user_once(store).await,
         "custom_status_shows_until_it_expires" => custom_status_shows_until_it_expires(store).await,
+        "focus_shows_until_it_ends" => focus_shows_until_it_ends(store).await,
         "announced_changes_reach_every_receiver" => {
             announced_changes_reach_every_receiver(store).await
         }
@@ -209,6 +211,7 @@ pub async fn idle_only_when_every_connection_is_idle(store: &dyn PresenceStore) 
             status: PresenceStatus::Offline,
             last_seen: None,
             custom_status: None,
+            focus: None,
         }]
     );
 }
@@ -302,6 +305,43 @@ pub async fn custom_status_shows_until_it_expires(store: &dyn PresenceStore) {
     );
 }
 
+pub async fn focus_shows_until_it_ends(store: &dyn PresenceStore) {
+    let (user, t0) = (Uuid::new_v4(), base());
+    let focus = FocusPresence {
+        since: t0,
+        until: Some(t0 + Duration::minutes(25)),
+    };
+    store.set_focus(user, Some(focus)).await.unwrap();
+    assert_eq!(
+        store.presence_of(&[user], t0).await.unwrap()[0].focus,
+        Some(focus)
+    );
+    assert_eq!(
+        store
+            .presence_of(&[user], focus.until.unwrap())
+            .await
+            .unwrap()[0]
+            .focus,
+        None,
+        "hidden from its planned end on"
+    );
+    let open_ended = FocusPresence {
+        since: t0,
+        until: None,
+    };
+    store.set_focus(user, Some(open_ended)).await.unwrap();
+    assert_eq!(
+        store
+            .presence_of(&[user], t0 + Duration::days(2))
+            .await
+            .unwrap()[0]
+            .focus,
+        Some(open_ended)
+    );
+    store.set_focus(user, None).await.unwrap();
+    assert_eq!(store.presence_of(&[user], t0).await.unwrap()[0].focus, None);
+}
+
 pub async fn announced_changes_reach_every_receiver(store: &dyn PresenceStore) {
     let mut first = store.updates();
     let mut second = store.updates();
@@ -310,6 +350,7 @@ pub async fn announced_changes_reach_every_receiver(store: &dyn PresenceStore) {
         status: PresenceStatus::Online,
         last_seen: Some(base()),
         custom_status: None,
+        focus: None,
     };
     store.announce(info.clone()).await;
     for receiver in [&mut first, &mut second] {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use chorus_protocol::{Activity, CustomStatus, PresenceInfo};
+use chorus_protocol::{Activity, CustomStatus, FocusPresence, PresenceInfo};
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use uuid::Uuid;
@@ -21,6 +21,8 @@ pub struct MemoryPresence {
     typing: Mutex<TypingTracker>,
     online: Mutex<OnlineTracker>,
     statuses: Mutex<HashMap<Uuid, CustomStatus>>,
+    /// Users in a focus session (kept like custom statuses: a restart clears them).
+    focus: Mutex<HashMap<Uuid, FocusPresence>>,
     feed: LocalFeed,
     user_feed: LocalUserFeed,
 }
@@ -31,6 +33,7 @@ impl Default for MemoryPresence {
             typing: Mutex::new(TypingTracker::new(TYPING_TTL, TYPING_REBROADCAST)),
             online: Mutex::new(OnlineTracker::default()),
             statuses: Mutex::new(HashMap::new()),
+            focus: Mutex::new(HashMap::new()),
             feed: LocalFeed::default(),
             user_feed: LocalUserFeed::default(),
         }
@@ -118,6 +121,19 @@ impl PresenceStore for MemoryPresence {
         Ok(())
     }
 
+    async fn set_focus(
+        &self,
+        user: Uuid,
+        focus: Option<FocusPresence>,
+    ) -> Result<(), PresenceError> {
+        let mut all = self.focus.lock();
+        match focus {
+            Some(focus) => all.insert(user, focus),
+            None => all.remove(&user),
+        };
+        Ok(())
+    }
+
     async fn presence_of(
         &self,
         users: &[Uuid],
@@ -125,6 +141,7 @@ impl PresenceStore for MemoryPresence {
     ) -> Result<Vec<PresenceInfo>, PresenceError> {
         let online = self.online.lock();
         let statuses = self.statuses.lock();
+        let focus = self.focus.lock();
         Ok(users
             .iter()
             .map(|&user_id| PresenceInfo {
@@ -135,6 +152,7 @@ impl PresenceStore for MemoryPresence {
                     .get(&user_id)
                     .filter(|status| status.is_live(now))
                     .cloned(),
+                focus: focus.get(&user_id).filter(|f| f.is_live(now)).copied(),
             })
             .collect())
     }

@@ -15,7 +15,7 @@
 //! them in one hash slot; Chorus uses a single Redis (or a primary with replicas) for presence.
 
 use async_trait::async_trait;
-use chorus_protocol::{Activity, CustomStatus, PresenceInfo, PresenceStatus};
+use chorus_protocol::{Activity, CustomStatus, FocusPresence, PresenceInfo, PresenceStatus};
 use chrono::{DateTime, Utc};
 use fred::clients::SubscriberClient;
 use fred::prelude::{
@@ -152,6 +152,7 @@ for i = 3, #ARGV do
   table.insert(out, tostring(s))
   table.insert(out, redis.call('GET', ARGV[2] .. ':seen:' .. user) or '')
   table.insert(out, redis.call('GET', ARGV[2] .. ':status:' .. user) or '')
+  table.insert(out, redis.call('GET', ARGV[2] .. ':focus:' .. user) or '')
 end
 return out
 "#;
@@ -457,6 +458,27 @@ impl PresenceStore for RedisPresence {
         }
     }
 
+    async fn set_focus(
+        &self,
+        user: Uuid,
+        focus: Option<FocusPresence>,
+    ) -> Result<(), PresenceError> {
+        let key = format!("{}:focus:{user}", self.prefix);
+        match focus {
+            None => self.client.del::<i64, _>(key).await.map(drop).map_err(err),
+            Some(focus) => {
+                let json = serde_json::to_string(&focus).map_err(err)?;
+                let expiry = focus
+                    .until
+                    .map(|at| Expiration::PXAT(at.timestamp_millis()));
+                self.client
+                    .set::<(), _, _>(key, json, expiry, None, false)
+                    .await
+                    .map_err(err)
+            }
+        }
+    }
+
     async fn presence_of(
         &self,
         users: &[Uuid],
@@ -472,7 +494,7 @@ impl PresenceStore for RedisPresence {
             .await?;
         Ok(users
             .iter()
-            .zip(fields.chunks(3))
+            .zip(fields.chunks(4))
             .map(|(&user_id, field)| PresenceInfo {
                 user_id,
                 status: status_code(field[0].parse().unwrap_or(3)),
@@ -483,6 +505,9 @@ impl PresenceStore for RedisPresence {
                 custom_status: serde_json::from_str::<CustomStatus>(&field[2])
                     .ok()
                     .filter(|status| status.is_live(now)),
+                focus: serde_json::from_str::<FocusPresence>(&field[3])
+                    .ok()
+                    .filter(|focus| focus.is_live(now)),
             })
             .collect())
     }

@@ -1,7 +1,7 @@
 //! The presence store interface shared by the in-process and the Redis implementation.
 
 use async_trait::async_trait;
-use chorus_protocol::{Activity, CustomStatus, PresenceInfo};
+use chorus_protocol::{Activity, CustomStatus, FocusPresence, PresenceInfo};
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
@@ -79,6 +79,13 @@ pub trait PresenceStore: Send + Sync + 'static {
         &self,
         user: Uuid,
         status: Option<CustomStatus>,
+    ) -> Result<(), PresenceError>;
+    /// Sets (or, with `None`, clears) that the user is in a focus session; one with a planned
+    /// end clears itself then.
+    async fn set_focus(
+        &self,
+        user: Uuid,
+        focus: Option<FocusPresence>,
     ) -> Result<(), PresenceError>;
     /// The presence of each of `users` at `now`, in the order asked.
     async fn presence_of(

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Activity, ChannelUnread, ErrorCode, Notification, PresenceInfo};
+use crate::{Activity, ChannelUnread, ErrorCode, FocusDigest, Notification, PresenceInfo};
 
 /// A frame sent by the client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -257,6 +257,9 @@ pub enum ServerFrame {
     /// The user's read position in a channel changed (on this or another device): the
     /// channel's badge as it is now.
     ReadState(ChannelUnread),
+    /// A focus session ended: what it held back, grouped by channel (sent once to every
+    /// connection of the user; also `GET /v1/users/me/focus/digests`).
+    FocusDigest(FocusDigest),
     /// The events after `after_seq` are older than the node's replay buffer. Fetch
     /// `GET /v1/channels/{channel_id}/messages?after=<after_seq>` up to `last_seq`; live events after
     /// `last_seq` follow on this connection.
@@ -500,6 +503,7 @@ mod tests {
             status: crate::PresenceStatus::Online,
             last_seen: None,
             custom_status: None,
+            focus: None,
         });
         let json: serde_json::Value = serde_json::from_str(&presence.to_json()).unwrap();
         assert_eq!(json["type"], "presence");

@@ -11,6 +11,7 @@
 
 mod close;
 mod error;
+mod focus;
 mod frames;
 mod intents;
 pub mod limits;
@@ -20,12 +21,15 @@ pub mod timestamp;
 
 pub use close::CloseCode;
 pub use error::ErrorCode;
+pub use focus::{DIGEST_TOP, DigestChannel, FocusDigest};
 pub use frames::*;
 pub use intents::{Intent, Intents};
 pub use notification::{
     ChannelUnread, Notification, NotificationKind, PREVIEW_CHARS, UNREAD_CAP, preview,
 };
-pub use presence::{Activity, CustomStatus, PresenceInfo, PresenceStatus, StatusError};
+pub use presence::{
+    Activity, CustomStatus, FocusPresence, PresenceInfo, PresenceStatus, StatusError,
+};
 
 /// The protocol version spoken by this crate, announced in [`ServerFrame::Hello`].
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -90,6 +90,23 @@ impl CustomStatus {
     }
 }
 
+/// The user is in a focus session: their notifications wait (docs/PROTOCOL.md, focus mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FocusPresence {
+    #[serde(with = "crate::timestamp")]
+    pub since: DateTime<Utc>,
+    /// The planned end; `null`: until they end it.
+    #[serde(with = "crate::timestamp::option")]
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl FocusPresence {
+    /// Whether it still shows at `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.until.is_none_or(|at| at > now)
+    }
+}
+
 /// One user's presence as others see it (`presence` frame, `presence_subscribed`, REST).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceInfo {
@@ -101,6 +118,9 @@ pub struct PresenceInfo {
     /// The user's custom status, if one is set and not expired.
     #[serde(default)]
     pub custom_status: Option<CustomStatus>,
+    /// Present while the user is in a focus session (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focus: Option<FocusPresence>,
 }
 
 #[cfg(test)]
@@ -154,6 +174,7 @@ mod tests {
             status: PresenceStatus::Idle,
             last_seen: Some(DateTime::from_timestamp(0, 0).unwrap()),
             custom_status: Some(status("lunch", None)),
+            focus: None,
         };
         let json = serde_json::to_value(&info).unwrap();
         assert_eq!(

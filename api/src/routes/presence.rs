@@ -45,6 +45,16 @@ impl From<CustomStatus> for CustomStatusView {
     }
 }
 
+/// The user is in a focus session (their notifications wait).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FocusPresenceView {
+    #[serde(with = "chorus_protocol::timestamp")]
+    pub since: DateTime<Utc>,
+    /// The planned end; null: until they end it.
+    #[serde(with = "chorus_protocol::timestamp::option")]
+    pub until: Option<DateTime<Utc>>,
+}
+
 /// One user's presence.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PresenceView {
@@ -56,6 +66,9 @@ pub struct PresenceView {
     #[serde(with = "chorus_protocol::timestamp::option")]
     pub last_seen: Option<DateTime<Utc>>,
     pub custom_status: Option<CustomStatusView>,
+    /// Present while the user is in a focus session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub focus: Option<FocusPresenceView>,
 }
 
 impl From<PresenceInfo> for PresenceView {
@@ -65,6 +78,10 @@ impl From<PresenceInfo> for PresenceView {
             status: info.status,
             last_seen: info.last_seen,
             custom_status: info.custom_status.map(Into::into),
+            focus: info.focus.map(|f| FocusPresenceView {
+                since: f.since,
+                until: f.until,
+            }),
         }
     }
 }

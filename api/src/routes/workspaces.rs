@@ -186,7 +186,7 @@ pub async fn add_member(
         .map(|w| w.name)
         .unwrap_or_default();
     chorus_notify::direct::invitation(
-        store.notifications(),
+        store.as_ref(),
         state.api.presence.as_ref(),
         user.id,
         workspace_id,

@@ -12,6 +12,7 @@ mod bots;
 mod channels;
 mod connections;
 mod dm;
+mod focus;
 mod invites;
 mod notifications;
 mod workspaces;
@@ -25,6 +26,7 @@ pub use self::bots::*;
 pub use self::channels::*;
 pub use self::connections::*;
 pub use self::dm::*;
+pub use self::focus::*;
 pub use self::invites::*;
 pub use self::notifications::*;
 pub use self::workspaces::*;
@@ -71,6 +73,9 @@ pub const ALL: &[&str] = &[
     // notifications
     "notify_levels_are_set_per_member",
     "notifications_are_recorded_once_and_paged",
+    // focus mode
+    "focus_settings_and_sessions_round_trip",
+    "focus_holds_while_open_and_digests_exactly_what_it_held",
     // bots
     "bots_are_workspace_members_that_cannot_log_in",
     "bot_tokens_are_sessions_that_only_revocation_ends",
@@ -137,6 +142,12 @@ pub async fn run(name: &str, store: &dyn MetadataStore) {
         "notify_levels_are_set_per_member" => notify_levels_are_set_per_member(store).await,
         "notifications_are_recorded_once_and_paged" => {
             notifications_are_recorded_once_and_paged(store).await
+        }
+        "focus_settings_and_sessions_round_trip" => {
+            focus_settings_and_sessions_round_trip(store).await
+        }
+        "focus_holds_while_open_and_digests_exactly_what_it_held" => {
+            focus_holds_while_open_and_digests_exactly_what_it_held(store).await
         }
         "bots_are_workspace_members_that_cannot_log_in" => {
             bots_are_workspace_members_that_cannot_log_in(store).await

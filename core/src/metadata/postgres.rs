@@ -8,6 +8,7 @@ mod audit;
 mod bots;
 mod channels;
 mod dm;
+mod focus;
 mod invites;
 mod members;
 mod notifications;
@@ -73,6 +74,10 @@ impl PostgresMetadataStore {
 #[async_trait]
 impl MetadataStore for PostgresMetadataStore {
     fn notifications(&self) -> &dyn crate::notify::NotificationStore {
+        self
+    }
+
+    fn focus(&self) -> &dyn crate::focus::FocusStore {
         self
     }
 

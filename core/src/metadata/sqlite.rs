@@ -8,6 +8,7 @@ mod audit;
 mod bots;
 mod channels;
 mod dm;
+mod focus;
 mod invites;
 mod members;
 mod notifications;
@@ -83,6 +84,10 @@ impl SqliteMetadataStore {
 #[async_trait]
 impl MetadataStore for SqliteMetadataStore {
     fn notifications(&self) -> &dyn crate::notify::NotificationStore {
+        self
+    }
+
+    fn focus(&self) -> &dyn crate::focus::FocusStore {
         self
     }
 

@@ -92,11 +92,14 @@ fn opt_uuid_col(row: &SqliteRow, column: &str) -> Result<Option<Uuid>, StoreErro
         .transpose()
 }
 
-fn time_col(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, StoreError> {
+pub(super) fn time_col(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, StoreError> {
     Ok(from_millis(get(row, column)?))
 }
 
-fn opt_time_col(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(super) fn opt_time_col(
+    row: &SqliteRow,
+    column: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
     Ok(get::<Option<i64>>(row, column)?.map(from_millis))
 }
 

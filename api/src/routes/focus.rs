@@ -1,0 +1,187 @@
+//! Focus mode over REST: the caller's settings (time zone, weekly schedule, priority rules,
+//! automatic reply), starting and ending a session by hand, the digests of ended sessions, and a
+//! workspace's "who is in focus now". Every route but the workspace view is about the caller
+//! only; the workspace view is for its members.
+//!
+//! What happens during a session — holding notifications, the digest at its end, scheduled
+//! sessions starting and ending — is `chorus_notify` (`delivery.rs`, `focus.rs`).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::context::role_in;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Body, Caller, Params, PathParams};
+use crate::routes::history::page_limit;
+use crate::views::{
+    FocusDigestList, FocusDigestView, FocusSessionView, FocusSettingsView, FocusView,
+    MemberInFocus, Refusal, StartFocusRequest, TeamFocus, planned_end, settings_from,
+};
+
+fn refused((code, message): Refusal) -> ApiError {
+    ApiError::bad_request(code, message)
+}
+
+#[utoipa::path(get, path = "/v1/users/me/focus", tag = "focus", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's session in effect (null when none) and settings", body = FocusView),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> ApiResult<Json<FocusView>> {
+    let focus = state.api.store.focus();
+    let session = focus.open_focus_session(caller.user_id).await?;
+    let settings = focus
+        .focus_settings(caller.user_id)
+        .await?
+        .unwrap_or_default();
+    Ok(Json(FocusView {
+        session: session.map(Into::into),
+        settings: (&settings).into(),
+    }))
+}
+
+#[utoipa::path(put, path = "/v1/users/me/focus/settings", tag = "focus", security(("bearer" = [])),
+    request_body = FocusSettingsView,
+    responses(
+        (status = 200, description = "The settings as stored; a new schedule takes effect at the next tick of the focus runtime", body = FocusSettingsView),
+        (status = 400, description = "`invalid_time_zone`, `invalid_schedule`, `invalid_rules`, `invalid_auto_reply`, `invalid_json`, `invalid_body`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+    ))]
+pub async fn set_settings(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Body(request): Body<FocusSettingsView>,
+) -> ApiResult<Json<FocusSettingsView>> {
+    let settings = settings_from(request).map_err(refused)?;
+    state
+        .api
+        .store
+        .focus()
+        .set_focus_settings(caller.user_id, &settings)
+        .await?;
+    Ok(Json((&settings).into()))
+}
+
+#[utoipa::path(post, path = "/v1/users/me/focus", tag = "focus", security(("bearer" = [])),
+    request_body = StartFocusRequest,
+    responses(
+        (status = 200, description = "The session in effect now: a new one, or the open one with its planned end changed", body = FocusSessionView),
+        (status = 400, description = "`invalid_duration`, `invalid_json`, `invalid_body`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+    ))]
+pub async fn start(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Body(request): Body<StartFocusRequest>,
+) -> ApiResult<Json<FocusSessionView>> {
+    let now = Utc::now();
+    let ends_at = planned_end(&request, now).map_err(refused)?;
+    let session = chorus_notify::focus::start_session(
+        state.api.store.as_ref(),
+        state.api.presence.as_ref(),
+        caller.user_id,
+        now,
+        ends_at,
+    )
+    .await?;
+    Ok(Json(session.into()))
+}
+
+#[utoipa::path(delete, path = "/v1/users/me/focus", tag = "focus", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Ended; the digest of what it held (also sent as a `focus_digest` frame)", body = FocusDigestView),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+        (status = 404, description = "`not_in_focus`: no session in effect", body = ErrorBody),
+    ))]
+pub async fn end(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> ApiResult<Json<FocusDigestView>> {
+    let digest = chorus_notify::focus::end_session(
+        state.api.store.as_ref(),
+        state.api.presence.as_ref(),
+        caller.user_id,
+        Utc::now(),
+    )
+    .await?
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_in_focus",
+            "no focus session is in effect",
+        )
+    })?;
+    Ok(Json(digest.into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DigestParams {
+    /// 1 to 50; default 10.
+    pub limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/v1/users/me/focus/digests", tag = "focus", security(("bearer" = [])),
+    params(DigestParams),
+    responses(
+        (status = 200, description = "The digests of the caller's ended sessions, newest first", body = FocusDigestList),
+        (status = 400, description = "`invalid_query`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+    ))]
+pub async fn digests(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Params(params): Params<DigestParams>,
+) -> ApiResult<Json<FocusDigestList>> {
+    let limit = page_limit(params.limit, 10, 50)?;
+    let digests = state
+        .api
+        .store
+        .focus()
+        .focus_digests(caller.user_id, limit)
+        .await?;
+    Ok(Json(FocusDigestList {
+        digests: digests.into_iter().map(Into::into).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/focus", tag = "focus",
+    security(("bearer" = [])),
+    params(("workspace_id" = Uuid, Path, description = "Workspace id")),
+    responses(
+        (status = 200, description = "The members in focus now (team focus)", body = TeamFocus),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such workspace, or the caller is not in it", body = ErrorBody),
+    ))]
+pub async fn team(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParams(workspace_id): PathParams<Uuid>,
+) -> ApiResult<Json<TeamFocus>> {
+    role_in(&state, workspace_id, caller.user_id).await?;
+    let sessions = state
+        .api
+        .store
+        .focus()
+        .open_focus_sessions_in(workspace_id)
+        .await?;
+    Ok(Json(TeamFocus {
+        in_focus: sessions
+            .into_iter()
+            .map(|s| MemberInFocus {
+                user_id: s.user_id,
+                since: s.started_at,
+                until: s.ends_at,
+            })
+            .collect(),
+    }))
+}
