@@ -59,13 +59,27 @@ async fn fresh_database() -> String {
     format!("{server}/{name}")
 }
 
-/// A UDP port free right now on 127.0.0.1.
+/// A UDP port free right now on 127.0.0.1, for a channel node's transport (its peers must know
+/// it before it starts). Taken below the kernel's ephemeral range (32768–60999 by default) and
+/// never twice in this process: a port the kernel handed out for `:0` and took back could be
+/// handed to the next `:0` bind — another test's QUIC client endpoint — before the node binds
+/// it, and the node would exit at start.
 fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 5_000) as u16,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(port < 32_000, "no free UDP port below the ephemeral range");
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// One process of the cluster.
