@@ -197,13 +197,25 @@ pub(crate) async fn spawn_api(
         gateway_port,
     };
     let app = chorus_api::router(state).fallback_service(crate::web::router());
+    // Outgoing webhooks are sent by every process that serves the API (it has the metadata
+    // store and history they need); their shared queue keeps each delivery to one sender.
+    let webhooks = chorus_webhooks::Dispatcher::start(
+        front.store.clone(),
+        front.messages.clone(),
+        config.webhooks.to_webhook_config(),
+        stop.clone(),
+    )?;
     Ok(tokio::spawn(async move {
-        axum::serve(
+        let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(until_stopped(stop))
-        .await
+        .await;
+        if let Err(err) = webhooks.await {
+            tracing::warn!(error = %err, "the webhook dispatcher failed");
+        }
+        served
     }))
 }
 

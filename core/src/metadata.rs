@@ -63,6 +63,9 @@ pub trait MetadataStore: BotStore + Send + Sync + 'static {
     /// The notifications and notification levels kept in the same database.
     fn notifications(&self) -> &dyn crate::notify::NotificationStore;
 
+    /// The outgoing webhooks' subscriptions and delivery queue kept in the same database.
+    fn subscriptions(&self) -> &dyn crate::outgoing::SubscriptionStore;
+
     /// Creates a user. `StoreError::Conflict` if the e-mail (compared lowercase) is taken.
     async fn create_user(
         &self,

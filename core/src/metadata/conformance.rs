@@ -14,6 +14,7 @@ mod connections;
 mod dm;
 mod invites;
 mod notifications;
+mod subscriptions;
 mod workspaces;
 
 use chrono::{DateTime, Duration, Utc};
@@ -27,6 +28,7 @@ pub use self::connections::*;
 pub use self::dm::*;
 pub use self::invites::*;
 pub use self::notifications::*;
+pub use self::subscriptions::*;
 pub use self::workspaces::*;
 use super::{MetadataStore, NewChannel};
 use crate::StoreError;
@@ -75,6 +77,8 @@ pub const ALL: &[&str] = &[
     "bots_are_workspace_members_that_cannot_log_in",
     "bot_tokens_are_sessions_that_only_revocation_ends",
     "incoming_webhooks_are_created_listed_and_deleted",
+    // outgoing webhooks
+    "subscriptions_enqueue_once_and_lease_deliveries",
 ];
 
 /// Runs the check called `name`.
@@ -146,6 +150,9 @@ pub async fn run(name: &str, store: &dyn MetadataStore) {
         }
         "incoming_webhooks_are_created_listed_and_deleted" => {
             incoming_webhooks_are_created_listed_and_deleted(store).await
+        }
+        "subscriptions_enqueue_once_and_lease_deliveries" => {
+            subscriptions_enqueue_once_and_lease_deliveries(store).await
         }
         other => panic!("no conformance check named {other}"),
     }

@@ -12,6 +12,7 @@ mod invites;
 mod members;
 mod notifications;
 mod rows;
+mod subscriptions;
 mod workspaces;
 
 use std::time::Duration;
@@ -73,6 +74,10 @@ impl PostgresMetadataStore {
 #[async_trait]
 impl MetadataStore for PostgresMetadataStore {
     fn notifications(&self) -> &dyn crate::notify::NotificationStore {
+        self
+    }
+
+    fn subscriptions(&self) -> &dyn crate::outgoing::SubscriptionStore {
         self
     }
 

@@ -12,6 +12,7 @@ mod invites;
 mod members;
 mod notifications;
 mod rows;
+mod subscriptions;
 mod workspaces;
 
 use std::path::Path;
@@ -83,6 +84,10 @@ impl SqliteMetadataStore {
 #[async_trait]
 impl MetadataStore for SqliteMetadataStore {
     fn notifications(&self) -> &dyn crate::notify::NotificationStore {
+        self
+    }
+
+    fn subscriptions(&self) -> &dyn crate::outgoing::SubscriptionStore {
         self
     }
 
