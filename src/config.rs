@@ -53,6 +53,7 @@ pub struct NodeConfig {
     pub gateway: GatewaySection,
     pub channels: ChannelsSection,
     pub api: ApiSection,
+    pub webhooks: WebhooksSection,
     pub cluster: ClusterSection,
 }
 
@@ -77,6 +78,7 @@ impl Default for NodeConfig {
             gateway: GatewaySection::default(),
             channels: ChannelsSection::default(),
             api: ApiSection::default(),
+            webhooks: WebhooksSection::default(),
             cluster: ClusterSection::default(),
         }
     }
@@ -306,6 +308,58 @@ impl Default for ApiSection {
             writes_per_minute_per_user: d.writes_per_minute_per_user,
             max_concurrent_requests: d.max_concurrent_requests,
             request_timeout_ms: d.request_timeout_ms,
+        }
+    }
+}
+
+/// `[webhooks]` — outgoing webhooks, sent by every process that serves the API
+/// (docs/BOTS.md, "Outgoing webhooks").
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksSection {
+    /// Attempts per delivery, the first included; then it is marked `failed`.
+    pub max_attempts: u32,
+    /// The wait after the first failure; it doubles with each further one (with jitter).
+    pub retry_base_ms: u64,
+    /// The longest wait between attempts.
+    pub retry_cap_ms: u64,
+    /// One attempt's limit, connecting included.
+    pub timeout_ms: u64,
+    /// Deliveries in flight to one subscription's URL at most.
+    pub per_endpoint_concurrency: usize,
+    /// Deliveries in flight from this process at most.
+    pub max_concurrency: usize,
+    /// How often new events are looked for, and due retries.
+    pub poll_ms: u64,
+}
+
+impl Default for WebhooksSection {
+    fn default() -> Self {
+        let d = chorus_webhooks::WebhookConfig::default();
+        WebhooksSection {
+            max_attempts: d.retry.max_attempts,
+            retry_base_ms: d.retry.base.as_millis() as u64,
+            retry_cap_ms: d.retry.cap.as_millis() as u64,
+            timeout_ms: d.timeout.as_millis() as u64,
+            per_endpoint_concurrency: d.per_endpoint_concurrency,
+            max_concurrency: d.max_concurrency,
+            poll_ms: d.poll_interval.as_millis() as u64,
+        }
+    }
+}
+
+impl WebhooksSection {
+    pub fn to_webhook_config(&self) -> chorus_webhooks::WebhookConfig {
+        chorus_webhooks::WebhookConfig {
+            retry: chorus_webhooks::retry::RetryPolicy {
+                max_attempts: self.max_attempts.max(1),
+                base: Duration::from_millis(self.retry_base_ms),
+                cap: Duration::from_millis(self.retry_cap_ms),
+            },
+            timeout: Duration::from_millis(self.timeout_ms.max(1)),
+            per_endpoint_concurrency: self.per_endpoint_concurrency.max(1),
+            max_concurrency: self.max_concurrency.max(1),
+            poll_interval: Duration::from_millis(self.poll_ms.max(1)),
         }
     }
 }

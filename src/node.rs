@@ -1,5 +1,6 @@
 //! Assembles an embedded node: stores, channel service, bus, presence, API and gateway.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -225,19 +226,38 @@ pub(crate) async fn spawn_api(
     };
     let app = chorus_api::router(state).fallback_service(crate::web::router());
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    let Some(acceptor) = client_tls(config)? else {
-        return Ok(tokio::spawn(async move {
+    let tls = client_tls(config)?;
+    // Outgoing webhooks are sent by every process that serves the API (it has the metadata
+    // store and history they need); their shared queue keeps each delivery to one sender.
+    let webhooks = chorus_webhooks::Dispatcher::start(
+        front.store.clone(),
+        front.messages.clone(),
+        config.webhooks.to_webhook_config(),
+        stop.clone(),
+    )?;
+    let serving: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {
+        None => Box::pin(
             axum::serve(listener, service)
                 .with_graceful_shutdown(until_stopped(stop))
-                .await
-        }));
+                .into_future(),
+        ),
+        Some(acceptor) => {
+            // `tap_io` (a no-op) is what gives axum's `ConnectInfo<SocketAddr>` for a custom
+            // listener.
+            let listener = crate::tls::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
+            Box::pin(
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(until_stopped(stop))
+                    .into_future(),
+            )
+        }
     };
-    // `tap_io` (a no-op) is what gives axum's `ConnectInfo<SocketAddr>` for a custom listener.
-    let listener = crate::tls::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
     Ok(tokio::spawn(async move {
-        axum::serve(listener, service)
-            .with_graceful_shutdown(until_stopped(stop))
-            .await
+        let served = serving.await;
+        if let Err(err) = webhooks.await {
+            tracing::warn!(error = %err, "the webhook dispatcher failed");
+        }
+        served
     }))
 }
 

@@ -287,7 +287,7 @@ fn message_routes() -> Router<AppState> {
 }
 
 fn bot_routes() -> Router<AppState> {
-    use routes::{bots, webhooks};
+    use routes::{bots, subscriptions, webhooks};
     Router::new()
         .route(
             "/v1/workspaces/{workspace_id}/bots",
@@ -307,6 +307,20 @@ fn bot_routes() -> Router<AppState> {
         )
         .route("/v1/webhooks/{webhook_id}", delete(webhooks::delete))
         .route("/v1/hooks/{webhook_id}/{secret}", post(webhooks::deliver))
+        .route(
+            "/v1/workspaces/{workspace_id}/event-subscriptions",
+            post(subscriptions::create).get(subscriptions::list),
+        )
+        .route(
+            "/v1/event-subscriptions/{subscription_id}",
+            get(subscriptions::get)
+                .patch(subscriptions::update)
+                .delete(subscriptions::delete),
+        )
+        .route(
+            "/v1/event-subscriptions/{subscription_id}/deliveries",
+            get(subscriptions::deliveries),
+        )
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.

@@ -90,6 +90,12 @@ use crate::views;
         routes::webhooks::list,
         routes::webhooks::delete,
         routes::webhooks::deliver,
+        routes::subscriptions::create,
+        routes::subscriptions::list,
+        routes::subscriptions::get,
+        routes::subscriptions::update,
+        routes::subscriptions::delete,
+        routes::subscriptions::deliveries,
         routes::admin::disable_user,
         routes::admin::enable_user,
         crate::health,
@@ -106,7 +112,7 @@ use crate::views;
         (name = "presence", description = "Custom status, presence of a list of users (live changes: WebSocket `presence_subscribe`)"),
         (name = "notifications", description = "The caller's notifications and notification level per channel (live: the WebSocket `notification` and `read_state` frames)"),
         (name = "focus", description = "Focus mode: settings (schedule, priority rules, automatic reply), sessions, digests, who is in focus (live: the WebSocket `focus_digest` frame)"),
-        (name = "bots", description = "Bot users, bot tokens and incoming webhooks (docs/BOTS.md)"),
+        (name = "bots", description = "Bot users, bot tokens, incoming webhooks and event subscriptions (docs/BOTS.md)"),
         (name = "admin", description = "Operator actions (x-chorus-admin-token)"),
     )
 )]

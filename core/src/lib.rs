@@ -15,6 +15,7 @@ pub mod messages;
 pub mod metadata;
 pub mod model;
 pub mod notify;
+pub mod outgoing;
 pub mod testing;
 pub mod visibility;
 

@@ -65,6 +65,9 @@ pub trait MetadataStore: BotStore + Send + Sync + 'static {
     /// Focus mode's settings, sessions, held notifications and digests, in the same database.
     fn focus(&self) -> &dyn crate::focus::FocusStore;
 
+    /// The outgoing webhooks' subscriptions and delivery queue kept in the same database.
+    fn subscriptions(&self) -> &dyn crate::outgoing::SubscriptionStore;
+
     /// Creates a user. `StoreError::Conflict` if the e-mail (compared lowercase) is taken.
     async fn create_user(
         &self,

@@ -18,5 +18,6 @@ pub mod notifications;
 pub mod presence;
 pub mod reactions;
 pub mod search;
+pub mod subscriptions;
 pub mod webhooks;
 pub mod workspaces;

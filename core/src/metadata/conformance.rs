@@ -15,6 +15,7 @@ mod dm;
 mod focus;
 mod invites;
 mod notifications;
+mod subscriptions;
 mod workspaces;
 
 use chrono::{DateTime, Duration, Utc};
@@ -29,6 +30,7 @@ pub use self::dm::*;
 pub use self::focus::*;
 pub use self::invites::*;
 pub use self::notifications::*;
+pub use self::subscriptions::*;
 pub use self::workspaces::*;
 use super::{MetadataStore, NewChannel};
 use crate::StoreError;
@@ -80,6 +82,8 @@ pub const ALL: &[&str] = &[
     "bots_are_workspace_members_that_cannot_log_in",
     "bot_tokens_are_sessions_that_only_revocation_ends",
     "incoming_webhooks_are_created_listed_and_deleted",
+    // outgoing webhooks
+    "subscriptions_enqueue_once_and_lease_deliveries",
 ];
 
 /// Runs the check called `name`.
@@ -157,6 +161,9 @@ pub async fn run(name: &str, store: &dyn MetadataStore) {
         }
         "incoming_webhooks_are_created_listed_and_deleted" => {
             incoming_webhooks_are_created_listed_and_deleted(store).await
+        }
+        "subscriptions_enqueue_once_and_lease_deliveries" => {
+            subscriptions_enqueue_once_and_lease_deliveries(store).await
         }
         other => panic!("no conformance check named {other}"),
     }

@@ -13,6 +13,7 @@ mod invites;
 mod members;
 mod notifications;
 mod rows;
+mod subscriptions;
 mod workspaces;
 
 use std::time::Duration;
@@ -78,6 +79,10 @@ impl MetadataStore for PostgresMetadataStore {
     }
 
     fn focus(&self) -> &dyn crate::focus::FocusStore {
+        self
+    }
+
+    fn subscriptions(&self) -> &dyn crate::outgoing::SubscriptionStore {
         self
     }
 

@@ -13,6 +13,7 @@ mod invites;
 mod members;
 mod notifications;
 mod rows;
+mod subscriptions;
 mod workspaces;
 
 use std::path::Path;
@@ -88,6 +89,10 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     fn focus(&self) -> &dyn crate::focus::FocusStore {
+        self
+    }
+
+    fn subscriptions(&self) -> &dyn crate::outgoing::SubscriptionStore {
         self
     }
 
