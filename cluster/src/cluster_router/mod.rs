@@ -277,8 +277,8 @@ impl Inner {
     }
 
     /// Asks `others` every 25–50 ms, from [`ASK_OTHERS_AFTER`] on, who leads `shard`; returns
-    /// the first leader named that is not `waiting_on`. Never returns while they name
-    /// `waiting_on` or nobody (the caller's call settles it then).
+    /// the first replica other than `waiting_on` that serves a linearizable read (so leads now).
+    /// Never returns while they name `waiting_on` or nobody (the caller's call settles it then).
     async fn wait_for_another_leader(
         &self,
         shard: ShardId,
@@ -302,8 +302,24 @@ impl Inner {
                 .collect();
             let round = async {
                 while let Some((other, answer)) = answers.next().await {
-                    if let Some(leader) = other_leader(waiting_on, other, &answer) {
-                        return Some(leader);
+                    match other_leader(waiting_on, other, &answer) {
+                        Some(leader) if leader == other => return Some(leader),
+                        // A follower's hint may be stale (it missed a leader change): leave
+                        // the call only for a replica that proves it leads by serving a read.
+                        Some(leader) => {
+                            let proof = self
+                                .call_node::<_, Vec<u64>>(
+                                    leader,
+                                    shard_group(shard),
+                                    method::SHARD_LAST_SEQS,
+                                    &no_channels,
+                                )
+                                .await;
+                            if proof.is_ok() {
+                                return Some(leader);
+                            }
+                        }
+                        None => {}
                     }
                 }
                 None
