@@ -26,7 +26,7 @@ impl Fixture {
         limits: StateLimits,
         snapshot_every: u64,
     ) -> (ChannelService, RedbMessageStore, Arc<LocalBus>) {
-        let messages = RedbMessageStore::open(&self.dir.path().join("messages.redb")).unwrap();
+        let messages = open_messages(&self.dir.path().join("messages.redb")).await;
         let bus = Arc::new(LocalBus::new(1024));
         let mut config = ChannelNodeConfig::new(self.dir.path().join("channels"));
         config.limits = limits;
@@ -40,6 +40,26 @@ impl Fixture {
         .unwrap();
         (service, messages, bus)
     }
+}
+
+/// Opens the message store, waiting (boundedly) for a previous service in this process to let go
+/// of it: openraft's state-machine task, which holds the store through the state machine, ends
+/// shortly after `Raft::shutdown` returns rather than before (seen once in a full CI run as
+/// "Database already open"). A process restart, the real case, releases it at exit.
+async fn open_messages(path: &std::path::Path) -> RedbMessageStore {
+    for _ in 0..100 {
+        match RedbMessageStore::open(path) {
+            Ok(store) => return store,
+            Err(err) if err.to_string().contains("already open") => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(err) => panic!("cannot open {}: {err}", path.display()),
+        }
+    }
+    panic!(
+        "{} is still held by the previous service after 2 s",
+        path.display()
+    )
 }
 
 fn request(channel: Uuid, author: Uuid, nonce: &str) -> PublishRequest {
