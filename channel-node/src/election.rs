@@ -52,11 +52,13 @@ pub struct OwnView {
 /// What the rule says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// A leader lives, or too few voters answer to win an election.
+    /// This replica, or a voter that answered, still hears a leader (or is one).
     LeaderAlive,
+    /// Too few voters answered for any election to be won.
     NoQuorum,
     /// Another voter should stand (it has the greater log, or wins the tie).
     Defer(NodeId),
+    /// This replica should stand now.
     Elect,
 }
 
