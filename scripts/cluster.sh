@@ -7,6 +7,10 @@
 #   scripts/cluster.sh kill NAME       kill -9 one process (node-1..3, gateway-1..2)
 #   scripts/cluster.sh kill-leader     kill -9 the channel node leading the most shards; prints its name
 #   scripts/cluster.sh restart NAME    start it again (after kill), same data directory
+#   scripts/cluster.sh join N          start channel node-N (N >= 4) with --join: the cluster moves
+#                                      about a 1/(nodes) share of the replicas onto it
+#   scripts/cluster.sh drain N         move every replica off node-N (undrain N takes it back)
+#   scripts/cluster.sh decommission N  drain node-N, then remove it from the cluster for good
 #   scripts/cluster.sh down            stop everything (SIGTERM, then SIGKILL after 10 s)
 #   scripts/cluster.sh endpoints       print the addresses
 #   scripts/cluster.sh cpu             CPU seconds used so far by each running process, and their sum
@@ -49,8 +53,10 @@ start() {
     --messages-url "$PG/$DB" --bus-url "$REDIS" --ops-addr "127.0.0.1:$(ops_port "$name")")
   case $name in
     node-*)
-      local id=${name#node-}
-      nohup "$BIN" "${common[@]}" --role channel --node-id "$id" \
+      local id=${name#node-} join=()
+      # A node beyond the three seeds joins the running cluster (and again after a restart).
+      if [ "$id" -gt 3 ]; then join=(--join); fi
+      nohup "$BIN" "${common[@]}" --role channel --node-id "$id" "${join[@]}" \
         --cluster-listen "127.0.0.1:$(transport_port "$name")" >>"$DIR/$name.log" 2>&1 &
       ;;
     gateway-*)
@@ -59,7 +65,7 @@ start() {
         --api-addr "127.0.0.1:$(api_port "$name")" --ws-addr "127.0.0.1:$(ws_port "$name")" \
         >>"$DIR/$name.log" 2>&1 &
       ;;
-    *) echo "unknown process $name (node-1..3, gateway-1..2)" >&2; exit 2 ;;
+    *) echo "unknown process $name (node-N, gateway-1..2)" >&2; exit 2 ;;
   esac
   echo $! >"$DIR/$name.pid"
   echo "started $name (pid $!, log $DIR/$name.log)"
@@ -84,9 +90,17 @@ endpoints() {
   for n in "${NODES[@]}"; do echo "$n: transport quic://127.0.0.1:$(transport_port "$n")  ops http://127.0.0.1:$(ops_port "$n")"; done
 }
 
+# The channel nodes started here: the three seeds and any that joined.
+all_nodes() {
+  { printf '%s\n' "${NODES[@]}"; ls "$DIR" 2>/dev/null | sed -n 's/^\(node-[0-9]*\)\.pid$/\1/p'; } | sort -u -t- -k2n
+}
+
+ADMIN_SEEDS=127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103
+admin_tls() { echo --tls-ca "$DIR/certs/ca.pem" --tls-cert "$DIR/certs/admin.pem" --tls-key "$DIR/certs/admin.key"; }
+
 status() {
-  "$BIN" cluster status --seeds 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103 \
-    --tls-ca "$DIR/certs/ca.pem" --tls-cert "$DIR/certs/admin.pem" --tls-key "$DIR/certs/admin.key" "$@"
+  # shellcheck disable=SC2046
+  "$BIN" cluster status --seeds "$ADMIN_SEEDS" $(admin_tls) "$@"
 }
 
 case ${1:-} in
@@ -110,7 +124,7 @@ case ${1:-} in
   cpu)
     tck=$(getconf CLK_TCK)
     total=0
-    for p in "${NODES[@]}" "${GATEWAYS[@]}"; do
+    for p in $(all_nodes) "${GATEWAYS[@]}"; do
       alive "$p" || continue
       ticks=$(awk '{ print $14 + $15 }' "/proc/$(pid_of "$p")/stat")
       total=$((total + ticks))
@@ -139,6 +153,17 @@ print(f"node-{best}")
     echo "killed $name (leader of the most shards) with SIGKILL" >&2
     echo "$name"
     ;;
+  join)
+    n=${2:?join N}
+    [ "$n" -gt 3 ] || { echo "node-1..3 are the seeds; join a node numbered 4 or more" >&2; exit 2; }
+    [ -f "$DIR/certs/node-$n.pem" ] || "$BIN" cluster certs --dir "$DIR/certs" "node-$n" >/dev/null
+    start "node-$n"
+    ;;
+  drain|undrain|decommission)
+    n=${2:?$1 N}
+    # shellcheck disable=SC2046
+    "$BIN" cluster "$1" "${n#node-}" --seeds "$ADMIN_SEEDS" $(admin_tls)
+    ;;
   restart)
     name=${2:?restart NAME}
     if alive "$name"; then kill "$(pid_of "$name")"; sleep 1; fi
@@ -146,17 +171,18 @@ print(f"node-{best}")
     case $name in gateway-*) wait_ready "$name" ;; esac
     ;;
   down)
-    for p in "${GATEWAYS[@]}" "${NODES[@]}"; do
+    procs=("${GATEWAYS[@]}" $(all_nodes))
+    for p in "${procs[@]}"; do
       if alive "$p"; then kill "$(pid_of "$p")"; fi
     done
     for _ in $(seq 1 20); do
       running=0
-      for p in "${GATEWAYS[@]}" "${NODES[@]}"; do alive "$p" && running=1; done
+      for p in "${procs[@]}"; do alive "$p" && running=1; done
       [ $running = 0 ] && break
       sleep 0.5
     done
-    for p in "${GATEWAYS[@]}" "${NODES[@]}"; do alive "$p" && kill -9 "$(pid_of "$p")"; rm -f "$DIR/$p.pid"; done
+    for p in "${procs[@]}"; do alive "$p" && kill -9 "$(pid_of "$p")"; rm -f "$DIR/$p.pid"; done
     echo "cluster stopped (data kept in $DIR; remove it and drop database $DB for a fresh start)"
     ;;
-  *) sed -n '2,19p' "$0"; exit 2 ;;
+  *) sed -n '2,23p' "$0"; exit 2 ;;
 esac

@@ -1,5 +1,7 @@
-//! `chorus cluster …`: the operator's commands for a cluster — dev certificates, and the status
-//! of every channel node, shard, replica and leader as the nodes themselves report it.
+//! `chorus cluster …`: the operator's commands for a cluster — dev certificates, the status of
+//! every channel node, shard, replica and leader as the nodes themselves report it, and
+//! membership changes (drain, decommission, undrain), which any node forwards to the control
+//! group's leader.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,7 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use chorus_cluster::rpc::{NODE_GROUP, NodeStatus, method};
+use chorus_cluster::ClusterMap;
+use chorus_cluster::rpc::{MembershipRequest, NODE_GROUP, NodeStatus, method};
 use chorus_cluster::transport::{QuicEndpoint, TlsFiles, TransportLimits, generate_dev_certs};
 
 /// Writes a dev CA and a certificate per name into `dir` (the CA is reused when present).
@@ -68,13 +71,63 @@ pub async fn status(tls: &TlsFiles, seeds: &[SocketAddr], json: bool) -> anyhow:
     Ok(())
 }
 
+/// Sends a membership change to the first seed that answers; prints what the cluster will do.
+pub async fn membership(
+    tls: &TlsFiles,
+    seeds: &[SocketAddr],
+    request: MembershipRequest,
+) -> anyhow::Result<()> {
+    let endpoint = QuicEndpoint::client(tls, TransportLimits::default())
+        .context("cannot open the cluster transport")?;
+    let body = Bytes::from(serde_json::to_vec(&request)?);
+    let mut unreachable = Vec::new();
+    let mut outcome = None;
+    for seed in seeds {
+        match endpoint
+            .call(
+                *seed,
+                NODE_GROUP,
+                method::MEMBERSHIP,
+                body.clone(),
+                Duration::from_secs(60),
+            )
+            .await
+        {
+            Ok(reply) => {
+                outcome = Some(
+                    serde_json::from_slice::<Result<ClusterMap, String>>(&reply)
+                        .context("malformed reply")?,
+                );
+                break;
+            }
+            Err(err) => unreachable.push(format!("{seed}: {err}")),
+        }
+    }
+    endpoint.close().await;
+    match outcome {
+        None => anyhow::bail!("no channel node answered: {}", unreachable.join("; ")),
+        Some(Err(why)) => anyhow::bail!("refused: {why}"),
+        Some(Ok(map)) => {
+            let moves = chorus_cluster::rebalance::replicas_to_move(&map);
+            println!(
+                "accepted (map version {}): {} replica(s) to move, one shard at a time; \
+                 `chorus cluster status` shows the progress",
+                map.version, moves
+            );
+            Ok(())
+        }
+    }
+}
+
 /// The status table a person reads.
 fn render(reports: &BTreeMap<SocketAddr, Result<NodeStatus, String>>) -> String {
     let mut out = String::new();
+    // The newest map: a node that was decommissioned keeps the last one it saw.
     let map = reports
         .values()
-        .find_map(|r| r.as_ref().ok())
-        .map(|s| &s.map);
+        .filter_map(|r| r.as_ref().ok())
+        .map(|s| &s.map)
+        .max_by_key(|map| map.version);
     if let Some(map) = map {
         let _ = writeln!(
             out,
@@ -84,6 +137,16 @@ fn render(reports: &BTreeMap<SocketAddr, Result<NodeStatus, String>>) -> String 
             map.nodes.len(),
             map.version
         );
+        for (node, reason) in &map.draining {
+            let _ = writeln!(out, "node {node}: draining ({reason:?})");
+        }
+        if let Some(mv) = &map.moving {
+            let _ = writeln!(out, "moving: shard {} to replicas {:?}", mv.shard, mv.to);
+        }
+        let pending = chorus_cluster::rebalance::replicas_to_move(map);
+        if pending > 0 {
+            let _ = writeln!(out, "rebalancing: {pending} replica(s) still to move");
+        }
     }
     for (addr, report) in reports {
         match report {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chorus_channel_node::{ClusterChannelNode, ClusterNodeConfig, StateLimits};
+use chorus_channel_node::{ClusterChannelNode, ClusterNodeConfig, RebalanceSettings, StateLimits};
 use chorus_cluster::ClusterMap;
 use chorus_cluster::cluster_router::ClusterRouter;
 use chorus_cluster::transport::{QuicEndpoint, TlsFiles, TransportLimits};
@@ -66,10 +66,11 @@ pub fn check_cluster_config(config: &NodeConfig) -> Result<(), String> {
             // What the channel node would refuse later, after opening its stores.
             if has(Role::Channel)
                 && config.cluster.node_id != 0
+                && !config.cluster.join
                 && !seeds.contains_key(&config.cluster.node_id)
             {
                 problems.push(format!(
-                    "node_id {} is not among the seeds {:?} (a channel node is reached at its seed address)",
+                    "node_id {} is not among the seeds {:?} (a channel node is reached at its seed address; set join to add a node to a running cluster)",
                     config.cluster.node_id,
                     seeds.keys().collect::<Vec<_>>()
                 ));
@@ -197,6 +198,14 @@ impl ClusterProcess {
                     max_in_flight: 50_000,
                     snapshot_every: config.channels.snapshot_every,
                     timing: config.cluster.raft_timing(),
+                    join: config.cluster.join,
+                    advertise: config.cluster.advertise,
+                    rebalance: RebalanceSettings {
+                        move_pause: Duration::from_millis(config.cluster.move_pause_ms),
+                        replace_dead_after: Duration::from_secs(
+                            config.cluster.replace_dead_after_secs,
+                        ),
+                    },
                 },
                 messages.clone(),
                 channel_bus,

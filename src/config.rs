@@ -216,6 +216,16 @@ pub struct ClusterSection {
     pub raft_heartbeat_ms: u64,
     pub raft_election_min_ms: u64,
     pub raft_election_max_ms: u64,
+    /// Join a running cluster: this channel node is not among `seeds` (which name the nodes to
+    /// ask); the cluster then moves replicas onto it (docs/CLUSTER.md, "Membership").
+    pub join: bool,
+    /// The transport address other nodes reach a joining node at [default: `listen`].
+    pub advertise: Option<SocketAddr>,
+    /// Pause between two shard moves of a rebalancing, so it does not crowd out live traffic.
+    pub move_pause_ms: u64,
+    /// A channel node unreachable this long has its replicas replaced on the other nodes, when
+    /// a spare node can take them (0: never).
+    pub replace_dead_after_secs: u64,
 }
 
 impl Default for ClusterSection {
@@ -233,6 +243,10 @@ impl Default for ClusterSection {
             raft_heartbeat_ms: RaftTiming::CLUSTER.heartbeat_ms,
             raft_election_min_ms: RaftTiming::CLUSTER.election_min_ms,
             raft_election_max_ms: RaftTiming::CLUSTER.election_max_ms,
+            join: false,
+            advertise: None,
+            move_pause_ms: 1_000,
+            replace_dead_after_secs: 600,
         }
     }
 }

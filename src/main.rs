@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use chorus::config::Role;
 use chorus::{ClusterProcess, Node, NodeConfig};
+use chorus_cluster::rpc::MembershipRequest;
 use chorus_cluster::transport::TlsFiles;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -89,6 +90,24 @@ enum ClusterCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Move every shard replica off NODE (it stays a member; `undrain` takes it back).
+    Drain {
+        node: u64,
+        #[command(flatten)]
+        admin: ClusterAdminArgs,
+    },
+    /// Drain NODE, then remove it from the cluster for good (its id is never reused).
+    Decommission {
+        node: u64,
+        #[command(flatten)]
+        admin: ClusterAdminArgs,
+    },
+    /// Let replicas move back onto a drained NODE.
+    Undrain {
+        node: u64,
+        #[command(flatten)]
+        admin: ClusterAdminArgs,
+    },
     /// Show every channel node, shard, replica set, leader, term and commit index.
     Status {
         /// Channel nodes to ask first (their transport addresses); the rest come from the map.
@@ -104,6 +123,30 @@ enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How an operator's command reaches the cluster.
+#[derive(clap::Args, Debug)]
+struct ClusterAdminArgs {
+    /// Channel nodes to ask (their transport addresses); any of them forwards the request.
+    #[arg(long, value_delimiter = ',', required = true)]
+    seeds: Vec<SocketAddr>,
+    #[arg(long)]
+    tls_ca: PathBuf,
+    #[arg(long)]
+    tls_cert: PathBuf,
+    #[arg(long)]
+    tls_key: PathBuf,
+}
+
+impl ClusterAdminArgs {
+    fn tls(&self) -> TlsFiles {
+        TlsFiles {
+            ca_cert: self.tls_ca.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+        }
+    }
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -153,6 +196,12 @@ struct ServeArgs {
     /// Shards of a new cluster [default: 16].
     #[arg(long, env = "CHORUS_SHARD_COUNT")]
     shard_count: Option<u32>,
+    /// Join the running cluster that the seeds belong to (this node is not a seed).
+    #[arg(long, env = "CHORUS_JOIN")]
+    join: bool,
+    /// The transport address other nodes reach this joining node at [default: --cluster-listen].
+    #[arg(long, env = "CHORUS_ADVERTISE")]
+    advertise: Option<SocketAddr>,
     /// Replicas per shard of a new cluster [default: 3].
     #[arg(long, env = "CHORUS_REPLICATION")]
     replication: Option<usize>,
@@ -220,6 +269,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Connect { url } => return chorus::connect::run(&url).await,
         Command::Cluster(ClusterCommand::Certs { dir, names }) => {
             return chorus::cluster_cli::certs(&dir, &names);
+        }
+        Command::Cluster(ClusterCommand::Drain { node, admin }) => {
+            let request = MembershipRequest::Drain { node };
+            return chorus::cluster_cli::membership(&admin.tls(), &admin.seeds, request).await;
+        }
+        Command::Cluster(ClusterCommand::Decommission { node, admin }) => {
+            let request = MembershipRequest::Decommission { node };
+            return chorus::cluster_cli::membership(&admin.tls(), &admin.seeds, request).await;
+        }
+        Command::Cluster(ClusterCommand::Undrain { node, admin }) => {
+            let request = MembershipRequest::Undrain { node };
+            return chorus::cluster_cli::membership(&admin.tls(), &admin.seeds, request).await;
         }
         Command::Cluster(ClusterCommand::Status {
             seeds,
@@ -354,6 +415,12 @@ fn apply_cluster_args(config: &mut NodeConfig, args: &ServeArgs) {
     }
     if let Some(n) = args.replication {
         cluster.replication = n;
+    }
+    if args.join {
+        cluster.join = true;
+    }
+    if args.advertise.is_some() {
+        cluster.advertise = args.advertise;
     }
     for (value, field) in [
         (&args.tls_ca, &mut cluster.tls_ca),

@@ -4,8 +4,13 @@
 //! Start-up: the node opens its transport and its control-group replica. The seed with the lowest
 //! id initializes the control group with every seed as a voter (a group that exists is left as it
 //! is), and whichever node leads it creates the cluster map (shard count, replication, nodes) if
-//! there is none yet. Every node watches the applied map and starts the replicas placed on it;
-//! the first replica of each shard — its preferred leader — initializes the shard's group.
+//! there is none yet. A node started with `join` is not a seed: it asks the seeds to add it
+//! (`membership.rs`) and receives the map as a learner of the control group. Every node watches
+//! the applied map, starts the replicas placed on it and stops (and deletes) those moved away;
+//! the first replica of a shard placed at the cluster's creation — its preferred leader —
+//! initializes the shard's group, and a replica placed later joins the running group as a
+//! learner. The rebalancer (`rebalancer.rs`) runs on every node and acts while it leads the
+//! control group.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -13,8 +18,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chorus_cluster::rpc::{MembershipRequest, NODE_GROUP, method};
 use chorus_cluster::transport::{QuicEndpoint, TlsFiles, TransportLimits};
-use chorus_cluster::{CONTROL_GROUP, ClusterMap, FanoutBus, shard_group};
+use chorus_cluster::{CONTROL_GROUP, ClusterMap, DrainReason, FanoutBus, shard_group};
 use chorus_core::MessageStore;
 use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
@@ -25,7 +31,8 @@ use crate::log_file::LogFile;
 use crate::log_store::LogStore;
 use crate::quic_network::{QuicNetwork, QuicProbes};
 use crate::raft_service::Dispatch;
-use crate::raft_types::NodeId;
+use crate::raft_types::{NodeId, TypeConfig};
+use crate::rebalancer::RebalanceSettings;
 use crate::shard::{CoordinatedElections, RaftTiming, ShardError, ShardReplica, ShardSettings};
 use crate::state::StateLimits;
 
@@ -46,6 +53,11 @@ pub struct ClusterNodeConfig {
     pub snapshot_every: u64,
     /// Raft timing of every group on this node (the control group and the shards).
     pub timing: RaftTiming,
+    /// Join a running cluster (this node is not among `seeds`, which name the nodes to ask).
+    pub join: bool,
+    /// The transport address peers reach this node at, when it is not a seed (default: `listen`).
+    pub advertise: Option<SocketAddr>,
+    pub rebalance: RebalanceSettings,
 }
 
 /// A running cluster channel node.
@@ -73,12 +85,16 @@ impl ClusterChannelNode {
         messages: Arc<dyn MessageStore>,
         bus: Arc<dyn FanoutBus>,
     ) -> Result<Self, ShardError> {
-        let advertised = *config.seeds.get(&config.node_id).ok_or_else(|| {
-            ShardError::Raft(format!(
-                "node {} is not among the seeds {:?}",
-                config.node_id, config.seeds
-            ))
-        })?;
+        let advertised = match (config.seeds.get(&config.node_id), config.join) {
+            (Some(addr), _) => *addr,
+            (None, true) => config.advertise.unwrap_or(config.listen),
+            (None, false) => {
+                return Err(ShardError::Raft(format!(
+                    "node {} is not among the seeds {:?} (start it with join to add it to a running cluster)",
+                    config.node_id, config.seeds
+                )));
+            }
+        };
         tracing::info!(node = config.node_id, %advertised, listen = %config.listen, "starting channel node");
         let dispatch = Arc::new(Dispatch {
             node_id: config.node_id,
@@ -91,6 +107,7 @@ impl ClusterChannelNode {
             TransportLimits::default(),
         )
         .map_err(raft_err)?;
+        let _ = dispatch.endpoint.set(endpoint.clone());
 
         let control_dir = config.data_dir.join("control");
         std::fs::create_dir_all(&control_dir)?;
@@ -124,7 +141,7 @@ impl ClusterChannelNode {
         let _ = dispatch.map.set(control_sm.map());
 
         let first_seed = config.seeds.keys().next().copied();
-        if first_seed == Some(config.node_id) {
+        if first_seed == Some(config.node_id) && !config.join {
             match control.initialize(members(config.seeds.clone())).await {
                 Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
                 Err(err) => return Err(raft_err(err)),
@@ -133,11 +150,24 @@ impl ClusterChannelNode {
         let new_map =
             ClusterMap::create(config.shard_count, config.replication, config.seeds.clone())
                 .map_err(raft_err)?;
-        let mut tasks = vec![tokio::spawn(create_cluster(
-            control.clone(),
-            control_sm.map(),
-            new_map,
-        ))];
+        let mut tasks = vec![
+            tokio::spawn(create_cluster(control.clone(), control_sm.map(), new_map)),
+            tokio::spawn(crate::rebalancer::run(
+                config.node_id,
+                control.clone(),
+                control_sm.map(),
+                endpoint.clone(),
+                config.rebalance,
+            )),
+        ];
+        if config.join {
+            tasks.push(tokio::spawn(join_cluster(
+                endpoint.clone(),
+                config.node_id,
+                advertised,
+                config.seeds.values().copied().collect(),
+            )));
+        }
         tasks.push(tokio::spawn(place_replicas(
             config,
             dispatch.clone(),
@@ -217,7 +247,44 @@ async fn create_cluster(
     }
 }
 
-/// Starts the replicas the map places on this node (and keeps doing so as the map changes).
+/// Asks the seeds, in turn, to add this node to the cluster, until one accepts.
+async fn join_cluster(
+    endpoint: QuicEndpoint,
+    node: NodeId,
+    addr: SocketAddr,
+    seeds: Vec<SocketAddr>,
+) {
+    let request = MembershipRequest::Join { node, addr };
+    let body = bytes::Bytes::from(serde_json::to_vec(&request).expect("a request serializes"));
+    loop {
+        for seed in &seeds {
+            let reply = endpoint
+                .call(
+                    *seed,
+                    NODE_GROUP,
+                    method::MEMBERSHIP,
+                    body.clone(),
+                    Duration::from_secs(60),
+                )
+                .await;
+            match reply.map(|bytes| serde_json::from_slice::<Result<ClusterMap, String>>(&bytes)) {
+                Ok(Ok(Ok(_))) => {
+                    tracing::info!(node, %addr, via = %seed, "joined the cluster");
+                    return;
+                }
+                Ok(Ok(Err(why))) => {
+                    tracing::error!(node, %seed, %why, "the cluster refused this node");
+                }
+                Ok(Err(err)) => tracing::warn!(%seed, error = %err, "malformed join reply"),
+                Err(err) => tracing::info!(%seed, error = %err, "cannot reach seed to join"),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Starts the replicas the map places on this node and stops those it no longer places here
+/// (keeps doing so as the map changes).
 async fn place_replicas(
     config: ClusterNodeConfig,
     dispatch: Arc<Dispatch>,
@@ -227,19 +294,34 @@ async fn place_replicas(
     messages: Arc<dyn MessageStore>,
     bus: Arc<dyn FanoutBus>,
 ) {
+    let mut said_decommissioned = false;
     loop {
         let current = map.borrow_and_update().clone();
         if current.is_created() {
             let placement = current.placement();
-            for shard in placement.shards_of(config.node_id) {
+            let placed = placement.shards_of(config.node_id);
+            if placed.is_empty()
+                && current.draining.get(&config.node_id) == Some(&DrainReason::Decommission)
+                && !said_decommissioned
+            {
+                said_decommissioned = true;
+                tracing::info!(
+                    "this node is decommissioned and holds no replica: stop it once `chorus cluster status` no longer lists it"
+                );
+            }
+            let running: Vec<u32> = dispatch.shards.read().keys().copied().collect();
+            for shard in running.into_iter().filter(|s| !placed.contains(s)) {
+                remove_replica(&config, &dispatch, &log_file, shard).await;
+            }
+            for shard in placed {
                 if dispatch.shards.read().contains_key(&shard) {
                     continue;
                 }
                 let settings = ShardSettings {
                     node_id: config.node_id,
-                    dir: config.data_dir.join("shards").join(shard.to_string()),
+                    dir: shard_dir(&config, shard),
                     log_file: log_file.clone(),
-                    log_group: format!("shard-{shard}"),
+                    log_group: log_group(shard),
                     limits: config.limits,
                     max_in_flight: config.max_in_flight,
                     snapshot_every: config.snapshot_every,
@@ -262,7 +344,12 @@ async fn place_replicas(
                         }
                     };
                 let replicas = placement.replicas(shard);
-                if replicas.first() == Some(&config.node_id) {
+                // Only a group placed at the cluster's creation is created here; a replica
+                // placed by a move is added to the running group by its leader.
+                if current.epoch(shard) == 0
+                    && current.moving.as_ref().is_none_or(|m| m.shard != shard)
+                    && replicas.first() == Some(&config.node_id)
+                {
                     let group = members(
                         replicas
                             .iter()
@@ -279,6 +366,42 @@ async fn place_replicas(
             return;
         }
     }
+}
+
+fn shard_dir(config: &ClusterNodeConfig, shard: u32) -> PathBuf {
+    config.data_dir.join("shards").join(shard.to_string())
+}
+
+fn log_group(shard: u32) -> String {
+    format!("shard-{shard}")
+}
+
+/// Stops a replica the map moved away from this node and deletes its log and snapshot: the group
+/// committed voters without it, and if the shard is placed here again it must join as a new,
+/// empty learner rather than come back with a stale log and vote.
+async fn remove_replica(
+    config: &ClusterNodeConfig,
+    dispatch: &Dispatch,
+    log_file: &LogFile,
+    shard: u32,
+) {
+    let Some(replica) = dispatch.shards.write().remove(&shard) else {
+        return;
+    };
+    replica.shutdown().await;
+    if let Err(err) = LogStore::<TypeConfig>::destroy(log_file, &log_group(shard)).await {
+        tracing::error!(shard, error = %err, "cannot delete the log of a removed replica");
+    }
+    let dir = shard_dir(config, shard);
+    if let Err(err) = std::fs::remove_dir_all(&dir)
+        && err.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::error!(shard, dir = %dir.display(), error = %err, "cannot delete a removed replica's state");
+    }
+    tracing::info!(
+        shard,
+        "replica moved away from this node; stopped and deleted"
+    );
 }
 
 /// The node's Raft log file: the logs of the control group and of every shard replica.

@@ -103,6 +103,18 @@ where
         Ok(store)
     }
 
+    /// Deletes the log of `group` from `file` (its vote included): the replica left the group
+    /// for good, and a replica placed here again later must start empty, as a new learner.
+    pub async fn destroy(file: &LogFile, group: &str) -> Result<(), String> {
+        let tables = Tables::of(group);
+        file.write(true, move |txn| {
+            txn.delete_table(tables.log()).map_err(|e| e.to_string())?;
+            txn.delete_table(tables.meta()).map_err(|e| e.to_string())?;
+            Ok(())
+        })
+        .await
+    }
+
     fn read_meta<T: serde::de::DeserializeOwned>(
         &self,
         key: &str,

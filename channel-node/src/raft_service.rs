@@ -8,10 +8,10 @@ use std::sync::OnceLock;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_cluster::rpc::{
-    LastSeqsReply, LastSeqsRequest, NODE_GROUP, ReplayRequest, SetArchivedRequest, SubmitBatch,
-    SubmitReply, method,
+    LastSeqsReply, LastSeqsRequest, MembershipRequest, NODE_GROUP, ReplayRequest,
+    SetArchivedRequest, SubmitBatch, SubmitReply, method,
 };
-use chorus_cluster::transport::RpcHandler;
+use chorus_cluster::transport::{QuicEndpoint, RpcHandler};
 use chorus_cluster::{CONTROL_GROUP, ClusterMap, RouteError, group_shard};
 use futures_util::future::join_all;
 use openraft::{Raft, RaftTypeConfig};
@@ -33,7 +33,12 @@ pub struct Dispatch {
     pub control: OnceLock<Raft<ControlConfig>>,
     pub map: OnceLock<watch::Receiver<ClusterMap>>,
     pub shards: RwLock<HashMap<u32, ShardReplica>>,
+    /// The node's transport, for the calls it forwards (set once it listens).
+    pub endpoint: OnceLock<QuicEndpoint>,
 }
+
+/// How long a shard's leader lets new replicas catch up in one `SHARD_RECONFIGURE`.
+const RECONFIGURE_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|err| format!("malformed request: {err}"))
@@ -128,6 +133,24 @@ impl RpcHandler for Dispatch {
                 encode(&map)
             }
             (NODE_GROUP, method::STATUS) => encode(&node_status(self)),
+            (NODE_GROUP, method::MEMBERSHIP) => {
+                let request: MembershipRequest = decode(&body)?;
+                let node = crate::membership::subject(&request);
+                let outcome = crate::membership::handle(self, request.clone()).await;
+                match &outcome {
+                    Ok(_) => tracing::info!(?request, "membership change accepted"),
+                    Err(why) => tracing::info!(node, %why, "membership change refused"),
+                }
+                encode(&outcome)
+            }
+            (_, method::SHARD_RECONFIGURE) => {
+                let voters: Vec<(NodeId, std::net::SocketAddr)> = decode(&body)?;
+                let reply = match self.shard(group) {
+                    Ok(shard) => shard.reconfigure(&voters, RECONFIGURE_CATCH_UP).await,
+                    Err(err) => Err(err),
+                };
+                encode(&reply)
+            }
             (_, method::SUBMIT) => encode(&self.submit(group, decode(&body)?).await),
             (_, method::SHARD_LAST_SEQS) => {
                 let channels: Vec<uuid::Uuid> = decode(&body)?;

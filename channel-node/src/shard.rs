@@ -371,6 +371,61 @@ impl ShardReplica {
         Ok(())
     }
 
+    /// Makes `voters` (preferred leader first) the group's voters, as the leader: adds the ones
+    /// that are new as learners, waits until each caught up (or `catch_up` passes), then changes
+    /// the voters through joint consensus, removing the ones left out. Done when the new voters
+    /// are committed; asking again for the voters the group has is a no-op, so a move that was
+    /// interrupted (a leader change, a lost reply) is simply asked for again.
+    pub async fn reconfigure(
+        &self,
+        voters: &[(NodeId, std::net::SocketAddr)],
+        catch_up: Duration,
+    ) -> Result<(), RouteError> {
+        self.check_leader()?;
+        let unavailable = |err: &dyn std::fmt::Display| RouteError::Unavailable(err.to_string());
+        let wanted: std::collections::BTreeSet<NodeId> = voters.iter().map(|(id, _)| *id).collect();
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let membership = membership.membership();
+        let current: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        if current == wanted && membership.get_joint_config().len() == 1 {
+            return Ok(());
+        }
+        for (id, addr) in voters {
+            if current.contains(id) {
+                continue;
+            }
+            let added = self
+                .raft
+                .add_learner(*id, BasicNode::new(addr.to_string()), true);
+            match tokio::time::timeout(catch_up, added).await {
+                Err(_) => {
+                    return Err(RouteError::Unavailable(format!(
+                        "node {id} did not catch up within {catch_up:?}"
+                    )));
+                }
+                Ok(Err(err)) => {
+                    return Err(match err.forward_to_leader() {
+                        Some(forward) => RouteError::NotLeader {
+                            leader_hint: forward.leader_id,
+                        },
+                        None => unavailable(&err),
+                    });
+                }
+                Ok(Ok(_)) => {}
+            }
+        }
+        self.raft
+            .change_membership(wanted, false)
+            .await
+            .map(|_| ())
+            .map_err(|err| match err.forward_to_leader() {
+                Some(forward) => RouteError::NotLeader {
+                    leader_hint: forward.leader_id,
+                },
+                None => unavailable(&err),
+            })
+    }
+
     /// What the history writer has done (tests and status).
     pub fn written_through(&self) -> u64 {
         self.writer.borrow().written_through

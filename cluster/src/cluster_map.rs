@@ -1,9 +1,13 @@
 //! The cluster map: which channel nodes exist, how many shards there are, and how many replicas
 //! each shard has. It is the state of the control group (a Raft group over the channel nodes), so
-//! every process that reads it from a node sees a value the whole cluster agreed on; placement is
-//! then computed from it locally ([`placement`](crate::placement)).
+//! every process that reads it from a node sees a value the whole cluster agreed on.
+//!
+//! The map holds each shard's current replica set (`assignment`): the consistent-hash ring's
+//! placement when the cluster is created, then changed one shard at a time by moves as nodes join
+//! and drain ([`rebalance`](crate::rebalance) decides them, the control group's leader carries
+//! them out). While a move runs, both the old and the new replicas are part of the placement.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +43,54 @@ pub struct ClusterMap {
     pub nodes: BTreeMap<NodeId, SocketAddr>,
     /// Raised by every change, so a reader can tell a newer map from an older one.
     pub version: u64,
+    /// The replicas of each shard (index: shard), preferred leader first. Empty in a map written
+    /// before membership changes existed: the ring's placement over `nodes` stands for it then.
+    #[serde(default)]
+    pub assignment: Vec<ShardReplicas>,
+    /// Nodes whose replicas are moving away (an operator's drain or decommission, or a node found
+    /// dead): the target placement leaves them out.
+    #[serde(default)]
+    pub draining: BTreeMap<NodeId, DrainReason>,
+    /// The one shard move in progress (moves run one at a time).
+    #[serde(default)]
+    pub moving: Option<ShardMove>,
+    /// Ids of decommissioned nodes: ids are never reused, so a stale process with an old id is
+    /// refused rather than taken for a new node.
+    #[serde(default)]
+    pub removed: BTreeSet<NodeId>,
+}
+
+/// One shard's replica set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardReplicas {
+    /// Preferred leader first.
+    pub nodes: Vec<NodeId>,
+    /// Raised by every move of the shard. A replica placed at epoch 0 was placed when the cluster
+    /// was created, and only such a group is initialized by its first replica; a later replica
+    /// joins as a learner of the running group.
+    pub epoch: u64,
+}
+
+/// Why a node is draining.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainReason {
+    /// `chorus cluster drain`: moves its replicas away; the node stays a member.
+    Drain,
+    /// `chorus cluster decommission`: drains, then leaves the cluster for good.
+    Decommission,
+    /// Unreachable for longer than `[cluster] replace_dead_after_secs`: its replicas are
+    /// replaced on the other nodes.
+    Dead,
+}
+
+/// A change of one shard's replica set, carried out by the shard's leader (add the new replicas
+/// as learners, let them catch up, change the voters, remove the old replicas).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardMove {
+    pub shard: ShardId,
+    /// The replica set after the move, preferred leader first.
+    pub to: Vec<NodeId>,
 }
 
 /// Why a cluster shape is refused.
@@ -71,11 +123,22 @@ impl ClusterMap {
                 nodes: nodes.len(),
             });
         }
+        let ring = Ring::new(nodes.keys().copied());
+        let assignment = (0..shard_count)
+            .map(|shard| ShardReplicas {
+                nodes: ring.replicas(shard, replication),
+                epoch: 0,
+            })
+            .collect();
         Ok(ClusterMap {
             shard_count,
             replication,
             nodes,
             version: 1,
+            assignment,
+            draining: BTreeMap::new(),
+            moving: None,
+            removed: BTreeSet::new(),
         })
     }
 
@@ -88,14 +151,58 @@ impl ClusterMap {
         shard_of(channel, self.shard_count)
     }
 
-    /// The replicas of every shard, indexed by shard.
+    /// The replicas of every shard, indexed by shard: its assigned replicas, and during a move
+    /// also the replicas it is moving to.
     pub fn placement(&self) -> Placement {
-        let ring = Ring::new(self.nodes.keys().copied());
+        let assignment = self.current_assignment();
         Placement {
-            replicas: (0..self.shard_count)
-                .map(|shard| ring.replicas(shard, self.replication))
+            replicas: assignment
+                .into_iter()
+                .enumerate()
+                .map(|(shard, assigned)| {
+                    let mut replicas = assigned.nodes;
+                    if let Some(moving) = self.moving.as_ref().filter(|m| m.shard as usize == shard)
+                    {
+                        for node in &moving.to {
+                            if !replicas.contains(node) {
+                                replicas.push(*node);
+                            }
+                        }
+                    }
+                    replicas
+                })
                 .collect(),
         }
+    }
+
+    /// Each shard's assigned replicas; for a map from before assignments were kept, the ring's.
+    pub fn current_assignment(&self) -> Vec<ShardReplicas> {
+        if self.assignment.len() == self.shard_count as usize {
+            return self.assignment.clone();
+        }
+        let ring = Ring::new(self.nodes.keys().copied());
+        (0..self.shard_count)
+            .map(|shard| ShardReplicas {
+                nodes: ring.replicas(shard, self.replication),
+                epoch: 0,
+            })
+            .collect()
+    }
+
+    /// How many times `shard` has moved (0: it has its replicas from the cluster's creation).
+    pub fn epoch(&self, shard: ShardId) -> u64 {
+        self.assignment
+            .get(shard as usize)
+            .map_or(0, |assigned| assigned.epoch)
+    }
+
+    /// The nodes not draining, in id order.
+    pub fn active_nodes(&self) -> Vec<NodeId> {
+        self.nodes
+            .keys()
+            .copied()
+            .filter(|node| !self.draining.contains_key(node))
+            .collect()
     }
 
     pub fn addr(&self, node: NodeId) -> Option<SocketAddr> {

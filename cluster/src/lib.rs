@@ -18,6 +18,7 @@ mod cluster_map;
 pub mod cluster_router;
 pub mod placement;
 pub mod rate_limit;
+pub mod rebalance;
 pub mod redis;
 mod redis_bus;
 mod router;
@@ -25,6 +26,9 @@ pub mod rpc;
 pub mod transport;
 
 pub use bus::{BusEvent, FanoutBus, LocalBus};
-pub use cluster_map::{CONTROL_GROUP, ClusterMap, MapError, Placement, group_shard, shard_group};
+pub use cluster_map::{
+    CONTROL_GROUP, ClusterMap, DrainReason, MapError, Placement, ShardMove, ShardReplicas,
+    group_shard, shard_group,
+};
 pub use redis_bus::{RedisBus, RedisBusError};
 pub use router::{ChannelRouter, PublishAck, PublishRequest, PublishTicket, Replay, RouteError};

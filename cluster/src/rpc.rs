@@ -5,6 +5,8 @@
 //! RPCs between channel nodes use the same transport with their own method numbers; their bodies
 //! are openraft's types and are defined in the channel-node crate.
 
+use std::net::SocketAddr;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -34,10 +36,31 @@ pub mod method {
     pub const SHARD_LAST_SEQS: u16 = 13;
     /// [`super::SetArchivedRequest`] → `Result<(), RouteError>`, to a shard's group.
     pub const SET_ARCHIVED: u16 = 14;
+    /// `Vec<(NodeId, SocketAddr)>` (the voters wanted, preferred leader first) →
+    /// `Result<(), RouteError>`, to a shard's group: its leader adds the new voters as learners,
+    /// waits until they caught up, and changes the voters (a shard move, `rebalance.rs`).
+    pub const SHARD_RECONFIGURE: u16 = 15;
     /// (empty) → [`crate::ClusterMap`], to [`super::NODE_GROUP`].
     pub const CLUSTER_MAP: u16 = 20;
     /// (empty) → [`super::NodeStatus`], to [`super::NODE_GROUP`].
     pub const STATUS: u16 = 21;
+    /// [`super::MembershipRequest`] → `Result<`[`crate::ClusterMap`]`, String>`, to
+    /// [`super::NODE_GROUP`] of any channel node (it forwards to the control group's leader).
+    pub const MEMBERSHIP: u16 = 22;
+}
+
+/// An operator's (or a joining node's) change to the cluster's membership.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum MembershipRequest {
+    /// A new channel node, reachable at `addr`, asks to join.
+    Join { node: NodeId, addr: SocketAddr },
+    /// Move every replica off `node`; it stays a member.
+    Drain { node: NodeId },
+    /// Drain `node`, then remove it from the cluster for good.
+    Decommission { node: NodeId },
+    /// Let replicas move back onto a drained node.
+    Undrain { node: NodeId },
 }
 
 /// Submits to one shard, sequenced in this order.

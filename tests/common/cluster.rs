@@ -95,6 +95,18 @@ pub struct Proc {
 }
 
 impl Proc {
+    fn new(name: String, args: Vec<String>, dir: &Path) -> Self {
+        Proc {
+            log: dir.join(format!("{name}.log")),
+            name,
+            args,
+            child: None,
+            api: None,
+            ws: None,
+            ops: None,
+        }
+    }
+
     pub async fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -161,6 +173,46 @@ impl Proc {
     }
 }
 
+/// What every process of a test cluster is started with.
+struct Settings {
+    dir: PathBuf,
+    seeds: String,
+    shards: u32,
+    certs: PathBuf,
+    db: String,
+}
+
+impl Settings {
+    /// The flags every process of the cluster shares, for the process called `name`.
+    fn args(&self, name: &str) -> Vec<String> {
+        let mut args: Vec<String> = vec!["serve".into(), "--config".into()];
+        args.push(self.dir.join("test.toml").display().to_string());
+        let certs = &self.certs;
+        for (flag, value) in [
+            ("--data-dir", self.dir.join(name).display().to_string()),
+            ("--seeds", self.seeds.clone()),
+            ("--shard-count", self.shards.to_string()),
+            ("--replication", "3".into()),
+            ("--tls-ca", certs.join("ca.pem").display().to_string()),
+            (
+                "--tls-cert",
+                certs.join(format!("{name}.pem")).display().to_string(),
+            ),
+            (
+                "--tls-key",
+                certs.join(format!("{name}.key")).display().to_string(),
+            ),
+            ("--messages-url", self.db.clone()),
+            ("--bus-url", redis_url()),
+            ("--ops-addr", "127.0.0.1:0".into()),
+        ] {
+            args.push(flag.into());
+            args.push(value);
+        }
+        args
+    }
+}
+
 /// A running local cluster; dropping it kills every process.
 pub struct LocalCluster {
     pub dir: tempfile::TempDir,
@@ -169,6 +221,7 @@ pub struct LocalCluster {
     pub transport: BTreeMap<u64, SocketAddr>,
     pub http: reqwest::Client,
     admin: QuicEndpoint,
+    settings: Settings,
 }
 
 impl LocalCluster {
@@ -183,6 +236,7 @@ impl LocalCluster {
             "gateway-1",
             "gateway-2",
             "admin",
+            "node-4",
         ];
         let status = std::process::Command::new(BIN)
             .args(["cluster", "certs", "--dir"])
@@ -202,41 +256,15 @@ impl LocalCluster {
             .map(|(id, addr)| format!("{id}={addr}"))
             .collect::<Vec<_>>()
             .join(",");
-        let common = |name: &str| -> Vec<String> {
-            let mut args: Vec<String> = vec!["serve".into(), "--config".into()];
-            args.push(dir.path().join("test.toml").display().to_string());
-            for (flag, value) in [
-                ("--data-dir", dir.path().join(name).display().to_string()),
-                ("--seeds", seeds.clone()),
-                ("--shard-count", shards.to_string()),
-                ("--replication", "3".into()),
-                ("--tls-ca", certs.join("ca.pem").display().to_string()),
-                (
-                    "--tls-cert",
-                    certs.join(format!("{name}.pem")).display().to_string(),
-                ),
-                (
-                    "--tls-key",
-                    certs.join(format!("{name}.key")).display().to_string(),
-                ),
-                ("--messages-url", db.clone()),
-                ("--bus-url", redis_url()),
-                ("--ops-addr", "127.0.0.1:0".into()),
-            ] {
-                args.push(flag.into());
-                args.push(value);
-            }
-            args
+        let settings = Settings {
+            dir: dir.path().to_path_buf(),
+            seeds,
+            shards,
+            certs: certs.clone(),
+            db: db.clone(),
         };
-        let proc = |name: String, args: Vec<String>, dir: &Path| Proc {
-            log: dir.join(format!("{name}.log")),
-            name,
-            args,
-            child: None,
-            api: None,
-            ws: None,
-            ops: None,
-        };
+        let common = |name: &str| settings.args(name);
+        let proc = Proc::new;
         let mut nodes = BTreeMap::new();
         for (&id, addr) in &transport {
             let name = format!("node-{id}");
@@ -288,7 +316,49 @@ impl LocalCluster {
             transport,
             http: reqwest::Client::new(),
             admin,
+            settings,
         }
+    }
+
+    /// Starts channel node `id` (its certificate must exist: `node-4`) with `--join`: it asks the
+    /// seeds to add it, and the cluster moves replicas onto it.
+    pub async fn join_node(&mut self, id: u64) {
+        let name = format!("node-{id}");
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+        let mut args = self.settings.args(&name);
+        args.extend([
+            "--role".into(),
+            "channel".into(),
+            "--node-id".into(),
+            id.to_string(),
+            "--cluster-listen".into(),
+            addr.to_string(),
+            "--join".into(),
+        ]);
+        let mut node = Proc::new(name, args, self.dir.path());
+        node.spawn().await;
+        self.nodes.insert(id, node);
+        self.transport.insert(id, addr);
+    }
+
+    /// Sends a membership change through channel node `via`; the map after it, or the refusal.
+    pub async fn membership(
+        &self,
+        via: u64,
+        request: &chorus_cluster::rpc::MembershipRequest,
+    ) -> Result<chorus_cluster::ClusterMap, String> {
+        let body = self
+            .admin
+            .call(
+                self.transport[&via],
+                NODE_GROUP,
+                method::MEMBERSHIP,
+                Bytes::from(serde_json::to_vec(request).unwrap()),
+                Duration::from_secs(60),
+            )
+            .await
+            .map_err(|err| err.to_string())?;
+        serde_json::from_slice(&body).unwrap()
     }
 
     /// Keeps the data directories and logs for a look after the test (`CHORUS_TEST_KEEP_CLUSTER`).

@@ -111,15 +111,19 @@ impl RaftStateMachine<ControlConfig> for ControlStateMachine {
             let mut applied = self.applied.write();
             for entry in entries {
                 applied.last_applied = Some(entry.log_id);
+                let mut refused = None;
                 match entry.payload {
                     EntryPayload::Blank => {}
-                    EntryPayload::Normal(command) => apply(&mut applied.map, command),
+                    EntryPayload::Normal(command) => {
+                        refused = apply(&mut applied.map, command).err();
+                    }
                     EntryPayload::Membership(membership) => {
                         applied.membership = StoredMembership::new(Some(entry.log_id), membership);
                     }
                 }
                 outcomes.push(ControlOutcome {
                     map: applied.map.clone(),
+                    refused,
                 });
             }
             applied.map.clone()

@@ -1,0 +1,242 @@
+//! Membership changes of a running cluster, end to end: a fourth channel node joins (`--join`)
+//! and takes about a quarter of the shard replicas, one shard at a time; then a seed node is
+//! decommissioned and leaves. Messages are posted through the whole of it, and every
+//! acknowledged one must be in history once, in order.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chorus_cluster::ClusterMap;
+use chorus_cluster::rebalance::{moved_replicas, replicas_to_move};
+use chorus_cluster::rpc::MembershipRequest;
+use common::Rest;
+use common::cluster::LocalCluster;
+use serde_json::json;
+use uuid::Uuid;
+
+/// The default shard count: the share of replicas a join moves is checked on it.
+const SHARDS: u32 = 16;
+
+/// The newest map any node reports (a decommissioned node keeps the map it last saw).
+async fn map(cluster: &LocalCluster) -> ClusterMap {
+    let mut newest: Option<ClusterMap> = None;
+    for id in cluster.transport.keys() {
+        if cluster.nodes[id].is_running()
+            && let Some(status) = cluster.status(*id).await
+            && newest
+                .as_ref()
+                .is_none_or(|m| status.map.version > m.version)
+        {
+            newest = Some(status.map);
+        }
+    }
+    newest.expect("no channel node answers")
+}
+
+/// Waits until the map satisfies `done` and no move runs or is left to do.
+async fn settled(
+    cluster: &LocalCluster,
+    what: &str,
+    done: impl Fn(&ClusterMap) -> bool,
+) -> ClusterMap {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let map = map(cluster).await;
+        if done(&map) && map.moving.is_none() && replicas_to_move(&map) == 0 {
+            return map;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the cluster did not settle: moving {:?}, {} replicas to move, draining {:?}",
+            map.moving,
+            replicas_to_move(&map),
+            map.draining
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Posts to the channels in turn until told to stop, retrying a `503` with the same nonce (the
+/// documented contract); returns each acknowledged nonce with its seq, per channel.
+async fn post_until(
+    rest: Rest,
+    token: String,
+    channels: Vec<Uuid>,
+    stop: Arc<AtomicBool>,
+) -> BTreeMap<Uuid, Vec<(String, u64)>> {
+    let mut acked: BTreeMap<Uuid, Vec<(String, u64)>> = BTreeMap::new();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let channel = channels[n % channels.len()];
+        let nonce = format!("m-{n}");
+        loop {
+            let (status, body) = rest
+                .post(
+                    &format!("/v1/channels/{channel}/messages"),
+                    Some(&token),
+                    json!({"text": format!("text {n}"), "nonce": nonce}),
+                )
+                .await;
+            match status {
+                200 | 201 => {
+                    acked
+                        .entry(channel)
+                        .or_default()
+                        .push((nonce.clone(), body["seq"].as_u64().unwrap()));
+                    break;
+                }
+                503 => tokio::time::sleep(Duration::from_millis(100)).await,
+                other => panic!("post {nonce} failed with {other}: {body}"),
+            }
+        }
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    acked
+}
+
+/// Every event of `channel` in history: (nonce, seq), oldest first.
+async fn history(rest: &Rest, token: &str, channel: Uuid) -> Vec<(String, u64)> {
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let (status, body) = rest
+            .get(
+                &format!("/v1/channels/{channel}/events?after={after}&limit=100"),
+                token,
+            )
+            .await;
+        assert_eq!(status, 200, "events: {body}");
+        let page = body["events"].as_array().cloned().unwrap_or_default();
+        let Some(last) = page.last() else {
+            return events;
+        };
+        after = last["seq"].as_u64().unwrap();
+        // Only posts were made: every event is a message.
+        events.extend(page.iter().map(|e| {
+            (
+                e["nonce"].as_str().unwrap_or_default().to_string(),
+                e["seq"].as_u64().unwrap(),
+            )
+        }));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_takes_a_quarter_and_a_decommissioned_one_leaves_losing_nothing() {
+    let mut cluster = LocalCluster::start(SHARDS).await;
+    cluster.keep_logs_if_asked();
+    let rest = cluster.rest(0);
+    let (_, alice) = rest.user("alice").await;
+    let (workspace, first) = rest.team(&alice, &[]).await;
+    let mut channels = vec![first];
+    for i in 0..7 {
+        let (status, body) = rest
+            .post(
+                &format!("/v1/workspaces/{workspace}/channels"),
+                Some(&alice),
+                json!({"name": format!("m-{i}")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        channels.push(body["id"].as_str().unwrap().parse().unwrap());
+    }
+    let before = map(&cluster).await;
+    assert_eq!(replicas_to_move(&before), 0, "a new cluster is balanced");
+
+    // Posts through the other gateway for the whole of the membership changes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(post_until(
+        cluster.rest(1),
+        alice.clone(),
+        channels.clone(),
+        stop.clone(),
+    ));
+
+    // A fourth node joins: replicas move onto it, one shard at a time.
+    cluster.join_node(4).await;
+    let joined = settled(&cluster, "join", |m| {
+        m.nodes.contains_key(&4) && !m.placement().shards_of(4).is_empty()
+    })
+    .await;
+    let (old, new) = (before.current_assignment(), joined.current_assignment());
+    let moved: usize = (0..SHARDS as usize)
+        .map(|s| moved_replicas(&old[s].nodes, &new[s].nodes))
+        .sum();
+    let total = SHARDS as usize * 3;
+    eprintln!("joining node 4 moved {moved} of {total} replicas");
+    assert!(moved > 0);
+    assert!(
+        moved as f64 <= total as f64 * (0.25 + 0.05),
+        "a join moves at most a quarter + 5 % of the replicas: {moved} of {total}"
+    );
+    // Node 4 runs a replica of every shard placed on it, as a voter of that shard's group.
+    let status = cluster.status(4).await.expect("node 4 answers");
+    let placed: BTreeSet<u32> = joined.placement().shards_of(4).into_iter().collect();
+    let hosted: BTreeSet<u32> = status.shards.iter().map(|s| s.shard).collect();
+    assert_eq!(hosted, placed);
+    for shard in &status.shards {
+        assert!(
+            shard.group.voters.contains(&4),
+            "shard {}: {:?}",
+            shard.shard,
+            shard.group
+        );
+    }
+
+    // Draining below the replication factor is refused; decommissioning a seed is not.
+    let refused = cluster
+        .membership(2, &MembershipRequest::Drain { node: 9 })
+        .await
+        .unwrap_err();
+    assert!(refused.contains("not in the cluster"), "{refused}");
+    cluster
+        .membership(2, &MembershipRequest::Decommission { node: 1 })
+        .await
+        .expect("node 1 may be decommissioned: three nodes remain");
+    let after = settled(&cluster, "decommission", |m| {
+        !m.nodes.contains_key(&1) && m.removed.contains(&1)
+    })
+    .await;
+    assert!(after.placement().shards_of(1).is_empty());
+    let refused = cluster
+        .membership(2, &MembershipRequest::Drain { node: 3 })
+        .await
+        .unwrap_err();
+    assert!(refused.contains("add a node first"), "{refused}");
+    // The decommissioned node runs no replica any more.
+    let status = cluster.status(1).await.expect("node 1 still answers");
+    assert!(status.shards.is_empty(), "{:?}", status.shards);
+    cluster.nodes.get_mut(&1).unwrap().kill().await;
+
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.await.unwrap();
+    let count: usize = acked.values().map(Vec::len).sum();
+    eprintln!("{count} posts acknowledged during the changes");
+    assert!(count > 50, "the writer kept posting: {count}");
+
+    // Every acknowledged post is in history once, at its seq, in the order it was sent.
+    for channel in &channels {
+        let stored = history(&rest, &alice, *channel).await;
+        let sent = acked.get(channel).cloned().unwrap_or_default();
+        assert_eq!(
+            stored, sent,
+            "channel {channel}: history is what was acknowledged"
+        );
+    }
+    // And the cluster still takes posts everywhere.
+    for channel in &channels {
+        let (status, body) = rest
+            .post(
+                &format!("/v1/channels/{channel}/messages"),
+                Some(&alice),
+                json!({"text": "after"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+}
