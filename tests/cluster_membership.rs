@@ -1,5 +1,6 @@
 //! Membership changes of a running cluster, end to end: a fourth channel node joins (`--join`)
-//! and takes about a quarter of the shard replicas, one shard at a time; then a seed node is
+//! and takes about a quarter of the shard replicas, one shard at a time; killed, it is replaced
+//! on the others; back and undrained, it takes its share again; then a seed node is
 //! decommissioned and leaves. Messages are posted through the whole of it, and every
 //! acknowledged one must be in history once, in order.
 
@@ -10,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use chorus_cluster::ClusterMap;
 use chorus_cluster::rebalance::{moved_replicas, replicas_to_move};
 use chorus_cluster::rpc::MembershipRequest;
+use chorus_cluster::{ClusterMap, DrainReason};
 use common::Rest;
 use common::cluster::LocalCluster;
 use serde_json::json;
@@ -127,7 +128,7 @@ async fn history(rest: &Rest, token: &str, channel: Uuid) -> Vec<(String, u64)> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_joining_node_takes_a_quarter_and_a_decommissioned_one_leaves_losing_nothing() {
+async fn nodes_join_die_return_and_leave_while_every_acknowledged_post_stays() {
     let mut cluster = LocalCluster::start(SHARDS).await;
     cluster.keep_logs_if_asked();
     let rest = cluster.rest(0);
@@ -187,6 +188,37 @@ async fn a_joining_node_takes_a_quarter_and_a_decommissioned_one_leaves_losing_n
             shard.group
         );
     }
+
+    // Node 4 dies: after `replace_dead_after_secs` (3 s in the tests) its replicas are replaced
+    // on the other three. Back, and undrained, it takes its share again.
+    cluster.nodes.get_mut(&4).unwrap().kill().await;
+    let replaced = settled(&cluster, "replacing a dead node", |m| {
+        m.draining.get(&4) == Some(&DrainReason::Dead) && m.placement().shards_of(4).is_empty()
+    })
+    .await;
+    for shard in 0..SHARDS {
+        assert_eq!(replaced.placement().replicas(shard).len(), 3);
+    }
+    cluster.nodes.get_mut(&4).unwrap().spawn().await;
+    cluster
+        .membership(3, &MembershipRequest::Undrain { node: 4 })
+        .await
+        .expect("undrain");
+    let back = settled(&cluster, "undrain", |m| {
+        !m.draining.contains_key(&4) && !m.placement().shards_of(4).is_empty()
+    })
+    .await;
+    let nodes = |m: &ClusterMap| -> Vec<Vec<u64>> {
+        m.current_assignment()
+            .into_iter()
+            .map(|a| a.nodes)
+            .collect()
+    };
+    assert_eq!(
+        nodes(&back),
+        nodes(&joined),
+        "the ring puts node 4's share back"
+    );
 
     // Draining below the replication factor is refused; decommissioning a seed is not.
     let refused = cluster

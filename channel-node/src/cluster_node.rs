@@ -23,7 +23,7 @@ use chorus_cluster::transport::{QuicEndpoint, TlsFiles, TransportLimits};
 use chorus_cluster::{CONTROL_GROUP, ClusterMap, DrainReason, FanoutBus, shard_group};
 use chorus_core::MessageStore;
 use openraft::error::{InitializeError, RaftError};
-use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use openraft::{BasicNode, Config, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 
 use crate::control::{ControlCommand, ControlConfig, ControlStateMachine};
@@ -173,7 +173,10 @@ impl ClusterChannelNode {
             dispatch.clone(),
             endpoint.clone(),
             log_file,
-            control_sm.map(),
+            Watches {
+                map: control_sm.map(),
+                control: control.metrics(),
+            },
             messages,
             bus,
         )));
@@ -283,6 +286,12 @@ async fn join_cluster(
     }
 }
 
+/// What placing replicas follows: the applied map, and the control replica's progress.
+struct Watches {
+    map: watch::Receiver<ClusterMap>,
+    control: watch::Receiver<RaftMetrics<NodeId, BasicNode>>,
+}
+
 /// Starts the replicas the map places on this node and stops those it no longer places here
 /// (keeps doing so as the map changes).
 async fn place_replicas(
@@ -290,12 +299,21 @@ async fn place_replicas(
     dispatch: Arc<Dispatch>,
     endpoint: QuicEndpoint,
     log_file: LogFile,
-    mut map: watch::Receiver<ClusterMap>,
+    watches: Watches,
     messages: Arc<dyn MessageStore>,
     bus: Arc<dyn FanoutBus>,
 ) {
+    let Watches { mut map, control } = watches;
     let mut said_decommissioned = false;
     loop {
+        // Act only on a map at least as new as the one this node last acted on before a
+        // restart: its control replica has applied its whole log and hears a leader. Earlier,
+        // the map from the control snapshot could be older than the replicas on disk, and
+        // deleting what it does not place would delete a live voter's log.
+        if !caught_up(&control.borrow()) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
         let current = map.borrow_and_update().clone();
         if current.is_created() {
             let placement = current.placement();
@@ -313,9 +331,27 @@ async fn place_replicas(
             for shard in running.into_iter().filter(|s| !placed.contains(s)) {
                 remove_replica(&config, &dispatch, &log_file, shard).await;
             }
+            // Replicas moved away while this node was down left their data behind. The map
+            // applied here is at least as new as the one that placed them (replica data is only
+            // made for a placement this node applied), so what it does not place is gone.
+            for shard in stale_replica_dirs(&config, &placed) {
+                delete_replica_data(&config, &log_file, shard).await;
+            }
             for shard in placed {
                 if dispatch.shards.read().contains_key(&shard) {
                     continue;
+                }
+                // A replica a move is adding here joins as a new learner: whatever an earlier
+                // replica of this shard left on disk (moved away while this node was down) goes.
+                let incoming = current
+                    .moving
+                    .as_ref()
+                    .is_some_and(|m| m.shard == shard && m.to.contains(&config.node_id))
+                    && !current.current_assignment()[shard as usize]
+                        .nodes
+                        .contains(&config.node_id);
+                if incoming && shard_dir(&config, shard).exists() {
+                    delete_replica_data(&config, &log_file, shard).await;
                 }
                 let settings = ShardSettings {
                     node_id: config.node_id,
@@ -362,10 +398,17 @@ async fn place_replicas(
                 dispatch.shards.write().insert(shard, replica);
             }
         }
-        if map.changed().await.is_err() {
-            return;
+        tokio::select! {
+            changed = map.changed() => if changed.is_err() { return },
+            // Look again now and then: the sweep of stale replica data waits for a catch-up.
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
+}
+
+/// Whether the control replica has applied everything in its log and hears a leader.
+fn caught_up(m: &RaftMetrics<NodeId, BasicNode>) -> bool {
+    m.current_leader.is_some() && m.last_applied.map(|l| l.index) >= m.last_log_index
 }
 
 fn shard_dir(config: &ClusterNodeConfig, shard: u32) -> PathBuf {
@@ -389,6 +432,26 @@ async fn remove_replica(
         return;
     };
     replica.shutdown().await;
+    delete_replica_data(config, log_file, shard).await;
+    tracing::info!(
+        shard,
+        "replica moved away from this node; stopped and deleted"
+    );
+}
+
+/// The shards with a snapshot directory on this node that the map does not place here.
+fn stale_replica_dirs(config: &ClusterNodeConfig, placed: &[u32]) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir(config.data_dir.join("shards")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|shard| !placed.contains(shard))
+        .collect()
+}
+
+/// Deletes a stopped replica's log and snapshot directory.
+async fn delete_replica_data(config: &ClusterNodeConfig, log_file: &LogFile, shard: u32) {
     if let Err(err) = LogStore::<TypeConfig>::destroy(log_file, &log_group(shard)).await {
         tracing::error!(shard, error = %err, "cannot delete the log of a removed replica");
     }
@@ -400,7 +463,7 @@ async fn remove_replica(
     }
     tracing::info!(
         shard,
-        "replica moved away from this node; stopped and deleted"
+        "deleted the data of a replica not placed on this node"
     );
 }
 

@@ -25,6 +25,10 @@ const TEST_CONFIG: &str = r#"
 [gateway]
 frames_per_second = 10000
 frame_burst = 10000
+[cluster]
+# Membership tests: a node killed for 3 s is replaced (when a spare exists), moves follow quickly.
+replace_dead_after_secs = 3
+move_pause_ms = 200
 [api]
 login_per_minute_per_ip = 10000
 register_per_minute_per_ip = 10000
