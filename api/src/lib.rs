@@ -19,6 +19,7 @@ mod rate_limit;
 mod request_log;
 mod routes;
 mod shedding;
+mod stream;
 mod views;
 
 use std::future::Future;
@@ -39,6 +40,7 @@ use chorus_presence::PresenceStore;
 use utoipa::OpenApi;
 
 pub use error::{ApiError, ErrorBody};
+pub use stream::{SharedWatchBus, StreamLimits, Streams};
 
 use chorus_cluster::rate_limit::RateLimitStore;
 
@@ -70,6 +72,9 @@ pub struct ApiState {
     /// The port of this process's WebSocket gateway (`GET /v1/gateway`), for the web client;
     /// `None` in a process that runs no gateway.
     pub gateway_port: Option<u16>,
+    /// The Server-Sent Events streams of this process (`GET /v1/stream`); the server's shutdown
+    /// must call [`Streams::close_all`] (an open stream would hold a graceful shutdown).
+    pub streams: Streams,
 }
 
 /// Rate limits of the credential endpoints.
@@ -132,6 +137,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(health))
         .route("/openapi.json", get(openapi_json))
         .route("/v1/gateway", get(routes::gateway::gateway))
+        .route("/v1/stream", get(routes::stream::stream))
         .merge(account_routes())
         .merge(workspace_routes())
         .merge(channel_routes())
@@ -329,6 +335,11 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let streams = state.streams.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams.close_all();
+    };
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -100,6 +100,7 @@ use crate::views;
         routes::admin::enable_user,
         crate::health,
         routes::gateway::gateway,
+        routes::stream::stream,
     ),
     components(schemas(ErrorBody, ErrorDetail, views::MessageView, views::EventView)),
     modifiers(&BearerAuth, &UniqueOperationIds, &Rejections),
@@ -113,6 +114,7 @@ use crate::views;
         (name = "notifications", description = "The caller's notifications and notification level per channel (live: the WebSocket `notification` and `read_state` frames)"),
         (name = "focus", description = "Focus mode: settings (schedule, priority rules, automatic reply), sessions, digests, who is in focus (live: the WebSocket `focus_digest` frame)"),
         (name = "bots", description = "Bot users, bot tokens, incoming webhooks and event subscriptions (docs/BOTS.md)"),
+        (name = "stream", description = "The caller's channel events as Server-Sent Events, resumable with `Last-Event-ID` (docs/PROTOCOL.md)"),
         (name = "admin", description = "Operator actions (x-chorus-admin-token)"),
     )
 )]

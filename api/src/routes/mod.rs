@@ -18,6 +18,7 @@ pub mod notifications;
 pub mod presence;
 pub mod reactions;
 pub mod search;
+pub mod stream;
 pub mod subscriptions;
 pub mod webhooks;
 pub mod workspaces;
