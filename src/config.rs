@@ -301,6 +301,8 @@ pub struct ApiSection {
     pub stream_heartbeat_ms: u64,
     /// SSE streams one process serves at once (503 `too_many_streams` beyond).
     pub max_streams: usize,
+    /// How long a slash command's handler has to answer (then the caller gets `command_timeout`).
+    pub command_deadline_ms: u64,
 }
 
 impl Default for ApiSection {
@@ -318,6 +320,7 @@ impl Default for ApiSection {
             stream_queue: s.queue,
             stream_heartbeat_ms: s.heartbeat_ms,
             max_streams: s.max_streams,
+            command_deadline_ms: d.command_deadline_ms,
         }
     }
 }

@@ -215,6 +215,7 @@ pub(crate) async fn spawn_api(
             writes_per_minute_per_user: config.api.writes_per_minute_per_user,
             max_concurrent_requests: config.api.max_concurrent_requests,
             request_timeout_ms: config.api.request_timeout_ms,
+            command_deadline_ms: config.api.command_deadline_ms,
         },
         rate_limits: open_rate_limits(config.rate_limit_url.as_deref()).await?,
         router: front.router.clone(),

@@ -10,6 +10,7 @@
 
 mod audit;
 mod bot_access;
+mod commands;
 mod context;
 mod error;
 mod extract;
@@ -90,6 +91,9 @@ pub struct ApiLimits {
     pub max_concurrent_requests: usize,
     /// A request still unanswered after this long is abandoned (503 `timeout`); 0: no limit.
     pub request_timeout_ms: u64,
+    /// How long a slash command's handler has to answer before the caller is told
+    /// `command_timeout`.
+    pub command_deadline_ms: u64,
 }
 
 impl Default for ApiLimits {
@@ -102,6 +106,7 @@ impl Default for ApiLimits {
             writes_per_minute_per_user: 600,
             max_concurrent_requests: 1_024,
             request_timeout_ms: 30_000,
+            command_deadline_ms: 3_000,
         }
     }
 }
@@ -293,7 +298,7 @@ fn message_routes() -> Router<AppState> {
 }
 
 fn bot_routes() -> Router<AppState> {
-    use routes::{bots, subscriptions, webhooks};
+    use routes::{bots, commands, subscriptions, webhooks};
     Router::new()
         .route(
             "/v1/workspaces/{workspace_id}/bots",
@@ -327,6 +332,13 @@ fn bot_routes() -> Router<AppState> {
             "/v1/event-subscriptions/{subscription_id}/deliveries",
             get(subscriptions::deliveries),
         )
+        .route(
+            "/v1/workspaces/{workspace_id}/commands",
+            post(commands::register).get(commands::list),
+        )
+        .route("/v1/commands/{command_id}", delete(commands::delete))
+        .route("/v1/channels/{channel_id}/commands", post(commands::invoke))
+        .route("/v1/commands/respond", post(commands::respond))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bots;
 pub mod channel_members;
 pub mod channels;
+pub mod commands;
 pub mod dms;
 pub mod focus;
 pub mod gateway;
