@@ -334,9 +334,12 @@ fn bot_routes() -> Router<AppState> {
         )
         .route(
             "/v1/workspaces/{workspace_id}/commands",
-            post(commands::register).get(commands::list),
+            post(commands::register_command).get(commands::list_commands),
         )
-        .route("/v1/commands/{command_id}", delete(commands::delete))
+        .route(
+            "/v1/commands/{command_id}",
+            delete(commands::delete_command),
+        )
         .route("/v1/channels/{channel_id}/commands", post(commands::invoke))
         .route("/v1/commands/respond", post(commands::respond))
 }

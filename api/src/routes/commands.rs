@@ -40,7 +40,7 @@ use crate::views::{
         (status = 404, description = "`not_found`: no such workspace or no such bot in it", body = ErrorBody),
         (status = 409, description = "`command_exists`: the workspace has a command of that name", body = ErrorBody),
     ))]
-pub async fn register(
+pub async fn register_command(
     State(state): State<AppState>,
     Caller(caller): Caller,
     PathParams(workspace_id): PathParams<Uuid>,
@@ -124,7 +124,7 @@ pub async fn register(
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such workspace, or the caller is not in it", body = ErrorBody),
     ))]
-pub async fn list(
+pub async fn list_commands(
     State(state): State<AppState>,
     Caller(caller): Caller,
     PathParams(workspace_id): PathParams<Uuid>,
@@ -146,7 +146,7 @@ pub async fn list(
         (status = 403, description = "`forbidden`: only owners and admins delete commands", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
     ))]
-pub async fn delete(
+pub async fn delete_command(
     State(state): State<AppState>,
     Caller(caller): Caller,
     PathParams(command_id): PathParams<Uuid>,

@@ -22,6 +22,7 @@ use crate::stream::{MAX_STREAM_CHANNELS, Positions, StreamBody};
 
 /// The query of `GET /v1/stream`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamParams {
     /// Comma-separated channel ids to stream (each must be readable by the caller); all the
     /// caller's channels when absent, and then channels joined later are added as they are.
