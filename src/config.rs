@@ -309,11 +309,20 @@ pub struct ApiSection {
     pub max_concurrent_requests: usize,
     /// A request unanswered after this long is abandoned (503 `timeout`); 0: no limit.
     pub request_timeout_ms: u64,
+    /// Items waiting for one SSE stream (`GET /v1/stream`); beyond it the stream ends (4002).
+    pub stream_queue: usize,
+    /// Heartbeat comment on a quiet SSE stream after this long.
+    pub stream_heartbeat_ms: u64,
+    /// SSE streams one process serves at once (503 `too_many_streams` beyond).
+    pub max_streams: usize,
+    /// How long a slash command's handler has to answer (then the caller gets `command_timeout`).
+    pub command_deadline_ms: u64,
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
         let d = chorus_api::ApiLimits::default();
+        let s = chorus_api::StreamLimits::default();
         ApiSection {
             login_per_minute_per_ip: d.login_per_minute_per_ip,
             login_per_minute_per_account: d.login_per_minute_per_account,
@@ -322,6 +331,10 @@ impl Default for ApiSection {
             writes_per_minute_per_user: d.writes_per_minute_per_user,
             max_concurrent_requests: d.max_concurrent_requests,
             request_timeout_ms: d.request_timeout_ms,
+            stream_queue: s.queue,
+            stream_heartbeat_ms: s.heartbeat_ms,
+            max_streams: s.max_streams,
+            command_deadline_ms: d.command_deadline_ms,
         }
     }
 }

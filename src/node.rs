@@ -215,6 +215,7 @@ pub(crate) async fn spawn_api(
             writes_per_minute_per_user: config.api.writes_per_minute_per_user,
             max_concurrent_requests: config.api.max_concurrent_requests,
             request_timeout_ms: config.api.request_timeout_ms,
+            command_deadline_ms: config.api.command_deadline_ms,
         },
         rate_limits: open_rate_limits(config.rate_limit_url.as_deref()).await?,
         router: front.router.clone(),
@@ -223,6 +224,23 @@ pub(crate) async fn spawn_api(
         admin_token: config.admin_token.clone(),
         trusted_proxies: trusted_proxies(config)?,
         gateway_port,
+        streams: chorus_api::Streams::new(
+            front.bus.clone(),
+            front.access.clone(),
+            chorus_api::StreamLimits {
+                queue: config.api.stream_queue,
+                heartbeat_ms: config.api.stream_heartbeat_ms,
+                max_streams: config.api.max_streams,
+            },
+        ),
+    };
+    let streams = state.streams.clone();
+    // Open SSE streams never end on their own: shutdown closes them (4003) so the graceful
+    // shutdown's wait for connections can finish.
+    let stop_serving = stop.clone();
+    let stopped = async move {
+        until_stopped(stop_serving).await;
+        streams.close_all();
     };
     let app = chorus_api::router(state).fallback_service(crate::web::router());
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -238,7 +256,7 @@ pub(crate) async fn spawn_api(
     let serving: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {
         None => Box::pin(
             axum::serve(listener, service)
-                .with_graceful_shutdown(until_stopped(stop))
+                .with_graceful_shutdown(stopped)
                 .into_future(),
         ),
         Some(acceptor) => {
@@ -247,7 +265,7 @@ pub(crate) async fn spawn_api(
             let listener = crate::tls::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
             Box::pin(
                 axum::serve(listener, service)
-                    .with_graceful_shutdown(until_stopped(stop))
+                    .with_graceful_shutdown(stopped)
                     .into_future(),
             )
         }
@@ -381,8 +399,15 @@ pub(crate) async fn open_messages(
     Ok(Arc::new(InstrumentedMessageStore::new(store, backend)))
 }
 
-/// The fan-out bus named by `bus_url`.
+/// The fan-out bus named by `bus_url`, its `watch`es counted per channel: the gateway's hub and
+/// the API's SSE streams both watch channels of one process-wide set (`SharedWatchBus`).
 pub(crate) async fn open_bus(url: Option<&str>) -> anyhow::Result<Arc<dyn FanoutBus>> {
+    Ok(Arc::new(chorus_api::SharedWatchBus::new(
+        open_bare_bus(url).await?,
+    )))
+}
+
+async fn open_bare_bus(url: Option<&str>) -> anyhow::Result<Arc<dyn FanoutBus>> {
     match url {
         None | Some("local") => Ok(Arc::new(LocalBus::new(BUS_QUEUE))),
         Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {

@@ -55,6 +55,7 @@ pub fn bot_route(method: &Method, template: &str) -> BotRoute {
             Needs(MessagesWrite)
         }
         "/v1/channels/{channel_id}/messages/{seq}/reactions/{emoji}" => Needs(ReactionsWrite),
+        "/v1/stream" if get => Needs(ChannelsRead),
         _ => Closed,
     }
 }
@@ -116,6 +117,11 @@ mod tests {
                 BotRoute::Needs(Scope::UsersRead),
             ),
             (Method::GET, "/v1/users/me", BotRoute::Open),
+            (
+                Method::GET,
+                "/v1/stream",
+                BotRoute::Needs(Scope::ChannelsRead),
+            ),
         ];
         for (method, template, expected) in cases {
             assert_eq!(

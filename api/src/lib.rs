@@ -10,6 +10,7 @@
 
 mod audit;
 mod bot_access;
+mod commands;
 mod context;
 mod error;
 mod extract;
@@ -19,6 +20,7 @@ mod rate_limit;
 mod request_log;
 mod routes;
 mod shedding;
+mod stream;
 mod views;
 
 use std::future::Future;
@@ -39,6 +41,7 @@ use chorus_presence::PresenceStore;
 use utoipa::OpenApi;
 
 pub use error::{ApiError, ErrorBody};
+pub use stream::{SharedWatchBus, StreamLimits, Streams};
 
 use chorus_cluster::rate_limit::RateLimitStore;
 
@@ -70,6 +73,9 @@ pub struct ApiState {
     /// The port of this process's WebSocket gateway (`GET /v1/gateway`), for the web client;
     /// `None` in a process that runs no gateway.
     pub gateway_port: Option<u16>,
+    /// The Server-Sent Events streams of this process (`GET /v1/stream`); the server's shutdown
+    /// must call [`Streams::close_all`] (an open stream would hold a graceful shutdown).
+    pub streams: Streams,
 }
 
 /// Rate limits of the credential endpoints.
@@ -85,6 +91,9 @@ pub struct ApiLimits {
     pub max_concurrent_requests: usize,
     /// A request still unanswered after this long is abandoned (503 `timeout`); 0: no limit.
     pub request_timeout_ms: u64,
+    /// How long a slash command's handler has to answer before the caller is told
+    /// `command_timeout`.
+    pub command_deadline_ms: u64,
 }
 
 impl Default for ApiLimits {
@@ -97,6 +106,7 @@ impl Default for ApiLimits {
             writes_per_minute_per_user: 600,
             max_concurrent_requests: 1_024,
             request_timeout_ms: 30_000,
+            command_deadline_ms: 3_000,
         }
     }
 }
@@ -132,6 +142,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(health))
         .route("/openapi.json", get(openapi_json))
         .route("/v1/gateway", get(routes::gateway::gateway))
+        .route("/v1/stream", get(routes::stream::stream))
         .merge(account_routes())
         .merge(workspace_routes())
         .merge(channel_routes())
@@ -287,7 +298,7 @@ fn message_routes() -> Router<AppState> {
 }
 
 fn bot_routes() -> Router<AppState> {
-    use routes::{bots, subscriptions, webhooks};
+    use routes::{bots, commands, subscriptions, webhooks};
     Router::new()
         .route(
             "/v1/workspaces/{workspace_id}/bots",
@@ -321,6 +332,16 @@ fn bot_routes() -> Router<AppState> {
             "/v1/event-subscriptions/{subscription_id}/deliveries",
             get(subscriptions::deliveries),
         )
+        .route(
+            "/v1/workspaces/{workspace_id}/commands",
+            post(commands::register_command).get(commands::list_commands),
+        )
+        .route(
+            "/v1/commands/{command_id}",
+            delete(commands::delete_command),
+        )
+        .route("/v1/channels/{channel_id}/commands", post(commands::invoke))
+        .route("/v1/commands/respond", post(commands::respond))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.
@@ -329,6 +350,11 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let streams = state.streams.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams.close_all();
+    };
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),

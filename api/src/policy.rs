@@ -39,7 +39,8 @@ pub enum Action {
     ManageAnyChannel,
     DeleteOthersMessages,
     ReadAuditLog,
-    /// Create bots, issue and revoke their tokens, create and delete incoming webhooks.
+    /// Create bots, issue and revoke their tokens, create and delete incoming webhooks, register
+    /// and delete slash commands.
     ManageBots,
 }
 

@@ -2,12 +2,14 @@
 
 mod account;
 mod bots;
+mod commands;
 mod focus;
 mod messages;
 mod workspace;
 
 pub use account::*;
 pub use bots::*;
+pub use commands::*;
 pub use focus::*;
 pub use messages::*;
 pub use workspace::*;

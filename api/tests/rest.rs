@@ -26,13 +26,15 @@ impl Api {
         let store: Arc<dyn MetadataStore> =
             Arc::new(SqliteMetadataStore::in_memory().await.unwrap());
         let messages = Arc::new(RedbMessageStore::open(&dir.path().join("messages.redb")).unwrap());
+        let bus = Arc::new(LocalBus::new(1024));
         let channels = ChannelService::start(
             ChannelNodeConfig::new(dir.path().join("channels")),
             messages.clone(),
-            Arc::new(LocalBus::new(1024)),
+            bus.clone(),
         )
         .await
         .unwrap();
+        let access: Arc<LocalAccessNotifier> = Arc::new(LocalAccessNotifier::default());
         let state = ApiState {
             auth: Authenticator::new(b"rest-test-secret-rest-test-secret", store.clone()),
             store,
@@ -40,11 +42,12 @@ impl Api {
             limits,
             rate_limits: Arc::new(chorus_cluster::rate_limit::LocalRateLimits),
             router: Arc::new(channels),
-            access: Arc::new(LocalAccessNotifier::default()),
+            access: access.clone(),
             presence: Arc::new(chorus_presence::MemoryPresence::default()),
             admin_token: None,
             trusted_proxies: Default::default(),
             gateway_port: None,
+            streams: chorus_api::Streams::new(bus, access, Default::default()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

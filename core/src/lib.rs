@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod bots;
 pub mod client_addr;
+pub mod commands;
 pub mod error;
 pub mod focus;
 pub mod mentions;

@@ -260,6 +260,12 @@ pub enum ServerFrame {
     /// A focus session ended: what it held back, grouped by channel (sent once to every
     /// connection of the user; also `GET /v1/users/me/focus/digests`).
     FocusDigest(FocusDigest),
+    /// For a bot: a member invoked one of its slash commands (docs/BOTS.md, "Slash commands").
+    /// Sent to every connection of the bot whatever its intents.
+    Command(crate::CommandInvocation),
+    /// For the user who invoked a slash command, and no one else: the handler's private answer
+    /// or the command's error. Sent to every connection of that user.
+    Ephemeral(crate::Ephemeral),
     /// The events after `after_seq` are older than the node's replay buffer. Fetch
     /// `GET /v1/channels/{channel_id}/messages?after=<after_seq>` up to `last_seq`; live events after
     /// `last_seq` follow on this connection.

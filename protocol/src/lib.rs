@@ -10,6 +10,7 @@
 //! problems are [`ServerFrame::Error`] frames carrying an [`ErrorCode`].
 
 mod close;
+mod command;
 mod error;
 mod focus;
 mod frames;
@@ -20,6 +21,7 @@ mod presence;
 pub mod timestamp;
 
 pub use close::CloseCode;
+pub use command::{CommandError, CommandInvocation, Ephemeral};
 pub use error::ErrorCode;
 pub use focus::{DIGEST_TOP, DigestChannel, FocusDigest};
 pub use frames::*;

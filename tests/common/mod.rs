@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod private_redis;
+pub mod sse;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -10,6 +10,7 @@ mod accounts;
 mod audit;
 mod bots;
 mod channels;
+mod commands;
 mod connections;
 mod dm;
 mod focus;
@@ -25,6 +26,7 @@ pub use self::accounts::*;
 pub use self::audit::*;
 pub use self::bots::*;
 pub use self::channels::*;
+pub use self::commands::*;
 pub use self::connections::*;
 pub use self::dm::*;
 pub use self::focus::*;
@@ -84,6 +86,7 @@ pub const ALL: &[&str] = &[
     "incoming_webhooks_are_created_listed_and_deleted",
     // outgoing webhooks
     "subscriptions_enqueue_once_and_lease_deliveries",
+    "slash_commands_are_unique_per_workspace_and_settled_once",
 ];
 
 /// Runs the check called `name`.
@@ -164,6 +167,9 @@ pub async fn run(name: &str, store: &dyn MetadataStore) {
         }
         "subscriptions_enqueue_once_and_lease_deliveries" => {
             subscriptions_enqueue_once_and_lease_deliveries(store).await
+        }
+        "slash_commands_are_unique_per_workspace_and_settled_once" => {
+            slash_commands_are_unique_per_workspace_and_settled_once(store).await
         }
         other => panic!("no conformance check named {other}"),
     }

@@ -7,6 +7,7 @@ mod accounts;
 mod audit;
 mod bots;
 mod channels;
+mod commands;
 mod dm;
 mod focus;
 mod invites;
@@ -83,6 +84,10 @@ impl MetadataStore for PostgresMetadataStore {
     }
 
     fn subscriptions(&self) -> &dyn crate::outgoing::SubscriptionStore {
+        self
+    }
+
+    fn commands(&self) -> &dyn crate::commands::CommandStore {
         self
     }
 

@@ -7,6 +7,7 @@ mod accounts;
 mod audit;
 mod bots;
 mod channels;
+mod commands;
 mod dm;
 mod focus;
 mod invites;
@@ -93,6 +94,10 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     fn subscriptions(&self) -> &dyn crate::outgoing::SubscriptionStore {
+        self
+    }
+
+    fn commands(&self) -> &dyn crate::commands::CommandStore {
         self
     }
 
