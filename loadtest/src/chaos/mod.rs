@@ -203,6 +203,7 @@ pub async fn run(api: &Api, args: Args) -> anyhow::Result<Value> {
     let (stop_tx, stop) = watch::channel(false);
     let (finals_tx, finals) = watch::channel::<Option<Arc<Vec<u64>>>>(None);
     let mut subscribers = Vec::with_capacity(s);
+    let (identified, mut identifying) = tokio::sync::mpsc::unbounded_channel();
     for (index, user) in readers.iter().enumerate() {
         let me = subscriber::Subscriber {
             index,
@@ -210,8 +211,14 @@ pub async fn run(api: &Api, args: Args) -> anyhow::Result<Value> {
             channels: channels.clone(),
             gateways: args.gateways.clone(),
             apis: apis.clone(),
+            identified: identified.clone(),
         };
         subscribers.push(tokio::spawn(subscriber::run(me, finals.clone(), stop.clone())));
+    }
+    for _ in 0..s {
+        tokio::time::timeout(Duration::from_secs(30), identifying.recv())
+            .await
+            .context("subscribers did not identify within 30 s")?;
     }
     let (pub_stop_tx, pub_stop) = watch::channel(false);
     let mut publishers = Vec::with_capacity(p);
@@ -322,6 +329,12 @@ pub async fn run(api: &Api, args: Args) -> anyhow::Result<Value> {
     }
 
     let verdict = checker::check(&observed);
+    let clean = verdict.clean()
+        && checker::minority_commits(&isolated) == 0
+        && unacked == 0
+        && refused == 0
+        && sub_failures.is_empty()
+        && fault_error.is_none();
     let minority_commits = checker::minority_commits(&isolated);
     let starts: Vec<u64> = done.iter().map(|d| d.at_us).collect();
     for (i, fault) in done.iter_mut().enumerate() {
@@ -371,7 +384,7 @@ pub async fn run(api: &Api, args: Args) -> anyhow::Result<Value> {
         "resyncs": resyncs,
         "subscriber_failures": sub_failures,
         "checker": verdict,
-        "clean": verdict.clean() && minority_commits == 0 && unacked == 0 && refused == 0,
+        "clean": clean,
         "partitioned_leader_shards": isolated.len(),
         "minority_commits": minority_commits,
         "never_recovered": never_recovered,

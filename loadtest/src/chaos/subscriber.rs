@@ -34,6 +34,9 @@ pub struct Subscriber {
     pub gateways: Vec<SocketAddr>,
     /// REST APIs to fetch from after `resync_required`, tried in turn.
     pub apis: Vec<Api>,
+    /// Told once the first `identify` has been answered (or has failed): publishers start only
+    /// then, so every stream starts before the first message.
+    pub identified: tokio::sync::mpsc::UnboundedSender<()>,
 }
 
 #[derive(Debug, Default)]
@@ -148,8 +151,9 @@ pub async fn run(
         log: SubscriberLog::default(),
     };
     let mut gateway = me.index;
-    let (mut conn, session_id) = match identify(&mut state, me.gateways[gateway % me.gateways.len()]).await
-    {
+    let first = identify(&mut state, me.gateways[gateway % me.gateways.len()]).await;
+    let _ = me.identified.send(());
+    let (mut conn, session_id) = match first {
         Ok(found) => found,
         Err(err) => {
             state.log.failure = Some(format!("identify: {err:#}"));
