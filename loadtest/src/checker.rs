@@ -232,7 +232,11 @@ mod tests {
             ["b1", "b2"].map(String::from).into(),
         ];
         let history = vec![
-            vec![Event::new(1, "a1"), Event::new(2, "a2"), Event::new(3, "a3")],
+            vec![
+                Event::new(1, "a1"),
+                Event::new(2, "a2"),
+                Event::new(3, "a3"),
+            ],
             vec![Event::new(1, "b1"), Event::new(2, "b2")],
         ];
         let acks = vec![

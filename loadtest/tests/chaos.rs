@@ -102,10 +102,9 @@ impl Cluster {
             namespaces.as_ref().is_ok_and(|o| o.status.success()),
             "this test needs network namespaces (root and iproute2): {namespaces:?}"
         );
-        let pg = host_port(
-            &std::env::var("CHORUS_TEST_POSTGRES_URL")
-                .expect("CHORUS_TEST_POSTGRES_URL must name a PostgreSQL server (scripts/test.sh sets it)"),
-        );
+        let pg = host_port(&std::env::var("CHORUS_TEST_POSTGRES_URL").expect(
+            "CHORUS_TEST_POSTGRES_URL must name a PostgreSQL server (scripts/test.sh sets it)",
+        ));
         let redis = host_port(
             &std::env::var("CHORUS_TEST_REDIS_URL")
                 .expect("CHORUS_TEST_REDIS_URL must name a Redis server (scripts/test.sh sets it)"),
@@ -166,7 +165,8 @@ impl Cluster {
     fn logs(&self) -> String {
         let mut out = String::new();
         for name in ["node-1", "node-2", "node-3", "gateway-1", "gateway-2"] {
-            let log = std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(15).collect();
             out.push_str(&format!("--- {name}\n"));
             for line in tail.iter().rev() {
@@ -227,8 +227,17 @@ impl Cluster {
         for zero in ["unacked_at_end", "refused", "minority_commits"] {
             assert_eq!(result[zero], 0, "{zero}: {result:#}\n{}", self.logs());
         }
-        assert_eq!(result["fault_error"], Value::Null, "{result:#}\n{}", self.logs());
-        assert_eq!(result["subscriber_failures"], serde_json::json!([]), "{result:#}");
+        assert_eq!(
+            result["fault_error"],
+            Value::Null,
+            "{result:#}\n{}",
+            self.logs()
+        );
+        assert_eq!(
+            result["subscriber_failures"],
+            serde_json::json!([]),
+            "{result:#}"
+        );
         assert_eq!(result["clean"], true, "{result:#}");
         assert!(checker["acknowledged"].as_u64().unwrap() > 0, "{result:#}");
         assert!(checker["delivered"].as_u64().unwrap() > 0, "{result:#}");
@@ -247,8 +256,14 @@ impl Drop for Cluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
         let _ = Command::new("psql")
-            .arg(format!("postgres://postgres@{}:{}/postgres", self.pg.0, self.pg.1))
-            .args(["-qc", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db)])
+            .arg(format!(
+                "postgres://postgres@{}:{}/postgres",
+                self.pg.0, self.pg.1
+            ))
+            .args([
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db),
+            ])
             .output();
     }
 }

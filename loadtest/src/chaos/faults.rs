@@ -108,7 +108,8 @@ pub fn led_shards(status: &Value, node_id: u64) -> Vec<(u32, u64)> {
 /// The shards led at the cut, with their commit index then and in `at_heal` (what the isolated
 /// node reports just before the heal; a shard it no longer reports keeps its cut-time index).
 pub fn isolated_shards(at_cut: &[(u32, u64)], at_heal: &Value, node_id: u64) -> Vec<IsolatedShard> {
-    let heal: std::collections::HashMap<u32, u64> = all_shards(at_heal, node_id).into_iter().collect();
+    let heal: std::collections::HashMap<u32, u64> =
+        all_shards(at_heal, node_id).into_iter().collect();
     at_cut
         .iter()
         .map(|&(shard, commit)| IsolatedShard {
@@ -157,7 +158,10 @@ mod tests {
         }
         assert_eq!(
             parse_planned("pause:gateway-2"),
-            Ok(Planned { kind: Kind::Pause, target: "gateway-2".into() })
+            Ok(Planned {
+                kind: Kind::Pause,
+                target: "gateway-2".into()
+            })
         );
         assert!(parse_planned("explode:node-1").is_err());
         assert!(parse_planned("kill").is_err());
@@ -183,6 +187,10 @@ mod tests {
             "10.77.0.12:7101": {"node_id": 2, "shards": [shard(0, "Leader", 5), shard(1, "Leader", 10)]},
         });
         let isolated = isolated_shards(&led_shards(&at_cut, 2), &at_heal, 2);
-        assert_eq!(crate::checker::minority_commits(&isolated), 1, "{isolated:?}");
+        assert_eq!(
+            crate::checker::minority_commits(&isolated),
+            1,
+            "{isolated:?}"
+        );
     }
 }

@@ -62,7 +62,12 @@ pub struct Args {
     #[arg(long, default_value_t = 100)]
     pub size: usize,
     /// Fault kinds to draw from.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "kill,pause,partition")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "kill,pause,partition"
+    )]
     pub kinds: Vec<Kind>,
     /// Processes a kill or pause may hit.
     #[arg(
@@ -134,7 +139,11 @@ async fn status(args: &Args) -> anyhow::Result<Value> {
 
 /// Injects one fault and undoes it after `fault_secs`. A partition also reads the isolated
 /// leader's commit index at the cut and before the heal.
-async fn inject(args: &Args, fault: &Planned, isolated: &mut Vec<IsolatedShard>) -> anyhow::Result<String> {
+async fn inject(
+    args: &Args,
+    fault: &Planned,
+    isolated: &mut Vec<IsolatedShard>,
+) -> anyhow::Result<String> {
     let lasting = Duration::from_secs(args.fault_secs);
     Ok(match fault.kind {
         Kind::Kill => {
@@ -174,8 +183,15 @@ async fn inject(args: &Args, fault: &Planned, isolated: &mut Vec<IsolatedShard>)
 
 pub async fn run(api: &Api, args: Args) -> anyhow::Result<Value> {
     anyhow::ensure!(!args.gateways.is_empty(), "--gateways names no gateway");
-    anyhow::ensure!(!args.kinds.is_empty() && !args.targets.is_empty(), "nothing to inject");
-    let (c, p, s) = (args.channels.max(1), args.publishers.max(1), args.subscribers);
+    anyhow::ensure!(
+        !args.kinds.is_empty() && !args.targets.is_empty(),
+        "nothing to inject"
+    );
+    let (c, p, s) = (
+        args.channels.max(1),
+        args.publishers.max(1),
+        args.subscribers,
+    );
     let apis: Vec<Api> = args
         .rest
         .iter()
@@ -187,7 +203,10 @@ pub async fn run(api: &Api, args: Args) -> anyhow::Result<Value> {
     let workspace = api.workspace(&owner).await?;
     let mut channels: Vec<Uuid> = Vec::with_capacity(c);
     for n in 0..c {
-        channels.push(api.channel(&owner, workspace, &format!("chaos-{n}")).await?);
+        channels.push(
+            api.channel(&owner, workspace, &format!("chaos-{n}"))
+                .await?,
+        );
     }
     let writers = api.users("chaos-pub", p).await?;
     for (k, user) in writers.iter().enumerate() {
@@ -213,7 +232,11 @@ pub async fn run(api: &Api, args: Args) -> anyhow::Result<Value> {
             apis: apis.clone(),
             identified: identified.clone(),
         };
-        subscribers.push(tokio::spawn(subscriber::run(me, finals.clone(), stop.clone())));
+        subscribers.push(tokio::spawn(subscriber::run(
+            me,
+            finals.clone(),
+            stop.clone(),
+        )));
     }
     for _ in 0..s {
         tokio::time::timeout(Duration::from_secs(30), identifying.recv())
@@ -399,7 +422,11 @@ pub async fn run(api: &Api, args: Args) -> anyhow::Result<Value> {
 }
 
 /// Every event of a channel over REST, oldest first, from whichever API answers.
-async fn read_history(apis: &[Api], token: &str, channel: Uuid) -> anyhow::Result<Vec<checker::Event>> {
+async fn read_history(
+    apis: &[Api],
+    token: &str,
+    channel: Uuid,
+) -> anyhow::Result<Vec<checker::Event>> {
     let mut events = Vec::new();
     let mut after = 0;
     let mut failures = 0;
@@ -426,7 +453,10 @@ async fn read_history(apis: &[Api], token: &str, channel: Uuid) -> anyhow::Resul
         let Some(&(newest, _)) = page.last() else {
             return Ok(events);
         };
-        events.extend(page.into_iter().map(|(seq, nonce)| checker::Event::new(seq, nonce)));
+        events.extend(
+            page.into_iter()
+                .map(|(seq, nonce)| checker::Event::new(seq, nonce)),
+        );
         after = newest;
     }
 }

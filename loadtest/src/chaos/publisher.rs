@@ -111,7 +111,12 @@ pub async fn run(me: Publisher, mut stop: watch::Receiver<bool>) -> PublisherLog
         let mut again: Vec<(&String, &mut Pending)> = pending.iter_mut().collect();
         again.sort_by_key(|(nonce, _)| nonce_number(nonce));
         for (nonce, p) in again {
-            if conn.ws.send(frame(nonce, p, me.origin, me.size)).await.is_err() {
+            if conn
+                .ws
+                .send(frame(nonce, p, me.origin, me.size))
+                .await
+                .is_err()
+            {
                 break;
             }
             p.sent_at = Instant::now();

@@ -58,7 +58,9 @@ struct State<'a> {
 
 impl State<'_> {
     fn record(&mut self, channel: usize, seq: u64, nonce: &str) {
-        self.log.streams[channel].events.push(Event::new(seq, nonce));
+        self.log.streams[channel]
+            .events
+            .push(Event::new(seq, nonce));
         self.highest[channel] = self.highest[channel].max(seq);
     }
 
@@ -117,7 +119,10 @@ impl State<'_> {
     }
 
     fn caught_up(&self, finals: &[u64]) -> bool {
-        self.highest.iter().zip(finals).all(|(have, want)| have >= want)
+        self.highest
+            .iter()
+            .zip(finals)
+            .all(|(have, want)| have >= want)
     }
 
     fn positions(&self) -> Vec<ChannelPosition> {
@@ -208,7 +213,13 @@ pub async fn run(
             gateway += 1;
             let wait = rand::thread_rng().gen_range(0..=backoff.as_millis() as u64);
             tokio::time::sleep(Duration::from_millis(wait)).await;
-            match resume(&mut state, me.gateways[gateway % me.gateways.len()], session_id).await {
+            match resume(
+                &mut state,
+                me.gateways[gateway % me.gateways.len()],
+                session_id,
+            )
+            .await
+            {
                 Ok(conn) => break conn,
                 Err(err) => {
                     state.log.failed_resumes += 1;
