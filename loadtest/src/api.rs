@@ -52,6 +52,15 @@ impl Api {
         }
     }
 
+    /// Like [`Api::new`], with a time limit on every request: a run that pauses or kills the
+    /// server must not wait forever on a request to a frozen process.
+    pub fn with_timeout(base: &str, timeout: std::time::Duration) -> anyhow::Result<Self> {
+        Ok(Api {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder().timeout(timeout).build()?,
+        })
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }
@@ -152,6 +161,44 @@ impl Api {
             bail!("GET history answered {status}");
         }
         response.json().await.context("history page")
+    }
+
+    /// One page of `GET /v1/channels/{id}/events?after=…`: every event after `after`, in seq
+    /// order, as (seq, nonce). `Err` for anything but 200.
+    pub async fn events(
+        &self,
+        token: &str,
+        channel: Uuid,
+        after: u64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(u64, String)>> {
+        let url = format!(
+            "{}/v1/channels/{channel}/events?after={after}&limit={limit}",
+            self.base
+        );
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .context("GET events")?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("GET events answered {status}");
+        }
+        let body: Value = response.json().await.context("events page")?;
+        body["events"]
+            .as_array()
+            .context("no events array")?
+            .iter()
+            .map(|event| {
+                Ok((
+                    event["seq"].as_u64().context("event seq")?,
+                    event["nonce"].as_str().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect()
     }
 
     pub async fn workspace(&self, owner: &User) -> anyhow::Result<Uuid> {

@@ -90,7 +90,7 @@ pub fn unavailability(acks: &[(usize, u64)], kill_us: u64, until_us: u64) -> Opt
 }
 
 /// The `q` quantile (nearest rank) of `values`, which must not be empty.
-fn quantile(values: &[u64], q: f64) -> u64 {
+pub fn quantile(values: &[u64], q: f64) -> u64 {
     let mut sorted = values.to_vec();
     sorted.sort_unstable();
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());

@@ -7,6 +7,8 @@
 
 pub mod api;
 pub mod capacity;
+pub mod chaos;
+pub mod checker;
 pub mod failover;
 pub mod fanout;
 pub mod follow;
@@ -72,6 +74,12 @@ pub enum Scenario {
     /// Write unavailability of a cluster while channel nodes are killed and restarted: K kills
     /// under a steady load; per kill, the longest silence of any channel (p50/p99 over the kills).
     Failover(failover::Args),
+    /// Faults (kill -9 and restart, SIGSTOP/SIGCONT, a shard leader partitioned from its
+    /// followers) injected through a control command while clients send and follow channels on
+    /// both gateways; then a total-queue check: lost, duplicated, unexpected, out of order (all
+    /// must be 0), and no commit by an isolated leader. `--rolling` restarts every process in
+    /// turn instead. Exits non-zero when the check fails.
+    Chaos(chaos::Args),
     /// One share of a `hold --workers` run (started by `hold`, not by hand).
     #[command(hide = true)]
     HoldWorker(workers::WorkerArgs),
@@ -98,6 +106,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Scenario::Storm(args) => storm::run(&api, cli.ws, args).await?,
         Scenario::Failover(args) => failover::run(&api, cli.ws, args).await?,
+        Scenario::Chaos(args) => {
+            let result = chaos::run(&api, args).await?;
+            report::finish(&result, cli.out.as_deref())?;
+            anyhow::ensure!(
+                result["clean"] == true,
+                "the chaos check failed: see `checker`, `minority_commits`, `unacked_at_end` and \
+                 `refused` above"
+            );
+            return Ok(());
+        }
         Scenario::History(args) => {
             plot_to = args.plot.clone();
             history::run(&api, cli.ws, args).await?

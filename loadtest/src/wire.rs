@@ -20,6 +20,8 @@ pub struct Peek<'a> {
     pub seq: Option<u64>,
     #[serde(default, borrow)]
     pub text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub nonce: Option<Cow<'a, str>>,
 }
 
 impl<'a> Peek<'a> {
