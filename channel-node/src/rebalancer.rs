@@ -200,7 +200,9 @@ async fn carry_out(
         .ok_or("a node of the move is not in the map")?;
     let body = Bytes::from(serde_json::to_vec(&voters).map_err(|err| err.to_string())?);
     let replicas = map.placement().replicas(mv.shard).to_vec();
+    // Draining nodes last: a dead one would cost a connect timeout per move.
     let mut ask: Vec<NodeId> = replicas.clone();
+    ask.sort_by_key(|node| map.draining.contains_key(node));
     let mut last_error = String::from("no replica answered");
     for _attempt in 0..(replicas.len() * 3) {
         let Some(target) = ask.first().copied() else {
