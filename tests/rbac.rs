@@ -309,6 +309,12 @@ async fn attempt(w: &World, row: &str, caller: usize) -> bool {
             Some(json!({"seq": 0})),
         ),
         "search" => ("GET", format!("/v1/workspaces/{ws}/search?q=hello"), None),
+        "export channel" => ("GET", format!("/v1/channels/{ch}/export"), None),
+        "export workspace" => (
+            "GET",
+            format!("/v1/workspaces/{ws}/export?format=csv"),
+            None,
+        ),
         other => panic!("no attempt named {other}"),
     };
     let (status, answer) = w.node.call(method, &path, t, body).await;
@@ -355,6 +361,8 @@ fn rest_rows() -> Vec<Row> {
         row("mute", [Y, Y, Y, Y, N, N]),
         row("mark read", [Y, Y, Y, Y, N, N]),
         row("search", [Y, Y, Y, Y, N, N]),
+        row("export channel", [Y, Y, N, N, N, N]),
+        row("export workspace", [Y, Y, N, N, N, N]),
     ]
 }
 

@@ -12,6 +12,7 @@ mod audit;
 mod bot_access;
 mod context;
 mod error;
+mod export;
 mod extract;
 mod openapi;
 pub mod policy;
@@ -137,6 +138,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(channel_routes())
         .merge(message_routes())
         .merge(bot_routes())
+        .merge(governance_routes())
         .route(
             "/v1/admin/users/{user_id}/disable",
             post(routes::admin::disable_user),
@@ -320,6 +322,17 @@ fn bot_routes() -> Router<AppState> {
         .route(
             "/v1/event-subscriptions/{subscription_id}/deliveries",
             get(subscriptions::deliveries),
+        )
+}
+
+/// Data governance: exports (issue 16).
+fn governance_routes() -> Router<AppState> {
+    use routes::export;
+    Router::new()
+        .route("/v1/channels/{channel_id}/export", get(export::channel))
+        .route(
+            "/v1/workspaces/{workspace_id}/export",
+            get(export::workspace),
         )
 }
 

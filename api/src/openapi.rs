@@ -96,6 +96,8 @@ use crate::views;
         routes::subscriptions::update,
         routes::subscriptions::delete,
         routes::subscriptions::deliveries,
+        routes::export::channel,
+        routes::export::workspace,
         routes::admin::disable_user,
         routes::admin::enable_user,
         crate::health,
@@ -113,6 +115,7 @@ use crate::views;
         (name = "notifications", description = "The caller's notifications and notification level per channel (live: the WebSocket `notification` and `read_state` frames)"),
         (name = "focus", description = "Focus mode: settings (schedule, priority rules, automatic reply), sessions, digests, who is in focus (live: the WebSocket `focus_digest` frame)"),
         (name = "bots", description = "Bot users, bot tokens, incoming webhooks and event subscriptions (docs/BOTS.md)"),
+        (name = "export", description = "Exports of a channel or a workspace as JSON or CSV, for owners and admins, audited (docs/OPERATIONS.md)"),
         (name = "admin", description = "Operator actions (x-chorus-admin-token)"),
     )
 )]

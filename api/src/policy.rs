@@ -18,6 +18,7 @@
 //! | delete others' messages (audited)        |  yes  |  yes  |   no   |  no   |
 //! | read the audit log                       |  yes  |  yes  |   no   |  no   |
 //! | manage bots, bot tokens and webhooks     |  yes  |  yes  |   no   |  no   |
+//! | export channels and the workspace        |  yes  |  yes  |   no   |  no   |
 //!
 //! Inside a channel the caller must be a member to read, post, react or set the topic; guests may
 //! read and post in the channels they were added to but not set topics or add people. A
@@ -41,6 +42,8 @@ pub enum Action {
     ReadAuditLog,
     /// Create bots, issue and revoke their tokens, create and delete incoming webhooks.
     ManageBots,
+    /// Export a channel's or the workspace's messages (audited).
+    ExportData,
 }
 
 /// Whether `role` may do `action` at all (finer rules may still refuse a particular target).
@@ -55,7 +58,8 @@ pub fn allows(role: Role, action: Action) -> bool {
         | Action::ManageAnyChannel
         | Action::DeleteOthersMessages
         | Action::ReadAuditLog
-        | Action::ManageBots => role.is_admin(),
+        | Action::ManageBots
+        | Action::ExportData => role.is_admin(),
     }
 }
 
@@ -109,6 +113,7 @@ mod tests {
             (Action::DeleteOthersMessages, [true, true, false, false]),
             (Action::ReadAuditLog, [true, true, false, false]),
             (Action::ManageBots, [true, true, false, false]),
+            (Action::ExportData, [true, true, false, false]),
         ];
         for (action, expected) in table {
             for (role, allowed) in ROLES.into_iter().zip(expected) {

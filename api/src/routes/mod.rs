@@ -8,6 +8,7 @@ pub mod bots;
 pub mod channel_members;
 pub mod channels;
 pub mod dms;
+pub mod export;
 pub mod focus;
 pub mod gateway;
 pub mod history;
