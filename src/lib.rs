@@ -4,6 +4,7 @@
 //! service in one process with its data in one directory and no external service. Integration
 //! tests start the same [`Node`] on port 0.
 
+pub mod backup;
 pub mod cluster_cli;
 mod cluster_process;
 pub mod compact;

@@ -40,6 +40,7 @@ use chorus_presence::PresenceStore;
 use utoipa::OpenApi;
 
 pub use error::{ApiError, ErrorBody};
+pub use routes::admin::{ADMIN_TOKEN_HEADER, authorise_operator};
 
 use chorus_cluster::rate_limit::RateLimitStore;
 
