@@ -301,7 +301,10 @@ pub async fn request(api: &str, admin_token: &str, path: &Path) -> anyhow::Resul
         .with_context(|| format!("cannot reach {url}"))?;
     let status = response.status();
     let body = response.text().await?;
-    anyhow::ensure!(status == StatusCode::CREATED, "backup refused: {status} {body}");
+    anyhow::ensure!(
+        status == StatusCode::CREATED,
+        "backup refused: {status} {body}"
+    );
     serde_json::from_str(&body).context("unreadable answer")
 }
 

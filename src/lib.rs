@@ -13,6 +13,7 @@ pub mod config_check;
 pub mod connect;
 mod node;
 pub mod ops;
+pub mod retention;
 pub mod tls;
 mod web;
 

@@ -46,6 +46,9 @@ pub struct Node {
     /// Focus mode's runtime: ticked on the wall clock every `focus_tick_ms`, or by tests.
     focus: Arc<FocusRuntime>,
     focus_ticker: Option<JoinHandle<()>>,
+    /// The retention job: ticked every `retention_tick_ms`, or by tests.
+    retention: Arc<crate::retention::RetentionRuntime>,
+    retention_ticker: Option<JoinHandle<()>>,
 }
 
 impl Node {
@@ -104,6 +107,16 @@ impl Node {
                 stopped.clone(),
             )
         });
+        let retention = Arc::new(crate::retention::RetentionRuntime::new(
+            store.clone(),
+            messages.clone(),
+        ));
+        let retention_ticker = (config.retention_tick_ms > 0).then(|| {
+            retention.clone().spawn(
+                std::time::Duration::from_millis(config.retention_tick_ms),
+                stopped.clone(),
+            )
+        });
         let front = Front {
             store,
             messages,
@@ -125,13 +138,15 @@ impl Node {
         };
         // `POST /v1/admin/backup` exists when every store is embedded (`backup.rs`).
         let backup = match (embedded_metadata(&config), embedded_history) {
-            (Some(metadata), Some(history)) => crate::backup::routes(crate::backup::EmbeddedStores {
-                data_dir: config.data_dir.clone(),
-                metadata,
-                history,
-                channels: channels.clone(),
-                admin_token: config.admin_token.clone(),
-            }),
+            (Some(metadata), Some(history)) => {
+                crate::backup::routes(crate::backup::EmbeddedStores {
+                    data_dir: config.data_dir.clone(),
+                    metadata,
+                    history,
+                    channels: channels.clone(),
+                    admin_token: config.admin_token.clone(),
+                })
+            }
             _ => axum::Router::new(),
         };
         let api = spawn_api(
@@ -155,7 +170,17 @@ impl Node {
             channels,
             focus,
             focus_ticker,
+            retention,
+            retention_ticker,
         })
+    }
+
+    /// One tick of the retention job at `now` (what the ticker does every `retention_tick_ms`).
+    pub async fn retention_tick(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::retention::RetentionReport, chorus_core::StoreError> {
+        self.retention.tick(now).await
     }
 
     /// One tick of focus mode's runtime at `now` (what the ticker does every `focus_tick_ms`):
@@ -179,6 +204,9 @@ impl Node {
             }
         }
         if let Some(ticker) = self.focus_ticker {
+            let _ = ticker.await;
+        }
+        if let Some(ticker) = self.retention_ticker {
             let _ = ticker.await;
         }
         self.channels.shutdown().await;
@@ -414,7 +442,10 @@ async fn open_history(
         ),
     };
     // Latency and errors per operation (`chorus_store_operation_seconds`).
-    Ok((Arc::new(InstrumentedMessageStore::new(store, backend)), None))
+    Ok((
+        Arc::new(InstrumentedMessageStore::new(store, backend)),
+        None,
+    ))
 }
 
 /// The fan-out bus named by `bus_url`.

@@ -315,6 +315,17 @@ async fn attempt(w: &World, row: &str, caller: usize) -> bool {
             format!("/v1/workspaces/{ws}/export?format=csv"),
             None,
         ),
+        "read retention policy" => ("GET", format!("/v1/workspaces/{ws}/retention"), None),
+        "set retention policy" => (
+            "PUT",
+            format!("/v1/workspaces/{ws}/retention"),
+            Some(json!({"days": null})),
+        ),
+        "set legal hold" => (
+            "PUT",
+            format!("/v1/channels/{ch}/legal-hold"),
+            Some(json!({"held": false})),
+        ),
         other => panic!("no attempt named {other}"),
     };
     let (status, answer) = w.node.call(method, &path, t, body).await;
@@ -363,6 +374,9 @@ fn rest_rows() -> Vec<Row> {
         row("search", [Y, Y, Y, Y, N, N]),
         row("export channel", [Y, Y, N, N, N, N]),
         row("export workspace", [Y, Y, N, N, N, N]),
+        row("read retention policy", [Y, Y, Y, Y, N, N]),
+        row("set retention policy", [Y, Y, N, N, N, N]),
+        row("set legal hold", [Y, Y, N, N, N, N]),
     ]
 }
 

@@ -326,14 +326,22 @@ fn bot_routes() -> Router<AppState> {
         )
 }
 
-/// Data governance: exports (issue 16).
+/// Data governance: exports, retention policies and legal holds (issue 16).
 fn governance_routes() -> Router<AppState> {
-    use routes::export;
+    use routes::{export, retention};
     Router::new()
         .route("/v1/channels/{channel_id}/export", get(export::channel))
         .route(
             "/v1/workspaces/{workspace_id}/export",
             get(export::workspace),
+        )
+        .route(
+            "/v1/workspaces/{workspace_id}/retention",
+            get(retention::get).put(retention::set),
+        )
+        .route(
+            "/v1/channels/{channel_id}/legal-hold",
+            get(retention::get_hold).put(retention::set_hold),
         )
 }
 

@@ -98,6 +98,10 @@ use crate::views;
         routes::subscriptions::deliveries,
         routes::export::channel,
         routes::export::workspace,
+        routes::retention::get,
+        routes::retention::set,
+        routes::retention::get_hold,
+        routes::retention::set_hold,
         routes::admin::disable_user,
         routes::admin::enable_user,
         crate::health,
@@ -116,6 +120,7 @@ use crate::views;
         (name = "focus", description = "Focus mode: settings (schedule, priority rules, automatic reply), sessions, digests, who is in focus (live: the WebSocket `focus_digest` frame)"),
         (name = "bots", description = "Bot users, bot tokens, incoming webhooks and event subscriptions (docs/BOTS.md)"),
         (name = "export", description = "Exports of a channel or a workspace as JSON or CSV, for owners and admins, audited (docs/OPERATIONS.md)"),
+        (name = "retention", description = "How long a workspace keeps history, and channels under legal hold (docs/OPERATIONS.md)"),
         (name = "admin", description = "Operator actions (x-chorus-admin-token)"),
     )
 )]

@@ -151,7 +151,10 @@ mod tests {
             .open_table(TableDefinition::<u64, &[u8]>::new("raft_log"))
             .unwrap();
         assert_eq!(log.len().unwrap(), 25_000);
-        assert_eq!(log.get(24_999).unwrap().unwrap().value(), 24_999u64.to_be_bytes());
+        assert_eq!(
+            log.get(24_999).unwrap().unwrap().value(),
+            24_999u64.to_be_bytes()
+        );
         let meta = read
             .open_table(TableDefinition::<&str, &[u8]>::new("raft_meta/g1"))
             .unwrap();

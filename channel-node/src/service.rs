@@ -63,8 +63,8 @@ impl ChannelService {
         bus: Arc<dyn FanoutBus>,
     ) -> Result<Self, ChannelNodeError> {
         std::fs::create_dir_all(&config.data_dir).map_err(ShardError::from)?;
-        let log_file =
-            LogFile::open(&config.data_dir.join(crate::backup::LOG_FILE)).map_err(ShardError::from)?;
+        let log_file = LogFile::open(&config.data_dir.join(crate::backup::LOG_FILE))
+            .map_err(ShardError::from)?;
         let dir = config.data_dir.clone();
         let settings = ShardSettings {
             node_id: EMBEDDED_NODE_ID,

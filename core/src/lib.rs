@@ -16,6 +16,7 @@ pub mod metadata;
 pub mod model;
 pub mod notify;
 pub mod outgoing;
+pub mod retention;
 pub mod testing;
 pub mod visibility;
 

@@ -68,6 +68,9 @@ pub trait MetadataStore: BotStore + Send + Sync + 'static {
     /// The outgoing webhooks' subscriptions and delivery queue kept in the same database.
     fn subscriptions(&self) -> &dyn crate::outgoing::SubscriptionStore;
 
+    /// Retention policies and legal holds, in the same database.
+    fn retention(&self) -> &dyn crate::retention::RetentionStore;
+
     /// Creates a user. `StoreError::Conflict` if the e-mail (compared lowercase) is taken.
     async fn create_user(
         &self,

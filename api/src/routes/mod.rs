@@ -18,6 +18,7 @@ pub mod messages;
 pub mod notifications;
 pub mod presence;
 pub mod reactions;
+pub mod retention;
 pub mod search;
 pub mod subscriptions;
 pub mod webhooks;

@@ -213,6 +213,58 @@ impl RedbMessageStore {
         Ok(copied)
     }
 
+    /// [`MessageStore::delete_before`] (blocking): walks the channel up from its oldest event,
+    /// deleting events and their index entries, [`BACKUP_ROWS_PER_COMMIT`] per transaction,
+    /// until the first event it keeps.
+    pub fn delete_before_blocking(
+        &self,
+        channel: Uuid,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        use redb::ReadableTable;
+        let key = *channel.as_bytes();
+        let mut deleted = 0u64;
+        loop {
+            let txn = self.db.begin_write().map_err(StoreError::backend)?;
+            let (batch, done) = {
+                let mut table = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+                let mut related = txn.open_table(RELATED).map_err(StoreError::backend)?;
+                let mut doomed = Vec::new();
+                let mut done = true;
+                for entry in table
+                    .range((key, 0)..=(key, u64::MAX))
+                    .map_err(StoreError::backend)?
+                {
+                    let event = decode_item(entry)?;
+                    if event.created_at >= cutoff {
+                        break;
+                    }
+                    if doomed.len() == BACKUP_ROWS_PER_COMMIT {
+                        done = false;
+                        break;
+                    }
+                    doomed.push(event);
+                }
+                for event in &doomed {
+                    table
+                        .remove((key, event.seq))
+                        .map_err(StoreError::backend)?;
+                    for of in [event.target_seq, event.parent_seq].into_iter().flatten() {
+                        related
+                            .remove((key, of, event.seq))
+                            .map_err(StoreError::backend)?;
+                    }
+                }
+                (doomed.len() as u64, done)
+            };
+            txn.commit().map_err(StoreError::backend)?;
+            deleted += batch;
+            if done {
+                return Ok(deleted);
+            }
+        }
+    }
+
     /// How the file's pages are used (blocking; walks every page: for benchmarks and diagnosis).
     pub fn space(&self) -> Result<RedbSpace, StoreError> {
         RedbSpace::of(&self.db)
@@ -379,6 +431,17 @@ async fn blocking<T: Send + 'static>(
 
 #[async_trait]
 impl MessageStore for RedbMessageStore {
+    async fn delete_before(
+        &self,
+        channel: Uuid,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.delete_before_blocking(channel, cutoff))
+            .await
+            .map_err(StoreError::backend)?
+    }
+
     async fn append(&self, messages: &[MessageEvent]) -> Result<(), StoreError> {
         let store = self.clone();
         let messages = messages.to_vec();

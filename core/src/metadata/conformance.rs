@@ -15,6 +15,7 @@ mod dm;
 mod focus;
 mod invites;
 mod notifications;
+mod retention;
 mod subscriptions;
 mod workspaces;
 
@@ -30,6 +31,7 @@ pub use self::dm::*;
 pub use self::focus::*;
 pub use self::invites::*;
 pub use self::notifications::*;
+pub use self::retention::*;
 pub use self::subscriptions::*;
 pub use self::workspaces::*;
 use super::{MetadataStore, NewChannel};
@@ -84,6 +86,8 @@ pub const ALL: &[&str] = &[
     "incoming_webhooks_are_created_listed_and_deleted",
     // outgoing webhooks
     "subscriptions_enqueue_once_and_lease_deliveries",
+    // retention
+    "retention_policies_and_legal_holds_round_trip",
 ];
 
 /// Runs the check called `name`.
@@ -164,6 +168,9 @@ pub async fn run(name: &str, store: &dyn MetadataStore) {
         }
         "subscriptions_enqueue_once_and_lease_deliveries" => {
             subscriptions_enqueue_once_and_lease_deliveries(store).await
+        }
+        "retention_policies_and_legal_holds_round_trip" => {
+            retention_policies_and_legal_holds_round_trip(store).await
         }
         other => panic!("no conformance check named {other}"),
     }

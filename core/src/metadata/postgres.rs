@@ -12,6 +12,7 @@ mod focus;
 mod invites;
 mod members;
 mod notifications;
+mod retention;
 mod rows;
 mod subscriptions;
 mod workspaces;
@@ -83,6 +84,10 @@ impl MetadataStore for PostgresMetadataStore {
     }
 
     fn subscriptions(&self) -> &dyn crate::outgoing::SubscriptionStore {
+        self
+    }
+
+    fn retention(&self) -> &dyn crate::retention::RetentionStore {
         self
     }
 
