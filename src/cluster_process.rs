@@ -263,7 +263,15 @@ impl ClusterProcess {
                 let gateway_port = process.ws_addr.map(|addr| addr.port());
                 process.tasks.push((
                     "api",
-                    spawn_api(&config, &front, listener, gateway_port, stopped.clone()).await?,
+                    spawn_api(
+                        &config,
+                        &front,
+                        listener,
+                        gateway_port,
+                        stopped.clone(),
+                        axum::Router::new(),
+                    )
+                    .await?,
                 ));
                 // Focus mode's ticker runs beside each API; several tickers on one store are
                 // safe (chorus_notify::focus).

@@ -50,6 +50,9 @@ pub struct NodeConfig {
     /// How often focus mode's runtime starts and ends sessions on time (scheduled windows,
     /// sessions planned to end); 0 turns the ticker off (tests drive it with a test clock).
     pub focus_tick_ms: u64,
+    /// How often the retention job deletes the history workspaces' policies no longer keep
+    /// (docs/OPERATIONS.md); 0 turns it off (tests drive it with `Node::retention_tick`).
+    pub retention_tick_ms: u64,
     pub gateway: GatewaySection,
     pub channels: ChannelsSection,
     pub api: ApiSection,
@@ -75,6 +78,7 @@ impl Default for NodeConfig {
             trusted_proxies: Vec::new(),
             client_tls: ClientTlsSection::default(),
             focus_tick_ms: 5_000,
+            retention_tick_ms: 3_600_000,
             gateway: GatewaySection::default(),
             channels: ChannelsSection::default(),
             api: ApiSection::default(),

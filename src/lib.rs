@@ -4,6 +4,7 @@
 //! service in one process with its data in one directory and no external service. Integration
 //! tests start the same [`Node`] on port 0.
 
+pub mod backup;
 pub mod cluster_cli;
 mod cluster_process;
 pub mod compact;
@@ -12,6 +13,7 @@ pub mod config_check;
 pub mod connect;
 mod node;
 pub mod ops;
+pub mod retention;
 pub mod tls;
 mod web;
 

@@ -55,6 +55,32 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Back up a running embedded node: asks it (`POST /v1/admin/backup`, with its
+    /// admin_token) to copy its metadata, history and Raft log, consistently, into a new
+    /// directory on its host (docs/OPERATIONS.md).
+    Backup {
+        /// The node's REST API.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        /// The node's admin_token.
+        #[arg(long, env = "CHORUS_ADMIN_TOKEN")]
+        admin_token: String,
+        /// A new directory, absolute, on the node's host.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into a stopped node's data directory (refuses a non-empty one unless
+    /// --force, which replaces only the data files).
+    Restore {
+        /// The backup directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// The data directory (default: the configured `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        force: bool,
+    },
     /// Cluster operations: dev certificates, status.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -319,6 +345,38 @@ async fn main() -> anyhow::Result<()> {
                 None => load(cli.config.as_ref())?.data_dir,
             };
             return chorus::compact::run(&dir);
+        }
+        Command::Backup {
+            api,
+            admin_token,
+            to,
+        } => {
+            let to = std::path::absolute(&to)?;
+            let manifest = chorus::backup::request(&api, &admin_token, &to).await?;
+            println!(
+                "backup in {}: {} history events, files {}",
+                to.display(),
+                manifest.events,
+                manifest.files.join(", ")
+            );
+            return Ok(());
+        }
+        Command::Restore {
+            from,
+            data_dir,
+            force,
+        } => {
+            let dir = match data_dir {
+                Some(dir) => dir,
+                None => load(cli.config.as_ref())?.data_dir,
+            };
+            let manifest = chorus::backup::restore(&from, &dir, force)?;
+            println!(
+                "restored the backup of {} into {}",
+                manifest.taken_at,
+                dir.display()
+            );
+            return Ok(());
         }
         Command::Openapi => {
             println!("{}", chorus_api::openapi().to_pretty_json()?);

@@ -46,6 +46,9 @@ pub struct Node {
     /// Focus mode's runtime: ticked on the wall clock every `focus_tick_ms`, or by tests.
     focus: Arc<FocusRuntime>,
     focus_ticker: Option<JoinHandle<()>>,
+    /// The retention job: ticked every `retention_tick_ms`, or by tests.
+    retention: Arc<crate::retention::RetentionRuntime>,
+    retention_ticker: Option<JoinHandle<()>>,
 }
 
 impl Node {
@@ -61,9 +64,10 @@ impl Node {
         let store = open_metadata(config.metadata_url.as_deref(), &config.data_dir)
             .await
             .context("cannot open the metadata store (metadata_url)")?;
-        let messages = open_messages(config.messages_url.as_deref(), &config.data_dir)
-            .await
-            .context("cannot open the message store (messages_url)")?;
+        let (messages, embedded_history) =
+            open_history(config.messages_url.as_deref(), &config.data_dir)
+                .await
+                .context("cannot open the message store (messages_url)")?;
         let bus = open_bus(config.bus_url.as_deref()).await?;
         let mut channel_config = ChannelNodeConfig::new(config.data_dir.join("channels"));
         channel_config.limits = StateLimits {
@@ -103,6 +107,16 @@ impl Node {
                 stopped.clone(),
             )
         });
+        let retention = Arc::new(crate::retention::RetentionRuntime::new(
+            store.clone(),
+            messages.clone(),
+        ));
+        let retention_ticker = (config.retention_tick_ms > 0).then(|| {
+            retention.clone().spawn(
+                std::time::Duration::from_millis(config.retention_tick_ms),
+                stopped.clone(),
+            )
+        });
         let front = Front {
             store,
             messages,
@@ -122,12 +136,26 @@ impl Node {
             }
             None => None,
         };
+        // `POST /v1/admin/backup` exists when every store is embedded (`backup.rs`).
+        let backup = match (embedded_metadata(&config), embedded_history) {
+            (Some(metadata), Some(history)) => {
+                crate::backup::routes(crate::backup::EmbeddedStores {
+                    data_dir: config.data_dir.clone(),
+                    metadata,
+                    history,
+                    channels: channels.clone(),
+                    admin_token: config.admin_token.clone(),
+                })
+            }
+            _ => axum::Router::new(),
+        };
         let api = spawn_api(
             &config,
             &front,
             api_listener,
             Some(ws_addr.port()),
             stopped.clone(),
+            backup,
         )
         .await?;
         let gateway = spawn_gateway(&config, front, ws_listener, stopped).await?;
@@ -142,7 +170,17 @@ impl Node {
             channels,
             focus,
             focus_ticker,
+            retention,
+            retention_ticker,
         })
+    }
+
+    /// One tick of the retention job at `now` (what the ticker does every `retention_tick_ms`).
+    pub async fn retention_tick(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::retention::RetentionReport, chorus_core::StoreError> {
+        self.retention.tick(now).await
     }
 
     /// One tick of focus mode's runtime at `now` (what the ticker does every `focus_tick_ms`):
@@ -166,6 +204,9 @@ impl Node {
             }
         }
         if let Some(ticker) = self.focus_ticker {
+            let _ = ticker.await;
+        }
+        if let Some(ticker) = self.retention_ticker {
             let _ = ticker.await;
         }
         self.channels.shutdown().await;
@@ -202,6 +243,7 @@ pub(crate) async fn spawn_api(
     listener: TcpListener,
     gateway_port: Option<u16>,
     stop: watch::Receiver<bool>,
+    operator_routes: axum::Router,
 ) -> anyhow::Result<JoinHandle<std::io::Result<()>>> {
     let state = ApiState {
         store: front.store.clone(),
@@ -242,7 +284,9 @@ pub(crate) async fn spawn_api(
         until_stopped(stop_serving).await;
         streams.close_all();
     };
-    let app = chorus_api::router(state).fallback_service(crate::web::router());
+    let app = chorus_api::router(state)
+        .merge(operator_routes)
+        .fallback_service(crate::web::router());
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
     let tls = client_tls(config)?;
     // Outgoing webhooks are sent by every process that serves the API (it has the metadata
@@ -370,20 +414,39 @@ pub(crate) fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// The SQLite file of an embedded metadata store, `None` for PostgreSQL.
+fn embedded_metadata(config: &NodeConfig) -> Option<std::path::PathBuf> {
+    match config.metadata_url.as_deref() {
+        None => Some(config.data_dir.join("metadata.db")),
+        Some(url) if url.starts_with("sqlite://") => Some(url["sqlite://".len()..].into()),
+        Some(_) => None,
+    }
+}
+
 /// The message store named by `messages_url` (default: redb in the data directory).
 pub(crate) async fn open_messages(
     url: Option<&str>,
     data_dir: &Path,
 ) -> anyhow::Result<Arc<dyn MessageStore>> {
+    Ok(open_history(url, data_dir).await?.0)
+}
+
+/// [`open_messages`], with the redb store itself when history is embedded (for backups).
+async fn open_history(
+    url: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<(Arc<dyn MessageStore>, Option<RedbMessageStore>)> {
+    let redb_path = match url {
+        None => Some(data_dir.join("messages.redb")),
+        Some(url) if url.starts_with("redb://") => Some(url["redb://".len()..].into()),
+        Some(_) => None,
+    };
+    if let Some(path) = redb_path {
+        let store = RedbMessageStore::open(&path)?;
+        let instrumented = InstrumentedMessageStore::new(Arc::new(store.clone()), "redb");
+        return Ok((Arc::new(instrumented), Some(store)));
+    }
     let (store, backend): (Arc<dyn MessageStore>, _) = match url {
-        None => (
-            Arc::new(RedbMessageStore::open(&data_dir.join("messages.redb"))?),
-            "redb",
-        ),
-        Some(url) if url.starts_with("redb://") => (
-            Arc::new(RedbMessageStore::open(Path::new(&url["redb://".len()..]))?),
-            "redb",
-        ),
         Some(url) if url.starts_with("scylla://") => {
             (Arc::new(ScyllaMessageStore::connect(url).await?), "scylla")
         }
@@ -391,12 +454,16 @@ pub(crate) async fn open_messages(
             Arc::new(PostgresMessageStore::connect(url).await?),
             "postgres",
         ),
-        Some(other) => anyhow::bail!(
-            "unsupported messages_url {other:?}: use redb://PATH, postgres://… or scylla://…"
+        other => anyhow::bail!(
+            "unsupported messages_url {:?}: use redb://PATH, postgres://… or scylla://…",
+            other.unwrap_or_default()
         ),
     };
     // Latency and errors per operation (`chorus_store_operation_seconds`).
-    Ok(Arc::new(InstrumentedMessageStore::new(store, backend)))
+    Ok((
+        Arc::new(InstrumentedMessageStore::new(store, backend)),
+        None,
+    ))
 }
 
 /// The fan-out bus named by `bus_url`, its `watch`es counted per channel: the gateway's hub and

@@ -309,6 +309,23 @@ async fn attempt(w: &World, row: &str, caller: usize) -> bool {
             Some(json!({"seq": 0})),
         ),
         "search" => ("GET", format!("/v1/workspaces/{ws}/search?q=hello"), None),
+        "export channel" => ("GET", format!("/v1/channels/{ch}/export"), None),
+        "export workspace" => (
+            "GET",
+            format!("/v1/workspaces/{ws}/export?format=csv"),
+            None,
+        ),
+        "read retention policy" => ("GET", format!("/v1/workspaces/{ws}/retention"), None),
+        "set retention policy" => (
+            "PUT",
+            format!("/v1/workspaces/{ws}/retention"),
+            Some(json!({"days": null})),
+        ),
+        "set legal hold" => (
+            "PUT",
+            format!("/v1/channels/{ch}/legal-hold"),
+            Some(json!({"held": false})),
+        ),
         other => panic!("no attempt named {other}"),
     };
     let (status, answer) = w.node.call(method, &path, t, body).await;
@@ -355,6 +372,11 @@ fn rest_rows() -> Vec<Row> {
         row("mute", [Y, Y, Y, Y, N, N]),
         row("mark read", [Y, Y, Y, Y, N, N]),
         row("search", [Y, Y, Y, Y, N, N]),
+        row("export channel", [Y, Y, N, N, N, N]),
+        row("export workspace", [Y, Y, N, N, N, N]),
+        row("read retention policy", [Y, Y, Y, Y, N, N]),
+        row("set retention policy", [Y, Y, N, N, N, N]),
+        row("set legal hold", [Y, Y, N, N, N, N]),
     ]
 }
 

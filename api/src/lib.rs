@@ -13,6 +13,7 @@ mod bot_access;
 mod commands;
 mod context;
 mod error;
+mod export;
 mod extract;
 mod openapi;
 pub mod policy;
@@ -41,6 +42,7 @@ use chorus_presence::PresenceStore;
 use utoipa::OpenApi;
 
 pub use error::{ApiError, ErrorBody};
+pub use routes::admin::{ADMIN_TOKEN_HEADER, authorise_operator};
 pub use stream::{SharedWatchBus, StreamLimits, Streams};
 
 use chorus_cluster::rate_limit::RateLimitStore;
@@ -148,6 +150,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(channel_routes())
         .merge(message_routes())
         .merge(bot_routes())
+        .merge(governance_routes())
         .route(
             "/v1/admin/users/{user_id}/disable",
             post(routes::admin::disable_user),
@@ -342,6 +345,25 @@ fn bot_routes() -> Router<AppState> {
         )
         .route("/v1/channels/{channel_id}/commands", post(commands::invoke))
         .route("/v1/commands/respond", post(commands::respond))
+}
+
+/// Data governance: exports, retention policies and legal holds (issue 16).
+fn governance_routes() -> Router<AppState> {
+    use routes::{export, retention};
+    Router::new()
+        .route("/v1/channels/{channel_id}/export", get(export::channel))
+        .route(
+            "/v1/workspaces/{workspace_id}/export",
+            get(export::workspace),
+        )
+        .route(
+            "/v1/workspaces/{workspace_id}/retention",
+            get(retention::get).put(retention::set),
+        )
+        .route(
+            "/v1/channels/{channel_id}/legal-hold",
+            get(retention::get_hold).put(retention::set_hold),
+        )
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.

@@ -101,6 +101,12 @@ use crate::views;
         routes::commands::delete_command,
         routes::commands::invoke,
         routes::commands::respond,
+        routes::export::channel,
+        routes::export::workspace,
+        routes::retention::get,
+        routes::retention::set,
+        routes::retention::get_hold,
+        routes::retention::set_hold,
         routes::admin::disable_user,
         routes::admin::enable_user,
         crate::health,
@@ -120,6 +126,8 @@ use crate::views;
         (name = "focus", description = "Focus mode: settings (schedule, priority rules, automatic reply), sessions, digests, who is in focus (live: the WebSocket `focus_digest` frame)"),
         (name = "bots", description = "Bot users, bot tokens, incoming webhooks, event subscriptions and slash commands (docs/BOTS.md)"),
         (name = "stream", description = "The caller's channel events as Server-Sent Events, resumable with `Last-Event-ID` (docs/PROTOCOL.md)"),
+        (name = "export", description = "Exports of a channel or a workspace as JSON or CSV, for owners and admins, audited (docs/OPERATIONS.md)"),
+        (name = "retention", description = "How long a workspace keeps history, and channels under legal hold (docs/OPERATIONS.md)"),
         (name = "admin", description = "Operator actions (x-chorus-admin-token)"),
     )
 )]

@@ -18,6 +18,8 @@
 //! | delete others' messages (audited)        |  yes  |  yes  |   no   |  no   |
 //! | read the audit log                       |  yes  |  yes  |   no   |  no   |
 //! | manage bots, bot tokens and webhooks     |  yes  |  yes  |   no   |  no   |
+//! | export channels and the workspace        |  yes  |  yes  |   no   |  no   |
+//! | set retention policy and legal holds     |  yes  |  yes  |   no   |  no   |
 //!
 //! Inside a channel the caller must be a member to read, post, react or set the topic; guests may
 //! read and post in the channels they were added to but not set topics or add people. A
@@ -42,6 +44,10 @@ pub enum Action {
     /// Create bots, issue and revoke their tokens, create and delete incoming webhooks, register
     /// and delete slash commands.
     ManageBots,
+    /// Export a channel's or the workspace's messages (audited).
+    ExportData,
+    /// Set the workspace's retention policy and channels' legal holds (audited).
+    ManageRetention,
 }
 
 /// Whether `role` may do `action` at all (finer rules may still refuse a particular target).
@@ -56,7 +62,9 @@ pub fn allows(role: Role, action: Action) -> bool {
         | Action::ManageAnyChannel
         | Action::DeleteOthersMessages
         | Action::ReadAuditLog
-        | Action::ManageBots => role.is_admin(),
+        | Action::ManageBots
+        | Action::ExportData
+        | Action::ManageRetention => role.is_admin(),
     }
 }
 
@@ -110,6 +118,8 @@ mod tests {
             (Action::DeleteOthersMessages, [true, true, false, false]),
             (Action::ReadAuditLog, [true, true, false, false]),
             (Action::ManageBots, [true, true, false, false]),
+            (Action::ExportData, [true, true, false, false]),
+            (Action::ManageRetention, [true, true, false, false]),
         ];
         for (action, expected) in table {
             for (role, allowed) in ROLES.into_iter().zip(expected) {

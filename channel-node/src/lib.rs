@@ -11,6 +11,7 @@
 // those traits return it too rather than boxing and unboxing at every call.
 #![allow(clippy::result_large_err)]
 
+mod backup;
 mod batcher;
 mod cluster_node;
 mod control;

@@ -49,6 +49,9 @@ pub type ChannelNodeError = ShardError;
 #[derive(Clone)]
 pub struct ChannelService {
     shard: ShardReplica,
+    /// The log file and its directory, for [`ChannelService::backup`].
+    log_file: LogFile,
+    dir: PathBuf,
 }
 
 impl ChannelService {
@@ -60,11 +63,12 @@ impl ChannelService {
         bus: Arc<dyn FanoutBus>,
     ) -> Result<Self, ChannelNodeError> {
         std::fs::create_dir_all(&config.data_dir).map_err(ShardError::from)?;
-        let log_file =
-            LogFile::open(&config.data_dir.join("raft.redb")).map_err(ShardError::from)?;
+        let log_file = LogFile::open(&config.data_dir.join(crate::backup::LOG_FILE))
+            .map_err(ShardError::from)?;
+        let dir = config.data_dir.clone();
         let settings = ShardSettings {
             node_id: EMBEDDED_NODE_ID,
-            log_file,
+            log_file: log_file.clone(),
             log_group: String::new(),
             dir: config.data_dir,
             limits: config.limits,
@@ -76,7 +80,22 @@ impl ChannelService {
         };
         let mut shard = ShardReplica::start(settings, NoPeers, messages, bus).await?;
         shard.become_single_leader().await?;
-        Ok(ChannelService { shard })
+        Ok(ChannelService {
+            shard,
+            log_file,
+            dir,
+        })
+    }
+
+    /// Copies the Raft log and state snapshot, consistent with each other, into `dest` while the
+    /// service runs (`backup.rs`). Everything acknowledged before the call is in the copy.
+    pub async fn backup(&self, dest: &std::path::Path) -> Result<(), String> {
+        let (log_file, dir, dest) = (self.log_file.clone(), self.dir.clone(), dest.to_owned());
+        tokio::task::spawn_blocking(move || {
+            crate::backup::copy_channel_state(log_file.db(), &dir, &dest)
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 
     /// Stops Raft. Entries already acknowledged are on disk; nothing else needs flushing.

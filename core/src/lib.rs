@@ -17,6 +17,7 @@ pub mod metadata;
 pub mod model;
 pub mod notify;
 pub mod outgoing;
+pub mod retention;
 pub mod testing;
 pub mod visibility;
 

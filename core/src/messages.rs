@@ -108,4 +108,16 @@ pub trait MessageStore: Send + Sync + 'static {
         after: u64,
         cap: u64,
     ) -> Result<u64, StoreError>;
+
+    /// Retention (issue 16): deletes every event of `channel` created strictly before `cutoff`,
+    /// and returns how many it deleted. A channel's `created_at` never decreases with its `seq`
+    /// (the state machine clamps it), so what is deleted is always a prefix of the channel's
+    /// history: a store may walk up from the oldest event and stop at the first it keeps.
+    /// Deleting again deletes nothing more. `StoreError::Unsupported` from a store that cannot.
+    async fn delete_before(&self, channel: Uuid, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let _ = (channel, cutoff);
+        Err(StoreError::Unsupported(
+            "this message store cannot delete history".into(),
+        ))
+    }
 }

@@ -70,6 +70,8 @@ pub trait MetadataStore: BotStore + Send + Sync + 'static {
 
     /// Slash commands and their invocations, in the same database.
     fn commands(&self) -> &dyn crate::commands::CommandStore;
+    /// Retention policies and legal holds, in the same database.
+    fn retention(&self) -> &dyn crate::retention::RetentionStore;
 
     /// Creates a user. `StoreError::Conflict` if the e-mail (compared lowercase) is taken.
     async fn create_user(

@@ -20,7 +20,13 @@ pub const ADMIN_TOKEN_HEADER: &str = "x-chorus-admin-token";
 
 /// Checks the operator token; 404 when the node has none (the routes do not exist then).
 fn authorise(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
-    let Some(expected) = state.api.admin_token.as_deref() else {
+    authorise_operator(state.api.admin_token.as_deref(), headers)
+}
+
+/// Checks `headers` for the operator token `expected`; 404 when there is none (operator routes
+/// do not exist then). Public for the operator routes the binary adds (`chorus backup`).
+pub fn authorise_operator(expected: Option<&str>, headers: &HeaderMap) -> ApiResult<()> {
+    let Some(expected) = expected else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -21,6 +21,7 @@ pub const ALL: &[&str] = &[
     "related_events_of_given_messages",
     "search_matches_text_author_dates_and_channels",
     "count_messages_after_counts_messages_up_to_cap",
+    "delete_before_deletes_exactly_the_older_events",
 ];
 
 /// Runs the check called `name`.
@@ -41,6 +42,9 @@ pub async fn run(name: &str, store: &dyn MessageStore) {
         }
         "count_messages_after_counts_messages_up_to_cap" => {
             count_messages_after_counts_messages_up_to_cap(store).await
+        }
+        "delete_before_deletes_exactly_the_older_events" => {
+            delete_before_deletes_exactly_the_older_events(store).await
         }
         other => panic!("no message-store check named {other}"),
     }
@@ -597,6 +601,64 @@ pub async fn count_messages_after_counts_messages_up_to_cap(store: &dyn MessageS
             .count_messages_after(Uuid::new_v4(), 0, 100)
             .await
             .unwrap(),
+        0
+    );
+}
+
+/// Retention: events created before the cutoff go (with what points at them from the index),
+/// the rest stay, other channels are untouched, and a second pass deletes nothing.
+pub async fn delete_before_deletes_exactly_the_older_events(store: &dyn MessageStore) {
+    let (channel, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut events = messages(channel, 1..=20);
+    // A reaction (seq 21, created at 21 ms) on message 3, and a reply (22) to message 15.
+    let author = events[0].author_id;
+    events.push(MessageEvent {
+        kind: EventKind::ReactionAdd,
+        target_seq: Some(3),
+        emoji: Some("tada".into()),
+        text: String::new(),
+        ..MessageEvent::new_message(channel, 21, Uuid::now_v7(), author, "", at(21), "r21")
+    });
+    events.push(MessageEvent {
+        parent_seq: Some(15),
+        ..MessageEvent::new_message(channel, 22, Uuid::now_v7(), author, "re", at(22), "r22")
+    });
+    store.append(&events).await.unwrap();
+    store.append(&messages(other, 1..=20)).await.unwrap();
+
+    // Created strictly before 13 ms: seqs 1..=12.
+    assert_eq!(store.delete_before(channel, at(13)).await.unwrap(), 12);
+    let left = store
+        .page(
+            channel,
+            HistoryQuery::After {
+                after: 0,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(seqs(&left), (13..=22).collect::<Vec<_>>());
+    assert_eq!(store.event(channel, 12).await.unwrap(), None);
+    // The reply to a kept message is still found through the index.
+    let related = store.related(channel, &[15]).await.unwrap();
+    assert_eq!(seqs(&related), [22]);
+    assert_eq!(store.delete_before(channel, at(13)).await.unwrap(), 0);
+    let untouched = store
+        .page(
+            other,
+            HistoryQuery::After {
+                after: 0,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(untouched.len(), 20);
+    // Everything, reaction and reply included.
+    assert_eq!(store.delete_before(channel, at(1_000)).await.unwrap(), 10);
+    assert_eq!(
+        store.count_messages_after(channel, 0, 100).await.unwrap(),
         0
     );
 }

@@ -19,7 +19,7 @@ use super::{HistoryQuery, MessageStore, SearchQuery};
 use crate::StoreError;
 
 /// Every operation of the trait, in declaration order.
-const OPERATIONS: [&str; 9] = [
+const OPERATIONS: [&str; 10] = [
     "append",
     "append_replayable",
     "sync",
@@ -29,6 +29,7 @@ const OPERATIONS: [&str; 9] = [
     "related",
     "search",
     "count_messages_after",
+    "delete_before",
 ];
 
 #[derive(Clone, Copy)]
@@ -42,6 +43,7 @@ enum Op {
     Related,
     Search,
     CountAfter,
+    DeleteBefore,
 }
 
 /// `inner` with a latency histogram and an error counter per operation.
@@ -138,5 +140,14 @@ impl MessageStore for InstrumentedMessageStore {
             self.inner.count_messages_after(channel, after, cap),
         )
         .await
+    }
+
+    async fn delete_before(
+        &self,
+        channel: Uuid,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        self.timed(Op::DeleteBefore, self.inner.delete_before(channel, cutoff))
+            .await
     }
 }

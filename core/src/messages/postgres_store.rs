@@ -225,6 +225,20 @@ impl MessageStore for PostgresMessageStore {
         rows.iter().map(event_from).collect()
     }
 
+    async fn delete_before(
+        &self,
+        channel: Uuid,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM messages WHERE channel_id = $1 AND created_at < $2")
+            .bind(channel)
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(done.rows_affected())
+    }
+
     async fn count_messages_after(
         &self,
         channel: Uuid,

@@ -39,6 +39,9 @@ type RangeItem<'a> = Result<
     redb::StorageError,
 >;
 
+/// Rows per write transaction of [`RedbMessageStore::backup_to`].
+const BACKUP_ROWS_PER_COMMIT: usize = 10_000;
+
 const MESSAGES: TableDefinition<([u8; 16], u64), &[u8]> = TableDefinition::new("messages");
 
 /// (channel, related seq, seq) for every event whose `target_seq` or `parent_seq` is the related
@@ -168,6 +171,98 @@ impl RedbMessageStore {
         while db.compact().map_err(StoreError::backend)? {}
         drop(db);
         Ok((before, disk_bytes(path)?))
+    }
+
+    /// Copies every event, as of one read transaction, into a new redb file at `dest` while the
+    /// store keeps being written (blocking). The copy commits without fsync every
+    /// [`BACKUP_ROWS_PER_COMMIT`] rows, so its memory stays bounded, and fsyncs once at the end.
+    /// Returns how many events it copied.
+    pub fn backup_to(&self, dest: &Path) -> Result<u64, StoreError> {
+        use redb::ReadableTable;
+        let read = self.db.begin_read().map_err(StoreError::backend)?;
+        let copy = Database::create(dest).map_err(StoreError::backend)?;
+        let messages = read.open_table(MESSAGES).map_err(StoreError::backend)?;
+        let related = read.open_table(RELATED).map_err(StoreError::backend)?;
+        let mut copied = 0u64;
+        let mut rows = messages.iter().map_err(StoreError::backend)?.peekable();
+        let mut links = related.iter().map_err(StoreError::backend)?.peekable();
+        loop {
+            let mut txn = copy.begin_write().map_err(StoreError::backend)?;
+            txn.set_durability(Durability::None);
+            {
+                let mut out = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+                for row in rows.by_ref().take(BACKUP_ROWS_PER_COMMIT) {
+                    let (key, value) = row.map_err(StoreError::backend)?;
+                    out.insert(key.value(), value.value())
+                        .map_err(StoreError::backend)?;
+                    copied += 1;
+                }
+                let mut out = txn.open_table(RELATED).map_err(StoreError::backend)?;
+                for link in links.by_ref().take(BACKUP_ROWS_PER_COMMIT) {
+                    let (key, _) = link.map_err(StoreError::backend)?;
+                    out.insert(key.value(), ()).map_err(StoreError::backend)?;
+                }
+            }
+            txn.commit().map_err(StoreError::backend)?;
+            if rows.peek().is_none() && links.peek().is_none() {
+                break;
+            }
+        }
+        let txn = copy.begin_write().map_err(StoreError::backend)?;
+        txn.commit().map_err(StoreError::backend)?;
+        Ok(copied)
+    }
+
+    /// [`MessageStore::delete_before`] (blocking): walks the channel up from its oldest event,
+    /// deleting events and their index entries, [`BACKUP_ROWS_PER_COMMIT`] per transaction,
+    /// until the first event it keeps.
+    pub fn delete_before_blocking(
+        &self,
+        channel: Uuid,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        use redb::ReadableTable;
+        let key = *channel.as_bytes();
+        let mut deleted = 0u64;
+        loop {
+            let txn = self.db.begin_write().map_err(StoreError::backend)?;
+            let (batch, done) = {
+                let mut table = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+                let mut related = txn.open_table(RELATED).map_err(StoreError::backend)?;
+                let mut doomed = Vec::new();
+                let mut done = true;
+                for entry in table
+                    .range((key, 0)..=(key, u64::MAX))
+                    .map_err(StoreError::backend)?
+                {
+                    let event = decode_item(entry)?;
+                    if event.created_at >= cutoff {
+                        break;
+                    }
+                    if doomed.len() == BACKUP_ROWS_PER_COMMIT {
+                        done = false;
+                        break;
+                    }
+                    doomed.push(event);
+                }
+                for event in &doomed {
+                    table
+                        .remove((key, event.seq))
+                        .map_err(StoreError::backend)?;
+                    for of in [event.target_seq, event.parent_seq].into_iter().flatten() {
+                        related
+                            .remove((key, of, event.seq))
+                            .map_err(StoreError::backend)?;
+                    }
+                }
+                (doomed.len() as u64, done)
+            };
+            txn.commit().map_err(StoreError::backend)?;
+            deleted += batch;
+            if done {
+                return Ok(deleted);
+            }
+        }
     }
 
     /// How the file's pages are used (blocking; walks every page: for benchmarks and diagnosis).
@@ -336,6 +431,17 @@ async fn blocking<T: Send + 'static>(
 
 #[async_trait]
 impl MessageStore for RedbMessageStore {
+    async fn delete_before(
+        &self,
+        channel: Uuid,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.delete_before_blocking(channel, cutoff))
+            .await
+            .map_err(StoreError::backend)?
+    }
+
     async fn append(&self, messages: &[MessageEvent]) -> Result<(), StoreError> {
         let store = self.clone();
         let messages = messages.to_vec();

@@ -132,6 +132,8 @@ pub struct ScyllaMessageStore {
     above: PreparedStatement,
     one: PreparedStatement,
     relations: PreparedStatement,
+    /// For the statements of rare operations (retention), prepared when they run.
+    keyspace: Arc<str>,
 }
 
 fn backend(err: impl std::fmt::Display) -> StoreError {
@@ -288,7 +290,70 @@ impl ScyllaMessageStore {
             above,
             one,
             relations,
+            keyspace: target.keyspace.as_str().into(),
         })
+    }
+
+    /// [`MessageStore::delete_before`]: walks the channel's buckets from the oldest, deleting
+    /// each event created before `cutoff` and its `message_relations` rows, and stops at the first
+    /// event it keeps (a channel's `created_at` never decreases with its seq).
+    async fn delete_older(
+        &self,
+        channel: Uuid,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let Some(last_bucket) = self.last_bucket(channel).await? else {
+            return Ok(0);
+        };
+        let ks = &self.keyspace;
+        let prepare = |cql: String| async move {
+            let mut prepared = self.session.prepare(cql).await.map_err(backend)?;
+            prepared.set_is_idempotent(true);
+            Ok::<_, StoreError>(prepared)
+        };
+        let keys = prepare(format!(
+            "SELECT seq, created_at, target_seq, parent_seq FROM {ks}.messages \
+             WHERE channel_id = ? AND bucket = ? ORDER BY seq ASC"
+        ))
+        .await?;
+        let delete = prepare(format!(
+            "DELETE FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND seq = ?"
+        ))
+        .await?;
+        let delete_relation = prepare(format!(
+            "DELETE FROM {ks}.message_relations \
+             WHERE channel_id = ? AND related_bucket = ? AND related_seq = ? AND seq = ?"
+        ))
+        .await?;
+        let mut deleted = 0;
+        for bucket in 0..=last_bucket {
+            // Paged by the driver: a bucket holds at most BUCKET_SIZE rows of four small columns.
+            let mut rows = self
+                .session
+                .execute_iter(keys.clone(), (channel, bucket))
+                .await
+                .map_err(backend)?
+                .rows_stream::<(i64, chrono::DateTime<chrono::Utc>, Option<i64>, Option<i64>)>()
+                .map_err(backend)?;
+            while let Some(row) = rows.next().await {
+                let (seq, created_at, target, parent) = row.map_err(backend)?;
+                if created_at >= cutoff {
+                    return Ok(deleted);
+                }
+                for of in [target, parent].into_iter().flatten() {
+                    self.session
+                        .execute_unpaged(&delete_relation, (channel, bucket_of(of as u64), of, seq))
+                        .await
+                        .map_err(backend)?;
+                }
+                self.session
+                    .execute_unpaged(&delete, (channel, bucket, seq))
+                    .await
+                    .map_err(backend)?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
     }
 
     async fn last_bucket(&self, channel: Uuid) -> Result<Option<i64>, StoreError> {
@@ -375,6 +440,14 @@ impl ScyllaMessageStore {
 
 #[async_trait]
 impl MessageStore for ScyllaMessageStore {
+    async fn delete_before(
+        &self,
+        channel: Uuid,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        self.delete_older(channel, cutoff).await
+    }
+
     async fn append(&self, messages: &[MessageEvent]) -> Result<(), StoreError> {
         let mut heads: std::collections::HashMap<Uuid, i64> = std::collections::HashMap::new();
         for m in messages {

@@ -16,6 +16,7 @@ mod dm;
 mod focus;
 mod invites;
 mod notifications;
+mod retention;
 mod subscriptions;
 mod workspaces;
 
@@ -32,6 +33,7 @@ pub use self::dm::*;
 pub use self::focus::*;
 pub use self::invites::*;
 pub use self::notifications::*;
+pub use self::retention::*;
 pub use self::subscriptions::*;
 pub use self::workspaces::*;
 use super::{MetadataStore, NewChannel};
@@ -87,6 +89,8 @@ pub const ALL: &[&str] = &[
     // outgoing webhooks
     "subscriptions_enqueue_once_and_lease_deliveries",
     "slash_commands_are_unique_per_workspace_and_settled_once",
+    // retention
+    "retention_policies_and_legal_holds_round_trip",
 ];
 
 /// Runs the check called `name`.
@@ -170,6 +174,9 @@ pub async fn run(name: &str, store: &dyn MetadataStore) {
         }
         "slash_commands_are_unique_per_workspace_and_settled_once" => {
             slash_commands_are_unique_per_workspace_and_settled_once(store).await
+        }
+        "retention_policies_and_legal_holds_round_trip" => {
+            retention_policies_and_legal_holds_round_trip(store).await
         }
         other => panic!("no conformance check named {other}"),
     }

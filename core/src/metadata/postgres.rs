@@ -13,6 +13,7 @@ mod focus;
 mod invites;
 mod members;
 mod notifications;
+mod retention;
 mod rows;
 mod subscriptions;
 mod workspaces;
@@ -88,6 +89,10 @@ impl MetadataStore for PostgresMetadataStore {
     }
 
     fn commands(&self) -> &dyn crate::commands::CommandStore {
+        self
+    }
+
+    fn retention(&self) -> &dyn crate::retention::RetentionStore {
         self
     }
 

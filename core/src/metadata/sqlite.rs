@@ -13,6 +13,7 @@ mod focus;
 mod invites;
 mod members;
 mod notifications;
+mod retention;
 mod rows;
 mod subscriptions;
 mod workspaces;
@@ -59,6 +60,29 @@ impl SqliteMetadataStore {
         Self::migrated(pool).await
     }
 
+    /// Copies the database file at `source` — which a running node may be writing — into a new
+    /// file `dest`, as of one transaction (`VACUUM INTO`, through a connection of its own: SQLite
+    /// allows readers beside the node's writer in WAL mode). `dest` must not exist.
+    pub async fn backup_file(source: &Path, dest: &Path) -> Result<(), StoreError> {
+        use sqlx::Connection;
+        let options = SqliteConnectOptions::new()
+            .filename(source)
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(5));
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .map_err(db_err)?;
+        let dest = dest
+            .to_str()
+            .ok_or_else(|| StoreError::Backend("backup path is not UTF-8".into()))?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(dest)
+            .execute(&mut conn)
+            .await
+            .map_err(db_err)?;
+        conn.close().await.map_err(db_err)
+    }
+
     /// A private in-memory database (one connection, so every query sees the same data).
     pub async fn in_memory() -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")
@@ -98,6 +122,10 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     fn commands(&self) -> &dyn crate::commands::CommandStore {
+        self
+    }
+
+    fn retention(&self) -> &dyn crate::retention::RetentionStore {
         self
     }
 
