@@ -113,7 +113,13 @@ use crate::views;
         routes::gateway::gateway,
         routes::stream::stream,
     ),
-    components(schemas(ErrorBody, ErrorDetail, views::MessageView, views::EventView)),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        views::MessageView,
+        views::EventView,
+        crate::export::ExportFormat
+    )),
     modifiers(&BearerAuth, &UniqueOperationIds, &Rejections),
     tags(
         (name = "auth", description = "Registration, login, tokens"),
