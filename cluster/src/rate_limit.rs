@@ -102,7 +102,11 @@ impl RateLimitStore for RedisRateLimits {
         let interval_ms = 60_000 / per_minute;
         Arc::new(RedisLimiter {
             client: self.client.clone(),
-            prefix: format!("chorus:rl:{name}:"),
+            // The quota is part of the namespace: a key's stored arrival time is only meaningful
+            // under the quota that wrote it (one written at 10/min lies minutes ahead and would
+            // refuse a process configured for more). Processes of one deployment share a config,
+            // so they still share their counters.
+            prefix: format!("chorus:rl:{name}:{per_minute}:"),
             interval_ms,
             // A burst of `per_minute` events: the first is free, the rest use the tolerance.
             tolerance_ms: interval_ms * (per_minute - 1),
