@@ -16,7 +16,6 @@ use openraft::{BasicNode, Raft, ServerState};
 
 use crate::control::{ControlCommand, ControlConfig, apply};
 use crate::raft_service::Dispatch;
-use crate::raft_types::NodeId;
 
 /// How long a joining node may take to copy the control group's log.
 const JOIN_CATCH_UP: Duration = Duration::from_secs(30);
@@ -140,15 +139,5 @@ pub(crate) async fn write(
     match response.data.refused {
         Some(why) => Err(why),
         None => Ok(response.data.map),
-    }
-}
-
-/// The node a request is about (for logs).
-pub(crate) fn subject(request: &MembershipRequest) -> NodeId {
-    match request {
-        MembershipRequest::Join { node, .. }
-        | MembershipRequest::Drain { node }
-        | MembershipRequest::Decommission { node }
-        | MembershipRequest::Undrain { node } => *node,
     }
 }

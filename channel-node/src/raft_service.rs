@@ -135,11 +135,10 @@ impl RpcHandler for Dispatch {
             (NODE_GROUP, method::STATUS) => encode(&node_status(self)),
             (NODE_GROUP, method::MEMBERSHIP) => {
                 let request: MembershipRequest = decode(&body)?;
-                let node = crate::membership::subject(&request);
                 let outcome = crate::membership::handle(self, request.clone()).await;
                 match &outcome {
                     Ok(_) => tracing::info!(?request, "membership change accepted"),
-                    Err(why) => tracing::info!(node, %why, "membership change refused"),
+                    Err(why) => tracing::info!(?request, %why, "membership change refused"),
                 }
                 encode(&outcome)
             }

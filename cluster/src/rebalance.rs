@@ -61,7 +61,7 @@ pub fn replicas_to_move(map: &ClusterMap) -> usize {
     map.current_assignment()
         .iter()
         .zip(&target)
-        .map(|(have, want)| want.iter().filter(|n| !have.nodes.contains(n)).count())
+        .map(|(have, want)| moved_replicas(&have.nodes, want))
         .sum()
 }
 
