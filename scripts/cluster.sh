@@ -4,7 +4,7 @@
 #
 #   scripts/cluster.sh up              build (release) if needed, make certificates, start all
 #   scripts/cluster.sh status          every node, shard, replica set, leader, term, commit index
-#   scripts/cluster.sh kill NAME       kill -9 one process (node-1..3, gateway-1..2)
+#   scripts/cluster.sh kill NAME       kill -9 one process (node-1..3, gateway-1..N)
 #   scripts/cluster.sh kill-leader     kill -9 the channel node leading the most shards; prints its name
 #   scripts/cluster.sh restart NAME    start it again (after kill), same data directory
 #   scripts/cluster.sh join N          start channel node-N (N >= 4) with --join: the cluster moves
@@ -18,7 +18,9 @@
 # Settings (environment): CHORUS_CLUSTER_DIR (state, default ./chorus-cluster), CHORUS_BIN
 # (default target/release/chorus), CHORUS_CLUSTER_DB (PostgreSQL database, default
 # chorus_cluster), CHORUS_SHARD_COUNT (16), CHORUS_REPLICATION (3), CHORUS_CLUSTER_CONFIG (a
-# config file every process reads before its flags, e.g. deploy/bench.toml for load tests).
+# config file every process reads before its flags, e.g. deploy/bench.toml for load tests),
+# CHORUS_GATEWAYS (how many gateway processes, 1-9, default 2: one process holds at most ~19,900
+# sockets here, so 100,000 connections need six).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +32,10 @@ REDIS=${CHORUS_CLUSTER_REDIS:-redis://127.0.0.1:6379}
 SHARDS=${CHORUS_SHARD_COUNT:-16}
 REPLICATION=${CHORUS_REPLICATION:-3}
 NODES=(node-1 node-2 node-3)
-GATEWAYS=(gateway-1 gateway-2)
+GATEWAY_COUNT=${CHORUS_GATEWAYS:-2}
+[[ "$GATEWAY_COUNT" =~ ^[1-9]$ ]] || { echo "CHORUS_GATEWAYS must be 1-9" >&2; exit 2; }
+GATEWAYS=()
+for g in $(seq 1 "$GATEWAY_COUNT"); do GATEWAYS+=("gateway-$g"); done
 SEEDS="1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103"
 
 transport_port() { echo $((7100 + ${1#node-})); }
@@ -65,7 +70,7 @@ start() {
         --api-addr "127.0.0.1:$(api_port "$name")" --ws-addr "127.0.0.1:$(ws_port "$name")" \
         >>"$DIR/$name.log" 2>&1 &
       ;;
-    *) echo "unknown process $name (node-N, gateway-1..2)" >&2; exit 2 ;;
+    *) echo "unknown process $name (node-N, gateway-1..$GATEWAY_COUNT)" >&2; exit 2 ;;
   esac
   echo $! >"$DIR/$name.pid"
   echo "started $name (pid $!, log $DIR/$name.log)"
@@ -95,6 +100,11 @@ all_nodes() {
   { printf '%s\n' "${NODES[@]}"; ls "$DIR" 2>/dev/null | sed -n 's/^\(node-[0-9]*\)\.pid$/\1/p'; } | sort -u -t- -k2n
 }
 
+# The gateways started here (however many CHORUS_GATEWAYS said at `up`).
+all_gateways() {
+  { printf '%s\n' "${GATEWAYS[@]}"; ls "$DIR" 2>/dev/null | sed -n 's/^\(gateway-[0-9]*\)\.pid$/\1/p'; } | sort -u -t- -k2n
+}
+
 ADMIN_SEEDS=127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103
 admin_tls() { echo --tls-ca "$DIR/certs/ca.pem" --tls-cert "$DIR/certs/admin.pem" --tls-key "$DIR/certs/admin.key"; }
 
@@ -111,6 +121,10 @@ case ${1:-} in
     if [ -z "${CHORUS_BIN:-}" ]; then cargo build --release --locked -p chorus; fi
     mkdir -p "$DIR"
     [ -f "$DIR/certs/ca.pem" ] || "$BIN" cluster certs --dir "$DIR/certs" "${NODES[@]}" "${GATEWAYS[@]}" admin >/dev/null
+    # Gateways added since the certificates were made (a larger CHORUS_GATEWAYS) get theirs.
+    for g in "${GATEWAYS[@]}"; do
+      [ -f "$DIR/certs/$g.pem" ] || "$BIN" cluster certs --dir "$DIR/certs" "$g" >/dev/null
+    done
     [ -f "$DIR/jwt-secret" ] || head -c 48 /dev/urandom | base64 | tr -d '\n' >"$DIR/jwt-secret"
     psql "$PG/postgres" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 \
       || psql "$PG/postgres" -qc "CREATE DATABASE $DB"
@@ -124,7 +138,7 @@ case ${1:-} in
   cpu)
     tck=$(getconf CLK_TCK)
     total=0
-    for p in $(all_nodes) "${GATEWAYS[@]}"; do
+    for p in $(all_nodes) $(all_gateways); do
       alive "$p" || continue
       ticks=$(awk '{ print $14 + $15 }' "/proc/$(pid_of "$p")/stat")
       total=$((total + ticks))
@@ -171,7 +185,7 @@ print(f"node-{best}")
     case $name in gateway-*) wait_ready "$name" ;; esac
     ;;
   down)
-    procs=("${GATEWAYS[@]}" $(all_nodes))
+    procs=($(all_gateways) $(all_nodes))
     for p in "${procs[@]}"; do
       if alive "$p"; then kill "$(pid_of "$p")"; fi
     done
@@ -184,5 +198,5 @@ print(f"node-{best}")
     for p in "${procs[@]}"; do alive "$p" && kill -9 "$(pid_of "$p")"; rm -f "$DIR/$p.pid"; done
     echo "cluster stopped (data kept in $DIR; remove it and drop database $DB for a fresh start)"
     ;;
-  *) sed -n '2,23p' "$0"; exit 2 ;;
+  *) sed -n '2,25p' "$0"; exit 2 ;;
 esac

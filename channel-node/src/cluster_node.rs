@@ -49,7 +49,8 @@ pub struct ClusterNodeConfig {
     pub replication: usize,
     pub tls: TlsFiles,
     pub limits: StateLimits,
-    pub max_in_flight: usize,
+    /// How many submits each shard leader takes in before refusing more (`admission.rs`).
+    pub admission: crate::AdmissionConfig,
     pub snapshot_every: u64,
     /// Raft timing of every group on this node (the control group and the shards).
     pub timing: RaftTiming,
@@ -359,7 +360,7 @@ async fn place_replicas(
                     log_file: log_file.clone(),
                     log_group: log_group(shard),
                     limits: config.limits,
-                    max_in_flight: config.max_in_flight,
+                    admission: config.admission,
                     snapshot_every: config.snapshot_every,
                     timing: config.timing,
                     name: format!("chorus-shard-{shard}"),

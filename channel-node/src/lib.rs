@@ -11,6 +11,7 @@
 // those traits return it too rather than boxing and unboxing at every call.
 #![allow(clippy::result_large_err)]
 
+mod admission;
 mod backup;
 mod batcher;
 mod cluster_node;
@@ -36,6 +37,7 @@ mod status;
 #[cfg(test)]
 mod storage_suite;
 
+pub use admission::AdmissionConfig;
 pub use cluster_node::{ClusterChannelNode, ClusterNodeConfig};
 pub use raft_types::TypeConfig;
 pub use rebalancer::RebalanceSettings;

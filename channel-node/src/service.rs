@@ -10,6 +10,7 @@ use chorus_cluster::{
 use chorus_core::MessageStore;
 use uuid::Uuid;
 
+use crate::admission::AdmissionConfig;
 use crate::log_file::LogFile;
 use crate::network::NoPeers;
 use crate::shard::{RaftTiming, ShardError, ShardReplica, ShardSettings};
@@ -24,9 +25,9 @@ pub struct ChannelNodeConfig {
     /// Directory for the Raft log (`raft.redb`) and state snapshots.
     pub data_dir: PathBuf,
     pub limits: StateLimits,
-    /// Messages submitted but not yet committed, node-wide; beyond it submits fail fast with
-    /// `RouteError::Overloaded` instead of queueing without bound.
-    pub max_in_flight: usize,
+    /// How many submits may wait for their commit before more are refused with
+    /// `RouteError::Overloaded` (`admission.rs`: the limit follows the commit latency).
+    pub admission: AdmissionConfig,
     /// Take a state snapshot (and purge the log before it) every this many entries.
     pub snapshot_every: u64,
 }
@@ -36,7 +37,7 @@ impl ChannelNodeConfig {
         ChannelNodeConfig {
             data_dir: data_dir.into(),
             limits: StateLimits::default(),
-            max_in_flight: 50_000,
+            admission: AdmissionConfig::DEFAULT,
             snapshot_every: 2_000,
         }
     }
@@ -72,7 +73,7 @@ impl ChannelService {
             log_group: String::new(),
             dir: config.data_dir,
             limits: config.limits,
-            max_in_flight: config.max_in_flight,
+            admission: config.admission,
             snapshot_every: config.snapshot_every,
             timing: RaftTiming::EMBEDDED,
             name: "chorus-channels".into(),

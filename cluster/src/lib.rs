@@ -31,4 +31,7 @@ pub use cluster_map::{
     group_shard, shard_group,
 };
 pub use redis_bus::{RedisBus, RedisBusError};
-pub use router::{ChannelRouter, PublishAck, PublishRequest, PublishTicket, Replay, RouteError};
+pub use router::{
+    ChannelRouter, OVERLOADED_RETRY_AFTER, PublishAck, PublishRequest, PublishTicket, Replay,
+    RouteError,
+};

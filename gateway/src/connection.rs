@@ -1260,12 +1260,15 @@ fn route_error(err: RouteError, nonce: Option<String>, channel: Option<Uuid>) ->
             )
         }
     };
+    // An overloaded shard says when a retry is likely to be taken.
+    let retry_after_ms = matches!(err, RouteError::Overloaded)
+        .then(|| u64::try_from(chorus_cluster::OVERLOADED_RETRY_AFTER.as_millis()).unwrap_or(250));
     ServerFrame::Error {
         code,
         message: message.into(),
         nonce,
         channel_id: channel,
-        retry_after_ms: None,
+        retry_after_ms,
     }
 }
 
@@ -1289,5 +1292,24 @@ mod tests {
             Some(4000),
             "retry later: the session is likely still there"
         );
+    }
+
+    #[test]
+    fn an_overloaded_shard_says_when_to_retry_and_other_refusals_do_not() {
+        let retry_after = |err| match route_error(err, Some("n-1".into()), None) {
+            ServerFrame::Error {
+                code,
+                retry_after_ms,
+                nonce,
+                ..
+            } => {
+                assert_eq!(code, ErrorCode::Unavailable);
+                assert_eq!(nonce.as_deref(), Some("n-1"), "the refused send is named");
+                retry_after_ms
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(retry_after(RouteError::Overloaded), Some(250));
+        assert_eq!(retry_after(RouteError::Unavailable("down".into())), None);
     }
 }

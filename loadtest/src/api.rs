@@ -135,6 +135,23 @@ impl Api {
             .await
     }
 
+    /// Posts a message over REST (`POST /v1/channels/{id}/messages`) with the given nonce.
+    pub async fn post_message(
+        &self,
+        user: &User,
+        channel: Uuid,
+        text: &str,
+        nonce: &str,
+    ) -> anyhow::Result<()> {
+        self.post(
+            &format!("/v1/channels/{channel}/messages"),
+            Some(&user.token),
+            json!({"text": text, "nonce": nonce}),
+        )
+        .await
+        .map(drop)
+    }
+
     /// One history page; `Err` carries the HTTP status for anything but 200.
     pub async fn history(
         &self,

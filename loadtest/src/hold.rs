@@ -2,7 +2,16 @@
 //!
 //! One process can hold only as many connections as its open-file limit allows (20,000 here), so
 //! `--workers W` spreads the connections over W child processes (`workers.rs`); this process
-//! then only sets up, reads the server's memory and adds up what the workers report.
+//! then only sets up, reads the servers' memory and adds up what the workers report. With
+//! `--gateways` the connections alternate between the gateways of a cluster, and `--server-pid`
+//! takes every gateway's pid, so each one's memory per connection is reported.
+//!
+//! With `--publish-per-sec R`, once the idle memory is read, the run posts R messages a second
+//! over REST for `--publish-secs` to the channels every connection is subscribed to: each
+//! message reaches every held connection, through whichever gateway it is on. Receivers count
+//! deliveries and their latency (post → receipt, from a wall-clock stamp in the text, since the
+//! receivers are other processes); `lost` is what a held connection should have received and
+//! did not.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,11 +26,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::api::Api;
+use crate::api::{Api, User};
 use crate::net::{Spread, check_open_files, rss_bytes};
 use crate::report::percentiles_ms;
+use crate::wire::{Peek, sent_micros, stamped_text, unix_micros};
 use crate::ws::Conn;
 use crate::{progress, ramp, workers};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -40,9 +52,20 @@ pub struct Args {
     /// Heartbeat period of each connection.
     #[arg(long, default_value_t = 25)]
     pub heartbeat_secs: u64,
-    /// PID of the server, to read its resident memory before and after.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// PIDs of the servers the connections go to (comma-separated; one per gateway, in the
+    /// order of --gateways), to read their resident memory before and after.
+    #[arg(long = "server-pid", value_delimiter = ',')]
+    pub server_pids: Vec<u32>,
+    /// Messages per second posted (REST) once every connection is open and the idle memory read;
+    /// 0 holds idle only.
+    #[arg(long, default_value_t = 0.0)]
+    pub publish_per_sec: f64,
+    /// How long to post for.
+    #[arg(long, default_value_t = 10)]
+    pub publish_secs: u64,
+    /// How long to wait for the last deliveries after posting stops.
+    #[arg(long, default_value_t = 5)]
+    pub drain_secs: u64,
     /// With --server-pid: seconds to wait after creating the users before reading the server's
     /// memory. Registration hashes passwords (19 MiB each) on blocking threads; the allocator
     /// returns that memory once those threads idle out (10 s), and an earlier reading would count
@@ -108,10 +131,56 @@ impl Opened {
     }
 }
 
+/// The stamped messages the held connections of one process received.
+pub struct Deliveries {
+    count: std::sync::atomic::AtomicU64,
+    /// Post → receipt, µs.
+    latency: std::sync::Mutex<Histogram<u64>>,
+}
+
+impl Deliveries {
+    fn new() -> Self {
+        Deliveries {
+            count: std::sync::atomic::AtomicU64::new(0),
+            latency: std::sync::Mutex::new(histogram()),
+        }
+    }
+
+    fn record(&self, sent_micros: u64) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let latency = unix_micros().saturating_sub(sent_micros).max(1);
+        if let Ok(mut h) = self.latency.lock() {
+            h.saturating_record(latency);
+        }
+    }
+}
+
+/// A histogram of µs up to an hour.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
+}
+
+/// What one process's held connections received, in a form a parent can add up.
+#[derive(Serialize, Deserialize, Debug, Default)]
+pub struct Received {
+    pub deliveries: u64,
+    /// Post → receipt as (µs, count) pairs.
+    pub latency: Vec<(u64, u64)>,
+}
+
+impl Received {
+    pub fn add_to(&self, total: &mut Histogram<u64>) {
+        for (value, count) in &self.latency {
+            let _ = total.record_n(*value, *count);
+        }
+    }
+}
+
 /// Connections being held: each heartbeats and drains what the server sends, in its own task.
 pub struct Held {
     tasks: Vec<JoinHandle<()>>,
     closed: Arc<AtomicUsize>,
+    deliveries: Arc<Deliveries>,
 }
 
 impl Held {
@@ -120,11 +189,26 @@ impl Held {
         self.closed.load(Ordering::Relaxed)
     }
 
-    pub fn release(self) -> usize {
+    /// Stops holding; how many connections ended while held and what they received.
+    pub fn release(self) -> (usize, Received) {
         for task in &self.tasks {
             task.abort();
         }
-        self.dropped()
+        let latency = self
+            .deliveries
+            .latency
+            .lock()
+            .map(|h| {
+                h.iter_recorded()
+                    .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let received = Received {
+            deliveries: self.deliveries.count.load(Ordering::Relaxed),
+            latency,
+        };
+        (self.dropped(), received)
     }
 }
 
@@ -157,16 +241,29 @@ pub async fn open_and_hold(
             .collect(),
     };
     let closed = Arc::new(AtomicUsize::new(0));
+    let deliveries = Arc::new(Deliveries::new());
     let heartbeat = Duration::from_secs(plan.heartbeat_secs.max(1));
     let tasks = ramp
         .conns
         .into_iter()
-        .map(|c| tokio::spawn(hold(c.conn, heartbeat, closed.clone())))
+        .map(|c| tokio::spawn(hold(c.conn, heartbeat, closed.clone(), deliveries.clone())))
         .collect();
-    Ok((opened, Held { tasks, closed }))
+    Ok((
+        opened,
+        Held {
+            tasks,
+            closed,
+            deliveries,
+        },
+    ))
 }
 
-async fn hold(mut conn: Conn, heartbeat: Duration, closed: Arc<AtomicUsize>) {
+async fn hold(
+    mut conn: Conn,
+    heartbeat: Duration,
+    closed: Arc<AtomicUsize>,
+    deliveries: Arc<Deliveries>,
+) {
     let mut tick = tokio::time::interval(heartbeat);
     tick.tick().await;
     loop {
@@ -177,8 +274,16 @@ async fn hold(mut conn: Conn, heartbeat: Duration, closed: Arc<AtomicUsize>) {
                 }
             }
             message = conn.ws.next() => {
-                if !matches!(message, Some(Ok(_))) {
-                    break;
+                match message {
+                    Some(Ok(Message::Text(text))) => {
+                        let stamp = Peek::parse(&text)
+                            .and_then(|peek| peek.message().and_then(|(_, _, t)| sent_micros(t)));
+                        if let Some(sent) = stamp {
+                            deliveries.record(sent);
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => break,
                 }
             }
         }
@@ -215,26 +320,45 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
         source_ips: args.spread.source_ips,
         gateways: args.spread.gateways.clone(),
     };
-    if args.server_pid.is_some() && args.settle_secs > 0 {
+    if !args.server_pids.is_empty() && args.settle_secs > 0 {
         let settle = progress::spinner("letting the server return setup memory");
         tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
         settle.finish_and_clear();
     }
-    let rss_before = args.server_pid.map(rss_bytes).transpose()?;
+    let pids = args.server_pids.clone();
+    let rss_before = read_rss(&pids)?;
 
     let hold_for = Duration::from_secs(args.hold_secs);
-    let (opened, dropped, rss_after) = if workers > 1 {
+    let publishing = Publishing {
+        owner: &owner,
+        channels: &channels,
+        per_sec: args.publish_per_sec,
+        secs: args.publish_secs,
+        drain: Duration::from_secs(args.drain_secs),
+    };
+    let (opened, dropped, rss_after, published, received) = if workers > 1 {
         let exe = match &args.worker_exe {
             Some(exe) => exe.clone(),
             None => std::env::current_exe()?,
         };
-        let server_pid = args.server_pid;
-        let outcome =
-            workers::run_parent(&exe, ws, &plan, args.connections, workers, hold_for, || {
-                server_pid.map(rss_bytes).transpose()
-            })
-            .await?;
-        (outcome.opened, outcome.dropped, outcome.rss_after)
+        let outcome = workers::run_parent(
+            &exe,
+            ws,
+            &plan,
+            args.connections,
+            workers,
+            hold_for,
+            || read_rss(&pids),
+            publishing.run(api),
+        )
+        .await?;
+        (
+            outcome.opened,
+            outcome.dropped,
+            outcome.rss_after,
+            outcome.published,
+            outcome.received,
+        )
     } else {
         let bar = progress::bar(args.connections as u64, "connecting");
         let (opened, held) = open_and_hold(ws, &plan, 0, args.connections, || bar.inc(1)).await?;
@@ -244,9 +368,10 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
             opened.open, opened.seconds, opened.failures, args.hold_secs
         );
         tokio::time::sleep(hold_for).await;
-        let rss_after = args.server_pid.map(rss_bytes).transpose()?;
-        let dropped = held.release();
-        (vec![opened], dropped, rss_after)
+        let rss_after = read_rss(&pids)?;
+        let published = publishing.run(api).await;
+        let (dropped, received) = held.release();
+        (vec![opened], dropped, rss_after, published, vec![received])
     };
 
     let open: usize = opened.iter().map(|o| o.open).sum();
@@ -257,13 +382,15 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
     for o in &opened {
         handshakes.add(o.histogram()?)?;
     }
-    let per_connection = match (rss_before, rss_after) {
+    let servers = memory_per_server(&pids, &rss_before, &rss_after, open);
+    let sum = |rss: &[u64]| (!rss.is_empty()).then(|| rss.iter().sum::<u64>());
+    let per_connection = match (sum(&rss_before), sum(&rss_after)) {
         (Some(before), Some(after)) if open > 0 => {
             Some((after.saturating_sub(before)) as f64 / open as f64)
         }
         _ => None,
     };
-    Ok(json!({
+    let mut result = json!({
         "scenario": "hold",
         "workers": workers,
         "connections_requested": args.connections,
@@ -274,8 +401,117 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
         "connect_seconds": connect_secs,
         "connect_rate_per_s": open as f64 / connect_secs.max(1e-9),
         "handshake_plus_identify_ms": percentiles_ms(&handshakes),
-        "server_rss_before_bytes": rss_before,
-        "server_rss_after_bytes": rss_after,
+        "server_rss_before_bytes": sum(&rss_before),
+        "server_rss_after_bytes": sum(&rss_after),
         "server_bytes_per_connection": per_connection,
+        "servers": servers,
+    });
+    if args.publish_per_sec > 0.0 {
+        result["fanout"] = fanout_report(&published, &received, open - dropped.min(open))?;
+    }
+    Ok(result)
+}
+
+/// The resident memory of each server, in order (empty without pids).
+fn read_rss(pids: &[u32]) -> anyhow::Result<Vec<u64>> {
+    pids.iter().map(|&pid| rss_bytes(pid)).collect()
+}
+
+/// Each server's memory before and after, and per connection it held — the connections alternate
+/// over the servers (`Spread::gateway`), so each holds `open / servers` of them.
+fn memory_per_server(pids: &[u32], before: &[u64], after: &[u64], open: usize) -> Vec<Value> {
+    let each = open as f64 / pids.len().max(1) as f64;
+    pids.iter()
+        .zip(before.iter().zip(after))
+        .map(|(pid, (before, after))| {
+            json!({
+                "pid": pid,
+                "rss_before_bytes": before,
+                "rss_after_bytes": after,
+                "connections": each.round(),
+                "bytes_per_connection": (each > 0.0).then(|| after.saturating_sub(*before) as f64 / each),
+            })
+        })
+        .collect()
+}
+
+/// The fan-out phase: what was posted, what the held connections received, what they missed.
+fn fanout_report(
+    published: &Published,
+    received: &[Received],
+    held: usize,
+) -> anyhow::Result<Value> {
+    let mut latency = histogram();
+    for r in received {
+        r.add_to(&mut latency);
+    }
+    let delivered: u64 = received.iter().map(|r| r.deliveries).sum();
+    let expected = published.posted * held as u64;
+    Ok(json!({
+        "posted": published.posted,
+        "post_failures": published.failed,
+        "post_seconds": published.seconds,
+        "receiving_connections": held,
+        "deliveries_expected": expected,
+        "deliveries": delivered,
+        "lost": expected.saturating_sub(delivered),
+        "deliveries_per_s": delivered as f64 / published.seconds.max(1e-9),
+        "post_to_delivery_ms": percentiles_ms(&latency),
     }))
+}
+
+/// What the fan-out phase posted.
+#[derive(Debug, Default)]
+pub struct Published {
+    pub posted: u64,
+    pub failed: u64,
+    pub seconds: f64,
+}
+
+/// The fan-out phase's settings.
+struct Publishing<'a> {
+    owner: &'a User,
+    channels: &'a [Uuid],
+    per_sec: f64,
+    secs: u64,
+    drain: Duration,
+}
+
+impl Publishing<'_> {
+    /// Posts `per_sec` stamped messages a second over REST to the channels in turn, then waits
+    /// for the last deliveries. Does nothing when `per_sec` is 0.
+    async fn run(self, api: &Api) -> Published {
+        if self.per_sec <= 0.0 || self.channels.is_empty() {
+            return Published::default();
+        }
+        let total = (self.per_sec * self.secs as f64).round() as u64;
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / self.per_sec));
+        let mut posts = tokio::task::JoinSet::new();
+        let started = std::time::Instant::now();
+        let run = Uuid::new_v4().simple().to_string();
+        for k in 0..total {
+            tick.tick().await;
+            let (api, owner) = (api.clone(), self.owner.clone());
+            let channel = self.channels[k as usize % self.channels.len()];
+            let nonce = format!("hold-{}-{k}", &run[..8]);
+            posts.spawn(async move {
+                let text = stamped_text(unix_micros(), 100);
+                api.post_message(&owner, channel, &text, &nonce).await
+            });
+        }
+        let mut published = Published::default();
+        while let Some(post) = posts.join_next().await {
+            match post {
+                Ok(Ok(())) => published.posted += 1,
+                Ok(Err(err)) => {
+                    published.failed += 1;
+                    eprintln!("a post failed: {err:#}");
+                }
+                Err(_) => published.failed += 1,
+            }
+        }
+        published.seconds = started.elapsed().as_secs_f64();
+        tokio::time::sleep(self.drain).await;
+        published
+    }
 }

@@ -51,6 +51,14 @@ pub fn stamped_text(sent_micros: u64, size: usize) -> String {
     text
 }
 
+/// Microseconds since the Unix epoch: the stamp of messages whose sender and receivers are
+/// different processes (on one machine, so one clock).
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// The send time a [`stamped_text`] carries.
 pub fn sent_micros(text: &str) -> Option<u64> {
     text.split(' ').next()?.parse().ok()

@@ -7,10 +7,10 @@
 //! - `progress N` — N of its connections are open (a few times a second, for the parent's bar);
 //! - `open {json}` — its ramp is over ([`Opened`]); it now holds its connections;
 //! - `done {json}` — after the parent wrote `stop` to its stdin (or closed it): how many of its
-//!   connections ended while held.
+//!   connections ended while held, and the stamped messages they received.
 //!
-//! The parent waits until every worker is `open`, holds for the asked time, reads the server's
-//! memory, then stops them all. A worker whose parent dies sees its stdin close and stops too.
+//! The parent waits until every worker is `open`, holds for the asked time, reads the servers'
+//! memory, runs the fan-out phase (if any), then stops them all. A worker whose parent dies sees its stdin close and stops too.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
-use crate::hold::{Opened, Plan, open_and_hold};
+use crate::hold::{Opened, Plan, Published, Received, open_and_hold};
 use crate::progress;
 
 #[derive(clap::Args, Debug)]
@@ -44,13 +44,18 @@ pub struct WorkerArgs {
 #[derive(Serialize, Deserialize, Debug)]
 struct Done {
     dropped: usize,
+    #[serde(default)]
+    received: Received,
 }
 
-/// What the workers of a run reported, and the server's memory while they all held.
+/// What the workers of a run reported, the servers' memory while they all held idle, and what
+/// the fan-out phase posted.
 pub struct Outcome {
     pub opened: Vec<Opened>,
     pub dropped: usize,
-    pub rss_after: Option<u64>,
+    pub rss_after: Vec<u64>,
+    pub published: Published,
+    pub received: Vec<Received>,
 }
 
 /// The worker side: open, report, hold until told to stop, report.
@@ -84,8 +89,11 @@ pub async fn worker_main(ws: SocketAddr, args: WorkerArgs) -> anyhow::Result<()>
             break;
         }
     }
-    let dropped = held.release();
-    println!("done {}", serde_json::to_string(&Done { dropped })?);
+    let (dropped, received) = held.release();
+    println!(
+        "done {}",
+        serde_json::to_string(&Done { dropped, received })?
+    );
     Ok(())
 }
 
@@ -105,7 +113,12 @@ enum Report {
 }
 
 /// The parent side: starts `workers` children of `exe` for `connections` in all, holds them for
-/// `hold_for` once all are open, reads the server's memory with `rss`, and stops them.
+/// `hold_for` once all are open, reads the servers' memory with `rss`, runs `phase` (the fan-out
+/// phase) and stops them.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, each a distinct setting"
+)]
 pub async fn run_parent(
     exe: &Path,
     ws: SocketAddr,
@@ -113,7 +126,8 @@ pub async fn run_parent(
     connections: usize,
     workers: usize,
     hold_for: Duration,
-    rss: impl Fn() -> anyhow::Result<Option<u64>>,
+    rss: impl Fn() -> anyhow::Result<Vec<u64>>,
+    phase: impl Future<Output = Published>,
 ) -> anyhow::Result<Outcome> {
     let plan_file = std::env::temp_dir().join(format!(
         "loadtest-hold-{}-{}.json",
@@ -121,7 +135,16 @@ pub async fn run_parent(
         uuid::Uuid::new_v4().simple()
     ));
     std::fs::write(&plan_file, serde_json::to_vec(plan)?)?;
-    let result = supervise(exe, ws, &plan_file, connections, workers, hold_for, rss).await;
+    let result = supervise(
+        exe,
+        ws,
+        &plan_file,
+        (connections, workers),
+        hold_for,
+        rss,
+        phase,
+    )
+    .await;
     let _ = std::fs::remove_file(&plan_file);
     result
 }
@@ -130,10 +153,10 @@ async fn supervise(
     exe: &Path,
     ws: SocketAddr,
     plan_file: &Path,
-    connections: usize,
-    workers: usize,
+    (connections, workers): (usize, usize),
     hold_for: Duration,
-    rss: impl Fn() -> anyhow::Result<Option<u64>>,
+    rss: impl Fn() -> anyhow::Result<Vec<u64>>,
+    phase: impl Future<Output = Published>,
 ) -> anyhow::Result<Outcome> {
     let (reports, mut inbox) = mpsc::unbounded_channel();
     let mut children = Vec::with_capacity(workers);
@@ -204,16 +227,21 @@ async fn supervise(
 
     tokio::time::sleep(hold_for).await;
     let rss_after = rss()?;
+    let published = phase.await;
     for worker in &mut children {
         // A worker that already died is counted by its missing `done`.
         let _ = worker.stdin.write_all(b"stop\n").await;
         let _ = worker.stdin.flush().await;
     }
     let mut dropped = 0;
+    let mut received = Vec::with_capacity(workers);
     let mut finished = 0;
     while finished < workers {
         match tokio::time::timeout(Duration::from_secs(30), inbox.recv()).await {
-            Ok(Some(Report::Done(_, done))) => dropped += done.dropped,
+            Ok(Some(Report::Done(_, done))) => {
+                dropped += done.dropped;
+                received.push(done.received);
+            }
             Ok(Some(Report::Ended(_))) => finished += 1,
             Ok(Some(_)) => {}
             Ok(None) | Err(_) => break,
@@ -230,6 +258,8 @@ async fn supervise(
         opened,
         dropped,
         rss_after,
+        published,
+        received,
     })
 }
 

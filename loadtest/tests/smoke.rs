@@ -273,7 +273,7 @@ async fn hold_in_process_and_over_workers() {
         connections: 30,
         users: 3,
         hold_secs: 1,
-        server_pid,
+        server_pids: server_pid.into_iter().collect(),
         settle_secs: 0,
         ..Default::default()
     };
@@ -282,15 +282,19 @@ async fn hold_in_process_and_over_workers() {
     assert_eq!(n(&result, "dropped_while_holding"), 0, "{result:#}");
     assert!(result["server_rss_after_bytes"].is_u64(), "{result:#}");
 
-    // The workers are the real binary, re-executed as `hold-worker`.
+    // The workers are the real binary, re-executed as `hold-worker`; after the idle hold, posts
+    // reach every held connection in every worker.
     let args = hold::Args {
         connections: 41,
         users: 3,
         hold_secs: 1,
         workers: 2,
         worker_exe: Some(env!("CARGO_BIN_EXE_loadtest").into()),
-        server_pid,
+        server_pids: server_pid.into_iter().collect(),
         settle_secs: 0,
+        publish_per_sec: 20.0,
+        publish_secs: 1,
+        drain_secs: 2,
         ..Default::default()
     };
     let result = scenario(&node, hold::run(&node.api, node.ws, args)).await;
@@ -298,6 +302,16 @@ async fn hold_in_process_and_over_workers() {
     assert_eq!(n(&result, "connections_open"), 41, "{result:#}");
     assert_eq!(n(&result, "connection_failures"), 0, "{result:#}");
     assert_eq!(result["handshake_plus_identify_ms"]["count"], 41);
+    assert_eq!(
+        result["servers"].as_array().map(Vec::len),
+        Some(1),
+        "{result:#}"
+    );
+    let fanout = &result["fanout"];
+    assert_eq!(n(fanout, "posted"), 20, "{result:#}");
+    assert_eq!(n(fanout, "deliveries"), 20 * 41, "{result:#}");
+    assert_eq!(n(fanout, "lost"), 0, "{result:#}");
+    assert_eq!(fanout["post_to_delivery_ms"]["count"], 20 * 41);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -185,6 +185,19 @@ impl Inner {
         method: u16,
         request: &Req,
     ) -> Result<T, RouteError> {
+        self.call_leader_counting(shard, group, method, request)
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// [`Inner::call_leader`], also telling how many times the call was sent.
+    async fn call_leader_counting<Req: Serialize, T: DeserializeOwned>(
+        &self,
+        shard: ShardId,
+        group: u64,
+        method: u16,
+        request: &Req,
+    ) -> Result<(T, u32), RouteError> {
         let started = Instant::now();
         let mut attempt: u32 = 0;
         loop {
@@ -212,7 +225,7 @@ impl Inner {
                         // After a failover: how long this shard's callers waited.
                         tracing::info!(shard, node, attempts = attempt + 1, waited = ?started.elapsed(), "shard leader answered after retries");
                     }
-                    return Ok(value);
+                    return Ok((value, attempt + 1));
                 }
                 Err(CallError::Answered(RouteError::NotLeader { leader_hint })) => {
                     followed_hint =
@@ -406,8 +419,8 @@ async fn submit_until_settled(
     let mut round: u32 = 0;
     while !waiting.is_empty() {
         let requests = waiting.iter().map(|(request, _)| request.clone()).collect();
-        let acks = match inner
-            .call_leader::<_, Vec<Result<PublishAck, RouteError>>>(
+        let (acks, sent) = match inner
+            .call_leader_counting::<_, Vec<Result<PublishAck, RouteError>>>(
                 shard,
                 shard_group(shard),
                 method::SUBMIT,
@@ -415,8 +428,8 @@ async fn submit_until_settled(
             )
             .await
         {
-            Ok(acks) if acks.len() == waiting.len() => acks,
-            Ok(acks) => {
+            Ok((acks, sent)) if acks.len() == waiting.len() => (acks, sent),
+            Ok((acks, _)) => {
                 let err = RouteError::Internal(format!(
                     "{} outcomes for a batch of {}",
                     acks.len(),
@@ -433,7 +446,8 @@ async fn submit_until_settled(
                     again.push((request, reply));
                 }
                 ack => {
-                    let _ = reply.send(ack);
+                    let resent = round > 0 || sent > 1;
+                    let _ = reply.send(ack.map(|ack| own_retry_is_no_duplicate(ack, resent)));
                 }
             }
         }
@@ -446,6 +460,17 @@ async fn submit_until_settled(
             round += 1;
         }
     }
+}
+
+/// A submit this router sent more than once (a call that timed out, a leader that changed) may
+/// find its own earlier attempt committed: the leader answers `duplicate`, though the client sent
+/// it once. The client is told `duplicate: false` then — the seq and id are the original's either
+/// way; docs/PROTOCOL.md says that `duplicate` is only a hint.
+fn own_retry_is_no_duplicate(mut ack: PublishAck, resent: bool) -> PublishAck {
+    if resent {
+        ack.duplicate = false;
+    }
+    ack
 }
 
 fn answer_all(
@@ -649,6 +674,23 @@ impl ChannelRouter for ClusterRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duplicate_the_router_may_have_caused_itself_is_not_reported_to_the_client() {
+        let ack = PublishAck {
+            message_id: Uuid::nil(),
+            seq: 7,
+            created_at: chrono::Utc::now(),
+            duplicate: true,
+        };
+        assert!(
+            own_retry_is_no_duplicate(ack, false).duplicate,
+            "sent once: a real duplicate"
+        );
+        let resent = own_retry_is_no_duplicate(ack, true);
+        assert!(!resent.duplicate);
+        assert_eq!(resent.seq, 7, "the original's seq either way");
+    }
 
     #[test]
     fn only_an_answer_naming_a_different_leader_ends_the_wait() {
