@@ -28,6 +28,7 @@ mod quic_network;
 mod raft_metrics;
 mod raft_service;
 mod raft_types;
+mod read_index;
 mod rebalancer;
 mod service;
 pub mod shard;

@@ -30,6 +30,7 @@ use crate::history_writer::{self, WriterStatus};
 use crate::log_file::LogFile;
 use crate::log_store::LogStore;
 use crate::raft_types::{NodeId, TypeConfig};
+use crate::read_index::ReadBarriers;
 use crate::state::{BufferedReplay, Command, Outcome, PublishCommand, StateLimits};
 use crate::state_machine::StateMachineStore;
 
@@ -137,6 +138,8 @@ pub struct ShardReplica {
     state: StateMachineStore,
     /// Submits in flight and the limit on them (`admission.rs`).
     admission: Arc<Admission>,
+    /// Read-index rounds shared by concurrent reads (`read_index.rs`).
+    reads: Arc<ReadBarriers>,
     proposals: mpsc::UnboundedSender<Proposal>,
     writer: watch::Receiver<WriterStatus>,
     /// The history writer's task, awaited at shutdown: it holds the message store, which a
@@ -236,6 +239,7 @@ impl ShardReplica {
             log,
             state,
             admission,
+            reads: Arc::default(),
             proposals,
             writer,
             writer_task: Arc::new(Mutex::new(Some(writer_task))),
@@ -361,18 +365,25 @@ impl ShardReplica {
 
     async fn read_barrier(&self) -> Result<(), RouteError> {
         self.check_leader()?;
-        if !self.single {
-            self.raft
-                .ensure_linearizable()
-                .await
-                .map_err(|err| match err.forward_to_leader() {
-                    Some(forward) => RouteError::NotLeader {
-                        leader_hint: forward.leader_id,
-                    },
-                    None => RouteError::Unavailable(err.to_string()),
-                })?;
+        if self.single {
+            return Ok(());
         }
-        Ok(())
+        let raft = self.raft.clone();
+        self.reads
+            .wait(move || {
+                let raft = raft.clone();
+                async move {
+                    raft.ensure_linearizable().await.map(drop).map_err(|err| {
+                        match err.forward_to_leader() {
+                            Some(forward) => RouteError::NotLeader {
+                                leader_hint: forward.leader_id,
+                            },
+                            None => RouteError::Unavailable(err.to_string()),
+                        }
+                    })
+                }
+            })
+            .await
     }
 
     /// Makes `voters` (preferred leader first) the group's voters, as the leader: adds the ones

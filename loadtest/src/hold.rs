@@ -221,17 +221,31 @@ pub async fn open_and_hold(
     on_open: impl Fn(),
 ) -> anyhow::Result<(Opened, Held)> {
     let tokens = &plan.tokens;
-    let ramp = ramp::open(
+    let closed = Arc::new(AtomicUsize::new(0));
+    let deliveries = Arc::new(Deliveries::new());
+    let heartbeat = Duration::from_secs(plan.heartbeat_secs.max(1));
+    // Each connection is held (and heartbeats) from the moment it is ready: a ramp of 100,000
+    // connections can take longer than the server's heartbeat timeout.
+    let mut tasks = Vec::with_capacity(count);
+    let ramp = ramp::open_each(
         ws,
         &plan.spread(),
         first,
         count,
         |n| tokens[n % tokens.len()].clone(),
-        on_open,
+        |c| {
+            tasks.push(tokio::spawn(hold(
+                c.conn,
+                heartbeat,
+                closed.clone(),
+                deliveries.clone(),
+            )));
+            on_open();
+        },
     )
     .await?;
     let opened = Opened {
-        open: ramp.conns.len(),
+        open: tasks.len(),
         failures: ramp.failures,
         seconds: ramp.seconds,
         handshakes: ramp
@@ -240,14 +254,6 @@ pub async fn open_and_hold(
             .map(|v| (v.value_iterated_to(), v.count_at_value()))
             .collect(),
     };
-    let closed = Arc::new(AtomicUsize::new(0));
-    let deliveries = Arc::new(Deliveries::new());
-    let heartbeat = Duration::from_secs(plan.heartbeat_secs.max(1));
-    let tasks = ramp
-        .conns
-        .into_iter()
-        .map(|c| tokio::spawn(hold(c.conn, heartbeat, closed.clone(), deliveries.clone())))
-        .collect();
     Ok((
         opened,
         Held {

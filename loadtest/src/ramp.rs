@@ -44,6 +44,39 @@ pub async fn open(
     token_of: impl Fn(usize) -> String,
     on_open: impl Fn(),
 ) -> anyhow::Result<Ramp> {
+    let mut conns = Vec::with_capacity(count);
+    let stats = open_each(ws, spread, first, count, token_of, |conn| {
+        conns.push(conn);
+        on_open();
+    })
+    .await?;
+    conns.sort_by_key(|c| c.index);
+    Ok(Ramp {
+        conns,
+        failures: stats.failures,
+        handshakes: stats.handshakes,
+        seconds: stats.seconds,
+    })
+}
+
+/// A ramp's figures, without its connections.
+pub struct RampStats {
+    pub failures: usize,
+    /// Connect + handshake + `hello` + `identify` → `ready`, in µs.
+    pub handshakes: Histogram<u64>,
+    pub seconds: f64,
+}
+
+/// [`open`], handing each connection to `take` as soon as it is ready (in the order they become
+/// ready), so a long ramp can already use — and heartbeat — the first ones.
+pub async fn open_each(
+    ws: SocketAddr,
+    spread: &Spread,
+    first: usize,
+    count: usize,
+    token_of: impl Fn(usize) -> String,
+    mut take: impl FnMut(Identified),
+) -> anyhow::Result<RampStats> {
     let started = Instant::now();
     let spread = Arc::new(spread.clone());
     let attempts = futures_util::stream::iter(first..first + count)
@@ -57,15 +90,13 @@ pub async fn open(
         })
         .buffer_unordered(spread.concurrency.max(1));
     tokio::pin!(attempts);
-    let mut conns = Vec::with_capacity(count);
     let mut failures = 0;
     let mut handshakes = Histogram::<u64>::new(3)?;
     while let Some((result, micros)) = attempts.next().await {
         match result {
             Ok(conn) => {
                 handshakes.record(micros)?;
-                conns.push(conn);
-                on_open();
+                take(conn);
             }
             Err(err) => {
                 failures += 1;
@@ -75,9 +106,7 @@ pub async fn open(
             }
         }
     }
-    conns.sort_by_key(|c| c.index);
-    Ok(Ramp {
-        conns,
+    Ok(RampStats {
         failures,
         handshakes,
         seconds: started.elapsed().as_secs_f64(),
