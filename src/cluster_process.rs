@@ -195,7 +195,7 @@ impl ClusterProcess {
                         replay_buffer: config.channels.replay_buffer,
                         dedup_window: config.channels.dedup_window,
                     },
-                    admission: chorus_channel_node::AdmissionConfig::DEFAULT,
+                    max_in_flight: 50_000,
                     snapshot_every: config.channels.snapshot_every,
                     timing: config.cluster.raft_timing(),
                     join: config.cluster.join,

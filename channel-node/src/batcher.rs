@@ -16,12 +16,9 @@ use std::sync::Arc;
 use chorus_cluster::RouteError;
 use openraft::Raft;
 use openraft::error::ClientWriteError;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use parking_lot::Mutex;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
-
-use crate::admission::{AdmissionConfig, AdmissionLimit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use crate::history_writer::WriterStatus;
 use crate::raft_types::TypeConfig;
@@ -41,68 +38,7 @@ pub(crate) struct Proposal {
     pub command: PublishCommand,
     pub reply: oneshot::Sender<Result<Outcome, RouteError>>,
     /// The submit's place among those in flight on this shard, given back with its outcome.
-    pub permit: AdmissionPermit,
-}
-
-/// A shard's admission limit, shared by its submit path and its batcher, and its metrics
-/// (labelled by group, like the Raft gauges: one series per shard).
-pub(crate) struct Admission {
-    limit: Mutex<AdmissionLimit>,
-    limit_gauge: metrics::Gauge,
-    refused: metrics::Counter,
-}
-
-impl Admission {
-    pub fn new(config: AdmissionConfig, group: &str) -> Self {
-        let limit = AdmissionLimit::new(config);
-        let limit_gauge =
-            metrics::gauge!("chorus_channel_admission_limit", "group" => group.to_owned());
-        limit_gauge.set(limit.limit() as f64);
-        Admission {
-            limit: Mutex::new(limit),
-            limit_gauge,
-            refused: metrics::counter!("chorus_channel_admission_refused_total", "group" => group.to_owned()),
-        }
-    }
-
-    /// A place for one more submit, or `None` when the shard is at its limit.
-    pub fn try_admit(self: &Arc<Self>) -> Option<AdmissionPermit> {
-        if !self.limit.lock().try_admit() {
-            self.refused.increment(1);
-            return None;
-        }
-        Some(AdmissionPermit {
-            admission: self.clone(),
-            admitted: Instant::now(),
-        })
-    }
-
-    /// Adapts the limit to a batch's outcome, then frees the batch's places.
-    fn settle(&self, permits: Vec<AdmissionPermit>) {
-        let now = Instant::now();
-        let Some(oldest) = permits.iter().map(|permit| permit.admitted).min() else {
-            return;
-        };
-        let mut limit = self.limit.lock();
-        limit.on_batch(permits.len(), now.saturating_duration_since(oldest), now);
-        limit.release(permits.len());
-        self.limit_gauge.set(limit.limit() as f64);
-        drop(limit);
-        // Already released together above.
-        permits.into_iter().for_each(std::mem::forget);
-    }
-}
-
-/// One admitted submit; dropping it (a submit that never reached a batch) frees its place.
-pub(crate) struct AdmissionPermit {
-    admission: Arc<Admission>,
-    admitted: Instant,
-}
-
-impl Drop for AdmissionPermit {
-    fn drop(&mut self) {
-        self.admission.limit.lock().release(1);
-    }
+    pub permit: OwnedSemaphorePermit,
 }
 
 /// How long an outcome waits for the history writer before the caller is told to retry (with the
@@ -114,7 +50,6 @@ pub(crate) async fn run(
     raft: Raft<TypeConfig>,
     mut queue: mpsc::UnboundedReceiver<Proposal>,
     writer: watch::Receiver<WriterStatus>,
-    admission: Arc<Admission>,
 ) {
     let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     while let Some(first) = queue.recv().await {
@@ -145,9 +80,9 @@ pub(crate) async fn run(
         match raft.client_write_ff(Command::PublishBatch(commands)).await {
             Ok(response) => {
                 let mut writer = writer.clone();
-                let admission = admission.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
+                    let _permits = permits;
                     let outcome = match response.await {
                         Ok(Ok(written)) => {
                             crate::raft_metrics::BATCH
@@ -168,14 +103,10 @@ pub(crate) async fn run(
                         Ok(Err(err)) => Err(RouteError::Internal(err.to_string())),
                         Err(_) => Err(RouteError::Unavailable("raft stopped".into())),
                     };
-                    admission.settle(permits);
                     deliver(outcome, replies);
                 });
             }
-            Err(err) => {
-                admission.settle(permits);
-                deliver(Err(RouteError::Unavailable(err.to_string())), replies)
-            }
+            Err(err) => deliver(Err(RouteError::Unavailable(err.to_string())), replies),
         }
     }
 }

@@ -49,8 +49,7 @@ pub struct ClusterNodeConfig {
     pub replication: usize,
     pub tls: TlsFiles,
     pub limits: StateLimits,
-    /// How many submits each shard leader takes in before refusing more (`admission.rs`).
-    pub admission: crate::AdmissionConfig,
+    pub max_in_flight: usize,
     pub snapshot_every: u64,
     /// Raft timing of every group on this node (the control group and the shards).
     pub timing: RaftTiming,
@@ -360,7 +359,7 @@ async fn place_replicas(
                     log_file: log_file.clone(),
                     log_group: log_group(shard),
                     limits: config.limits,
-                    admission: config.admission,
+                    max_in_flight: config.max_in_flight,
                     snapshot_every: config.snapshot_every,
                     timing: config.timing,
                     name: format!("chorus-shard-{shard}"),

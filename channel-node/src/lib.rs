@@ -11,7 +11,6 @@
 // those traits return it too rather than boxing and unboxing at every call.
 #![allow(clippy::result_large_err)]
 
-mod admission;
 mod backup;
 mod batcher;
 mod cluster_node;
@@ -38,7 +37,6 @@ mod status;
 #[cfg(test)]
 mod storage_suite;
 
-pub use admission::AdmissionConfig;
 pub use cluster_node::{ClusterChannelNode, ClusterNodeConfig};
 pub use raft_types::TypeConfig;
 pub use rebalancer::RebalanceSettings;

@@ -10,7 +10,6 @@ use chorus_cluster::{
 use chorus_core::MessageStore;
 use uuid::Uuid;
 
-use crate::admission::AdmissionConfig;
 use crate::log_file::LogFile;
 use crate::network::NoPeers;
 use crate::shard::{RaftTiming, ShardError, ShardReplica, ShardSettings};
@@ -25,9 +24,9 @@ pub struct ChannelNodeConfig {
     /// Directory for the Raft log (`raft.redb`) and state snapshots.
     pub data_dir: PathBuf,
     pub limits: StateLimits,
-    /// How many submits may wait for their commit before more are refused with
-    /// `RouteError::Overloaded` (`admission.rs`: the limit follows the commit latency).
-    pub admission: AdmissionConfig,
+    /// Messages submitted but not yet committed, node-wide; beyond it submits fail fast with
+    /// `RouteError::Overloaded` instead of queueing without bound.
+    pub max_in_flight: usize,
     /// Take a state snapshot (and purge the log before it) every this many entries.
     pub snapshot_every: u64,
 }
@@ -37,7 +36,7 @@ impl ChannelNodeConfig {
         ChannelNodeConfig {
             data_dir: data_dir.into(),
             limits: StateLimits::default(),
-            admission: AdmissionConfig::DEFAULT,
+            max_in_flight: 50_000,
             snapshot_every: 2_000,
         }
     }
@@ -73,7 +72,7 @@ impl ChannelService {
             log_group: String::new(),
             dir: config.data_dir,
             limits: config.limits,
-            admission: config.admission,
+            max_in_flight: config.max_in_flight,
             snapshot_every: config.snapshot_every,
             timing: RaftTiming::EMBEDDED,
             name: "chorus-channels".into(),

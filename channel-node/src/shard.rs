@@ -18,12 +18,11 @@ use openraft::error::{InitializeError, RaftError};
 use openraft::network::RaftNetworkFactory;
 use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::admission::AdmissionConfig;
-use crate::batcher::{self, Admission, Proposal};
+use crate::batcher::{self, Proposal};
 use crate::election::ProbeReply;
 use crate::election_guard::{self, ProbePeers};
 use crate::history_writer::{self, WriterStatus};
@@ -111,7 +110,7 @@ pub struct ShardSettings {
     pub log_file: LogFile,
     pub log_group: String,
     pub limits: StateLimits,
-    pub admission: AdmissionConfig,
+    pub max_in_flight: usize,
     pub snapshot_every: u64,
     pub timing: RaftTiming,
     /// Used in log lines and the Raft cluster name.
@@ -136,8 +135,7 @@ pub struct ShardReplica {
     /// A second handle on the log, read to answer election probes.
     log: LogStore<TypeConfig>,
     state: StateMachineStore,
-    /// Submits in flight and the limit on them (`admission.rs`).
-    admission: Arc<Admission>,
+    in_flight: Arc<Semaphore>,
     /// Read-index rounds shared by concurrent reads (`read_index.rs`).
     reads: Arc<ReadBarriers>,
     proposals: mpsc::UnboundedSender<Proposal>,
@@ -224,21 +222,15 @@ impl ShardReplica {
             bus,
             status,
         ));
-        let admission = Arc::new(Admission::new(settings.admission, &settings.name));
         tokio::spawn(crate::raft_metrics::follow(raft.clone(), settings.name));
         let (proposals, queue) = mpsc::unbounded_channel();
-        tokio::spawn(batcher::run(
-            raft.clone(),
-            queue,
-            writer.clone(),
-            admission.clone(),
-        ));
+        tokio::spawn(batcher::run(raft.clone(), queue, writer.clone()));
         Ok(ShardReplica {
             node_id: settings.node_id,
             raft,
             log,
             state,
-            admission,
+            in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             reads: Arc::default(),
             proposals,
             writer,
@@ -289,7 +281,11 @@ impl ShardReplica {
         if self.state.pending_len() > MAX_PENDING_HISTORY {
             return Err(RouteError::Overloaded);
         }
-        let permit = self.admission.try_admit().ok_or(RouteError::Overloaded)?;
+        let permit = self
+            .in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| RouteError::Overloaded)?;
         let command = PublishCommand {
             channel_id: request.channel_id,
             author_id: request.author_id,

@@ -69,17 +69,16 @@ pub enum Replay {
     TooOld { last_seq: u64 },
 }
 
-/// How long a client refused with [`RouteError::Overloaded`] should wait before it retries: about
-/// the latency a shard leader keeps its acknowledgements within when it refuses the excess
-/// (the channel node's admission target), so a retry lands after the queue it met has drained.
+/// How long a client refused with [`RouteError::Overloaded`] should wait before it retries: a
+/// full queue drains in a fraction of a second when the overload was a burst, and a client that
+/// retries at once only adds to a lasting one.
 pub const OVERLOADED_RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Why the router could not do what was asked.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum RouteError {
-    /// The channel's shard leader takes no more submits for now (it refuses what it could not
-    /// commit within its admission target); retry after [`OVERLOADED_RETRY_AFTER`] with the same
-    /// nonce.
+    /// The channel's shard takes no more submits for now (its queue is full); retry after
+    /// [`OVERLOADED_RETRY_AFTER`] with the same nonce.
     #[error("channel service overloaded")]
     Overloaded,
     /// The channel's owner cannot be reached or is not the leader; retry with the same nonce.
