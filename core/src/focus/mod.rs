@@ -2,12 +2,14 @@
 //! started now or for a duration, or a weekly schedule in the user's time zone), what the
 //! runtime does at a tick ([`transition`]), which notifications reach them meanwhile
 //! ([`priority`]: a documented, deterministic score against their rules), and the digest of what
-//! was held ([`digest`]). Every function takes the time it decides at, so tests use a fixed
+//! was held ([`digest`]), and a user's statistics ([`stats`]: focus time per local day,
+//! sessions, streaks). Every function takes the time it decides at, so tests use a fixed
 //! clock. [`store`] is where the state is kept (both metadata backends).
 
 pub mod digest;
 pub mod priority;
 pub mod schedule;
+pub mod stats;
 pub mod store;
 pub mod transition;
 
