@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use crate::api::{Api, User};
 use crate::net::{Spread, check_open_files, rss_bytes};
 use crate::report::percentiles_ms;
+use crate::timeline::histogram;
 use crate::wire::{Peek, sent_micros, stamped_text, unix_micros};
 use crate::ws::Conn;
 use crate::{progress, ramp, workers};
@@ -123,11 +124,23 @@ pub struct Opened {
 
 impl Opened {
     pub fn histogram(&self) -> anyhow::Result<Histogram<u64>> {
-        let mut h = Histogram::<u64>::new(3)?;
-        for (value, count) in &self.handshakes {
-            h.record_n(*value, *count)?;
-        }
+        let mut h = histogram();
+        add_pairs(&mut h, &self.handshakes);
         Ok(h)
+    }
+}
+
+/// A histogram as (value, count) pairs: how workers send theirs to the parent.
+fn to_pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+    h.iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
+}
+
+/// Adds what [`to_pairs`] made to `total`.
+fn add_pairs(total: &mut Histogram<u64>, pairs: &[(u64, u64)]) {
+    for (value, count) in pairs {
+        let _ = total.record_n(*value, *count);
     }
 }
 
@@ -155,11 +168,6 @@ impl Deliveries {
     }
 }
 
-/// A histogram of µs up to an hour.
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
-}
-
 /// What one process's held connections received, in a form a parent can add up.
 #[derive(Serialize, Deserialize, Debug, Default)]
 pub struct Received {
@@ -170,9 +178,7 @@ pub struct Received {
 
 impl Received {
     pub fn add_to(&self, total: &mut Histogram<u64>) {
-        for (value, count) in &self.latency {
-            let _ = total.record_n(*value, *count);
-        }
+        add_pairs(total, &self.latency);
     }
 }
 
@@ -198,11 +204,7 @@ impl Held {
             .deliveries
             .latency
             .lock()
-            .map(|h| {
-                h.iter_recorded()
-                    .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                    .collect()
-            })
+            .map(|h| to_pairs(&h))
             .unwrap_or_default();
         let received = Received {
             deliveries: self.deliveries.count.load(Ordering::Relaxed),
@@ -248,11 +250,7 @@ pub async fn open_and_hold(
         open: tasks.len(),
         failures: ramp.failures,
         seconds: ramp.seconds,
-        handshakes: ramp
-            .handshakes
-            .iter_recorded()
-            .map(|v| (v.value_iterated_to(), v.count_at_value()))
-            .collect(),
+        handshakes: to_pairs(&ramp.handshakes),
     };
     Ok((
         opened,
