@@ -13,6 +13,7 @@
 //! lookups (identify, resume) are grouped per node and sent in parallel.
 
 mod leaders;
+mod queue_delay;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 pub use leaders::{LeaderCache, retry_delay, worth_retrying};
+use queue_delay::QueueDelay;
 
 use crate::cluster_map::{ClusterMap, Placement, shard_group};
 use crate::placement::{NodeId, ShardId};
@@ -40,7 +42,8 @@ use crate::transport::{QuicEndpoint, TransportError};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
-/// Submits waiting per shard before `submit` answers `Overloaded`.
+/// Submits waiting per shard before `submit` answers `Overloaded` (it answers so sooner when
+/// they wait too long: `queue_delay.rs`).
 const SHARD_QUEUE: usize = 16 * 1024;
 /// The most submits sent in one call.
 const MAX_SUBMIT_BATCH: usize = 1024;
@@ -68,13 +71,21 @@ struct Inner {
     seeds: Vec<SocketAddr>,
     view: watch::Sender<Arc<View>>,
     leaders: Mutex<LeaderCache>,
-    pipelines: Mutex<HashMap<ShardId, mpsc::Sender<Queued>>>,
+    pipelines: Mutex<HashMap<ShardId, Pipeline>>,
+}
+
+/// A shard's queue of submits, and how long they have been waiting in it.
+#[derive(Clone)]
+struct Pipeline {
+    queue: mpsc::Sender<Queued>,
+    delay: Arc<Mutex<QueueDelay>>,
 }
 
 /// A submit waiting in its shard's pipeline.
 struct Queued {
     request: PublishRequest,
     reply: oneshot::Sender<Result<PublishAck, RouteError>>,
+    enqueued: Instant,
 }
 
 /// Routes to the channel nodes of a cluster; clones share everything.
@@ -128,15 +139,24 @@ impl ClusterRouter {
         self.inner.view.borrow().map.shard_of(channel)
     }
 
-    /// The sender of a shard's pipeline, started on first use.
-    fn pipeline(&self, shard: ShardId) -> mpsc::Sender<Queued> {
+    /// A shard's pipeline, started on first use.
+    fn pipeline(&self, shard: ShardId) -> Pipeline {
         let mut pipelines = self.inner.pipelines.lock();
         pipelines
             .entry(shard)
             .or_insert_with(|| {
                 let (sender, queue) = mpsc::channel(SHARD_QUEUE);
-                tokio::spawn(run_pipeline(Arc::downgrade(&self.inner), shard, queue));
-                sender
+                let delay = Arc::new(Mutex::new(QueueDelay::default()));
+                tokio::spawn(run_pipeline(
+                    Arc::downgrade(&self.inner),
+                    shard,
+                    queue,
+                    delay.clone(),
+                ));
+                Pipeline {
+                    queue: sender,
+                    delay,
+                }
             })
             .clone()
     }
@@ -383,13 +403,18 @@ fn transport_error(err: TransportError) -> RouteError {
     RouteError::Unavailable(format!("transport: {err}"))
 }
 
-/// Sends a shard's queued submits, one batch at a time, in queue order.
+/// Sends a shard's queued submits, one batch at a time, in queue order, and tells `delay` how
+/// long they waited (`queue_delay.rs`).
 async fn run_pipeline(
     inner: std::sync::Weak<Inner>,
     shard: ShardId,
     mut queue: mpsc::Receiver<Queued>,
+    delay: Arc<Mutex<QueueDelay>>,
 ) {
     while let Some(first) = queue.recv().await {
+        delay
+            .lock()
+            .observe(first.enqueued.elapsed(), Instant::now());
         let mut batch = vec![first];
         while batch.len() < MAX_SUBMIT_BATCH {
             match queue.try_recv() {
@@ -399,14 +424,18 @@ async fn run_pipeline(
         }
         let Some(inner) = inner.upgrade() else { return };
         let waiting = batch.into_iter().map(|q| (q.request, q.reply)).collect();
-        submit_until_settled(&inner, shard, waiting).await;
+        let resent = submit_until_settled(&inner, shard, waiting).await;
+        if resent || queue.is_empty() {
+            delay.lock().forgive();
+        }
     }
 }
 
 /// Submits `waiting` to the shard's leader and answers each submit. A submit the leader took but
 /// could not finish — it lost the leadership mid-batch, or history was slow — is sent again with
 /// its nonce (the new leader answers a committed one as a duplicate) until the deadline, rather
-/// than handed back to the client as `unavailable`.
+/// than handed back to the client as `unavailable`. Tells whether it had to send anything twice
+/// (a leader change or a time-out).
 async fn submit_until_settled(
     inner: &Inner,
     shard: ShardId,
@@ -414,9 +443,10 @@ async fn submit_until_settled(
         PublishRequest,
         oneshot::Sender<Result<PublishAck, RouteError>>,
     )>,
-) {
+) -> bool {
     let started = Instant::now();
     let mut round: u32 = 0;
+    let mut resent_any = false;
     while !waiting.is_empty() {
         let requests = waiting.iter().map(|(request, _)| request.clone()).collect();
         let (acks, sent) = match inner
@@ -435,10 +465,15 @@ async fn submit_until_settled(
                     acks.len(),
                     waiting.len()
                 ));
-                return answer_all(waiting, &err);
+                answer_all(waiting, &err);
+                return true;
             }
-            Err(err) => return answer_all(waiting, &err),
+            Err(err) => {
+                answer_all(waiting, &err);
+                return true;
+            }
         };
+        resent_any |= round > 0 || sent > 1;
         let mut again = Vec::new();
         for ((request, reply), ack) in waiting.into_iter().zip(acks) {
             match ack {
@@ -460,6 +495,7 @@ async fn submit_until_settled(
             round += 1;
         }
     }
+    resent_any
 }
 
 /// A submit this router sent more than once (a call that timed out, a leader that changed) may
@@ -542,9 +578,18 @@ async fn fetch_map(
 impl ChannelRouter for ClusterRouter {
     async fn submit(&self, request: PublishRequest) -> Result<PublishTicket, RouteError> {
         let shard = self.shard_of(request.channel_id);
+        let pipeline = self.pipeline(shard);
+        if !pipeline.delay.lock().admits() {
+            return Err(RouteError::Overloaded);
+        }
         let (reply, outcome) = oneshot::channel();
-        self.pipeline(shard)
-            .try_send(Queued { request, reply })
+        pipeline
+            .queue
+            .try_send(Queued {
+                request,
+                reply,
+                enqueued: Instant::now(),
+            })
             .map_err(|err| match err {
                 mpsc::error::TrySendError::Full(_) => RouteError::Overloaded,
                 mpsc::error::TrySendError::Closed(_) => {
