@@ -109,6 +109,21 @@ pub trait MessageStore: Send + Sync + 'static {
         cap: u64,
     ) -> Result<u64, StoreError>;
 
+    /// [`MessageStore::count_messages_after`] for several `(channel, after)` pairs, in order:
+    /// the unread counts of a connection's channels at identify. A store should answer in one
+    /// round trip (this default asks channel by channel).
+    async fn count_messages_after_each(
+        &self,
+        positions: &[(Uuid, u64)],
+        cap: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut counts = Vec::with_capacity(positions.len());
+        for &(channel, after) in positions {
+            counts.push(self.count_messages_after(channel, after, cap).await?);
+        }
+        Ok(counts)
+    }
+
     /// Retention (issue 16): deletes every event of `channel` created strictly before `cutoff`,
     /// and returns how many it deleted. A channel's `created_at` never decreases with its `seq`
     /// (the state machine clamps it), so what is deleted is always a prefix of the channel's

@@ -5,6 +5,8 @@ pub mod conformance;
 pub(crate) mod postgres;
 mod sqlite;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -215,6 +217,23 @@ pub trait MetadataStore: BotStore + Send + Sync + 'static {
         channel: Uuid,
         user: Uuid,
     ) -> Result<Option<ChannelMember>, StoreError>;
+    /// The read position (`last_read_seq`) of `user` in each of `channels` it is a member of;
+    /// channels it is not in are absent. What a connection's badges need at identify, for up to
+    /// the subscription limit of channels at once: a store should answer in one query (this
+    /// default asks channel by channel).
+    async fn read_positions(
+        &self,
+        user: Uuid,
+        channels: &[Uuid],
+    ) -> Result<HashMap<Uuid, u64>, StoreError> {
+        let mut positions = HashMap::with_capacity(channels.len());
+        for &channel in channels {
+            if let Some(member) = self.channel_membership(channel, user).await? {
+                positions.insert(channel, member.last_read_seq);
+            }
+        }
+        Ok(positions)
+    }
     /// Mutes or unmutes the channel for a member; false when `user` is not a member.
     async fn set_channel_muted(
         &self,

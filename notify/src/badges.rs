@@ -37,24 +37,28 @@ impl Badges {
             .await?
             .into_iter()
             .collect();
-        let mut badges = Vec::with_capacity(channels.len());
-        for channel in channels {
-            let last_read_seq = self
-                .metadata
-                .channel_membership(*channel, user)
-                .await?
-                .map_or(0, |member| member.last_read_seq);
-            let unread_count = self
-                .messages
-                .count_messages_after(*channel, last_read_seq, UNREAD_CAP)
-                .await?;
-            badges.push(ChannelUnread {
-                channel_id: *channel,
-                last_read_seq,
-                unread_count,
-                mention_count: mentions.get(channel).copied().unwrap_or(0),
-            });
-        }
+        // Three queries in all, however many channels (up to the subscription limit).
+        let read = self.metadata.read_positions(user, channels).await?;
+        let positions: Vec<(Uuid, u64)> = channels
+            .iter()
+            .map(|channel| (*channel, read.get(channel).copied().unwrap_or(0)))
+            .collect();
+        let unread = self
+            .messages
+            .count_messages_after_each(&positions, UNREAD_CAP)
+            .await?;
+        let badges = positions
+            .into_iter()
+            .zip(unread)
+            .map(
+                |((channel_id, last_read_seq), unread_count)| ChannelUnread {
+                    channel_id,
+                    last_read_seq,
+                    unread_count,
+                    mention_count: mentions.get(&channel_id).copied().unwrap_or(0),
+                },
+            )
+            .collect();
         Ok(badges)
     }
 }

@@ -691,6 +691,13 @@ impl ChannelRouter for ClusterRouter {
                         );
                         retry.push(shard);
                     }
+                    // The leader could not confirm its leadership in time (a read-index round
+                    // without a quorum: a busy or partitioned replica set); the retry below
+                    // asks again with backoff rather than fail the client's identify.
+                    Err(RouteError::Unavailable(reason)) => {
+                        tracing::debug!(shard, node, %reason, "last seqs: retrying a shard");
+                        retry.push(shard);
+                    }
                     Err(err) => return Err(err),
                 }
             }

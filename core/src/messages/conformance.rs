@@ -603,6 +603,26 @@ pub async fn count_messages_after_counts_messages_up_to_cap(store: &dyn MessageS
             .unwrap(),
         0
     );
+    let pairs = [
+        (channel, 2),
+        (Uuid::new_v4(), 0),
+        (channel, 0),
+        (channel, u64::MAX),
+    ];
+    assert_eq!(
+        store.count_messages_after_each(&pairs, 100).await.unwrap(),
+        vec![3, 0, 5, 0],
+        "one count per pair, in order"
+    );
+    assert_eq!(
+        store.count_messages_after_each(&pairs, 4).await.unwrap(),
+        vec![3, 0, 4, 0],
+        "each at most cap"
+    );
+    assert_eq!(
+        store.count_messages_after_each(&[], 100).await.unwrap(),
+        Vec::<u64>::new()
+    );
 }
 
 /// Retention: events created before the cutoff go (with what points at them from the index),

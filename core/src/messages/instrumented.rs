@@ -142,6 +142,18 @@ impl MessageStore for InstrumentedMessageStore {
         .await
     }
 
+    async fn count_messages_after_each(
+        &self,
+        positions: &[(Uuid, u64)],
+        cap: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.timed(
+            Op::CountAfter,
+            self.inner.count_messages_after_each(positions, cap),
+        )
+        .await
+    }
+
     async fn delete_before(
         &self,
         channel: Uuid,

@@ -264,4 +264,39 @@ impl MessageStore for PostgresMessageStore {
         .map_err(StoreError::backend)?;
         Ok(from_db(count))
     }
+
+    async fn count_messages_after_each(
+        &self,
+        positions: &[(Uuid, u64)],
+        cap: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        if cap == 0 || positions.is_empty() {
+            return Ok(vec![0; positions.len()]);
+        }
+        let channels: Vec<Uuid> = positions.iter().map(|(channel, _)| *channel).collect();
+        let afters: Vec<i64> = positions.iter().map(|(_, after)| to_db(*after)).collect();
+        // One capped index scan per pair, as in `count_messages_after`, in one round trip.
+        let counts: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT wanted.ord, (
+                 SELECT count(*) FROM (
+                     SELECT 1 FROM messages
+                     WHERE channel_id = wanted.channel_id AND seq > wanted.after
+                       AND kind = 'message'
+                     LIMIT $3
+                 ) AS capped
+             )
+             FROM UNNEST($1::uuid[], $2::bigint[]) WITH ORDINALITY AS wanted(channel_id, after, ord)
+             ORDER BY wanted.ord",
+        )
+        .bind(&channels)
+        .bind(&afters)
+        .bind(to_db(cap))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(counts
+            .into_iter()
+            .map(|(_, count)| from_db(count))
+            .collect())
+    }
 }

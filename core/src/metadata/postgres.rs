@@ -18,6 +18,7 @@ mod rows;
 mod subscriptions;
 mod workspaces;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -299,6 +300,14 @@ impl MetadataStore for PostgresMetadataStore {
         user: Uuid,
     ) -> Result<Option<ChannelMember>, StoreError> {
         members::channel_membership(&self.pool, channel, user).await
+    }
+
+    async fn read_positions(
+        &self,
+        user: Uuid,
+        channels: &[Uuid],
+    ) -> Result<HashMap<Uuid, u64>, StoreError> {
+        members::read_positions(&self.pool, user, channels).await
     }
 
     async fn set_channel_muted(

@@ -297,6 +297,28 @@ pub async fn read_positions_never_decrease(store: &dyn MetadataStore) {
         listing[0].membership.as_ref().map(|m| m.last_read_seq),
         Some(9)
     );
+    let random = store
+        .create_channel(&channel(workspace.id, "random", ChannelKind::Public, ada))
+        .await
+        .unwrap();
+    let elsewhere = Uuid::new_v4();
+    let positions = store
+        .read_positions(ada, &[general.id, elsewhere, random.id])
+        .await
+        .unwrap();
+    assert_eq!(
+        positions,
+        std::collections::HashMap::from([(general.id, 9), (random.id, 0)]),
+        "one entry per channel the user is in, none for the others"
+    );
+    assert!(
+        store
+            .read_positions(bob, &[general.id, random.id])
+            .await
+            .unwrap()
+            .is_empty(),
+        "bob is in neither"
+    );
 
     let not_member = store.mark_read(general.id, bob, 1).await;
     assert!(

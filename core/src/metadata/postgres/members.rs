@@ -1,5 +1,7 @@
 //! Channel memberships: who is in a channel, their read position and mute.
 
+use std::collections::HashMap;
+
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -73,6 +75,26 @@ pub(super) async fn channel_membership(
     .map_err(db_err)?
     .map(|row| member_from(&row, ""))
     .transpose()
+}
+
+/// Read positions of `user` in those of `channels` it belongs to, in one query.
+pub(super) async fn read_positions(
+    pool: &PgPool,
+    user: Uuid,
+    channels: &[Uuid],
+) -> Result<HashMap<Uuid, u64>, StoreError> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT channel_id, last_read_seq FROM channel_members
+         WHERE user_id = $1 AND channel_id = ANY($2)",
+    )
+    .bind(user)
+    .bind(channels)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.into_iter()
+        .map(|(channel, seq)| Ok((channel, u64::try_from(seq).map_err(StoreError::backend)?)))
+        .collect()
 }
 
 pub(super) async fn set_channel_muted(
