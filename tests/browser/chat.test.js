@@ -319,6 +319,7 @@ test('who is here: online, idle and offline, a custom status set by keyboard, an
   const bobToken = await bob.evaluate(() => window.chorus.api.token);
   await node.call('POST', '/v1/users/me/focus', bobToken, { duration_minutes: 30 });
   await person(alice, 'Bob').locator('.person-focus', { hasText: /^focusing until / }).waitFor(WAIT);
+  if (await alice.locator('#workspace-tools').evaluate((d) => d.open)) await alice.click('#workspace-tools summary');
   await alice.screenshot({ path: screenshotPath('presence.png') });
   await node.call('DELETE', '/v1/users/me/focus', bobToken);
   await person(alice, 'Bob').locator('.person-focus').waitFor({ state: 'detached', ...WAIT });
