@@ -32,8 +32,11 @@ export async function showPeople(channelId) {
   gateway.follow(ids);
   drawPeople();
   if (!gateway.ready) {
-    // The socket will subscribe when it is up; meanwhile, one read.
-    api.post('/v1/presence/query', { user_ids: ids }).then((found) => applyPresences(found.presences), () => {});
+    // The socket will subscribe when it is up; meanwhile, one read. Should the socket answer
+    // first, its frames are newer than this answer: keep them.
+    api.post('/v1/presence/query', { user_ids: ids }).then((found) => {
+      applyPresences(found.presences.filter((p) => !gateway.ready || !state.presence.has(p.user_id)));
+    }, () => {});
   }
 }
 
@@ -96,9 +99,11 @@ function personItem(userId, seen, isMe) {
       seen.focus ? h('span', { className: 'person-focus' }, seen.focus.until ? `focusing until ${clock(seen.focus.until)}` : 'focusing') : null));
 }
 
-// Setting one's own status. The form opens filled with the status as it is now.
-$('status-tools').addEventListener('toggle', () => {
-  if (!$('status-tools').open) return;
+// Setting one's own status. The form opens filled with the status as it is now — on the
+// summary's click (Enter and Space click it too), not on `toggle`, which fires a task later and
+// could overwrite what is typed meanwhile.
+$('status-tools').querySelector('summary').addEventListener('click', () => {
+  if ($('status-tools').open) return; // closing
   const custom = describe(state.presence.get(api.user?.id), Date.now()).custom ? state.presence.get(api.user.id).custom_status : null;
   $('status-emoji').value = custom?.emoji ?? '';
   $('status-text').value = custom?.text ?? '';
