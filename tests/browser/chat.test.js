@@ -4,8 +4,10 @@
 // up a workspace, chat live with pending → acknowledged sends, typing, a reaction, an edit and a
 // thread reply; a dropped socket resumes and shows what was missed once, in order; a message sent
 // while the node is down, and one whose ack was lost, are retried with their nonce and appear
-// exactly once; badges, mentions, search, topic, direct messages, token refresh; history
-// scroll-back loads older pages; a phone-sized layout; axe-core's WCAG checks; logout.
+// exactly once; badges, mentions, search, topic, direct messages; presence (online, idle,
+// offline after logout or a closed browser, a custom status set by keyboard only, focus); leaving
+// and archiving a channel; token refresh; history scroll-back loads older pages; a phone-sized
+// layout; axe-core's WCAG checks; logout.
 // Screenshots of the main views go to docs/screenshots/ (linked from the README) when
 // CHORUS_UPDATE_SCREENSHOTS=1, to a scratch directory otherwise.
 
@@ -242,6 +244,161 @@ test('a direct message opened by one user reaches the other, then live', async (
   await alice.locator('#channel-title', { hasText: 'general' }).waitFor(WAIT);
 });
 
+/** The people list's entry for `name`, optionally in one presence state. */
+const person = (page, name, status) =>
+  page.locator(`#people-list .person[data-user="${name}"]${status ? `[data-status="${status}"]` : ''}`);
+
+/** What has the keyboard focus: an id, or a summary as "summary in #<its details>". */
+const focused = (page) => page.evaluate(() => {
+  const el = document.activeElement;
+  return el.id || `${el.tagName.toLowerCase()} in #${el.parentElement?.id ?? ''}`;
+});
+
+test('who is here: online, idle and offline, a custom status set by keyboard, and focus', async () => {
+  await bob.locator('[data-channel="general"]').click();
+  await bob.locator('#channel-title', { hasText: 'general' }).waitFor(WAIT);
+  await alice.locator('#people-heading', { hasText: 'People in #general' }).waitFor(WAIT);
+  await person(alice, 'Bob', 'online').waitFor(WAIT);
+  await person(bob, 'Alice', 'online').waitFor(WAIT);
+  await bob.locator('#people-list .person', { hasText: 'Bob (you)' }).waitFor(WAIT);
+
+  // Following belongs to the connection: after a dropped socket Alice's client follows again.
+  await alice.evaluate(() => {
+    window.droppedWs = window.chorus.gateway.ws;
+    window.chorus.gateway.drop();
+  });
+  await alice.waitForFunction(() => window.chorus.gateway.ready && window.chorus.gateway.ws !== window.droppedWs, null, WAIT);
+
+  // A hidden tab says `activity: idle`; the other browser sees it, then sees it come back.
+  await bob.evaluate(() => {
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await person(alice, 'Bob', 'idle').waitFor(WAIT);
+  await bob.evaluate(() => {
+    delete document.visibilityState;
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await person(alice, 'Bob', 'online').waitFor(WAIT);
+
+  // Keyboard only: from "Log out", Tab reaches the status form and walks it in reading order.
+  await bob.focus('#logout-button');
+  await bob.keyboard.press('Tab');
+  assert.equal(await focused(bob), 'summary in #status-tools');
+  await bob.keyboard.press('Enter');
+  assert.equal(await bob.locator('#status-tools').evaluate((d) => d.open), true, 'Enter opens the form');
+  const order = [];
+  for (let i = 0; i < 5; i++) {
+    await bob.keyboard.press('Tab');
+    order.push(await focused(bob));
+  }
+  assert.deepEqual(order, ['status-emoji', 'status-text', 'status-expiry', 'status-save', 'status-clear']);
+  for (const [label, id] of [['Emoji', 'status-emoji'], ['Status', 'status-text'], ['Clear after', 'status-expiry']]) {
+    assert.equal(await bob.getByLabel(label, { exact: true }).getAttribute('id'), id, `"${label}" labels #${id}`);
+  }
+  for (let i = 0; i < 4; i++) await bob.keyboard.press('Shift+Tab'); // back through Save, expiry, text
+  assert.equal(await focused(bob), 'status-emoji');
+  await bob.keyboard.type('📅');
+  await bob.keyboard.press('Tab');
+  await bob.keyboard.type('in a meeting');
+  await bob.keyboard.press('Tab');
+  await bob.keyboard.press('ArrowDown');
+  await bob.keyboard.press('ArrowDown');
+  assert.equal(await bob.locator('#status-expiry').inputValue(), '1h');
+  await bob.keyboard.press('Tab');
+  await bob.keyboard.press('Enter');
+  await bob.locator('#me-status', { hasText: '📅 in a meeting' }).waitFor(WAIT);
+  assert.equal(await focused(bob), 'summary in #status-tools', 'focus returns to the summary');
+  assert.equal(await bob.locator('#status-tools').evaluate((d) => d.open), false);
+  await person(alice, 'Bob').locator('.person-custom', { hasText: '📅 in a meeting' }).waitFor(WAIT);
+
+  // The form opens with the status as it is; an empty one is refused, the reason read out.
+  await bob.keyboard.press('Enter');
+  assert.equal(await bob.inputValue('#status-emoji'), '📅');
+  assert.equal(await bob.inputValue('#status-text'), 'in a meeting');
+  await bob.fill('#status-emoji', '');
+  await bob.fill('#status-text', ' ');
+  await bob.press('#status-text', 'Enter');
+  await bob.locator('#status-error', { hasText: 'Write a status or pick an emoji' }).waitFor(WAIT);
+  await bob.keyboard.press('Escape');
+  assert.equal(await bob.locator('#status-tools').evaluate((d) => d.open), false, 'Escape closes the form');
+  assert.equal(await focused(bob), 'summary in #status-tools');
+
+  // A focus session started elsewhere (another device, over REST) shows, and goes when it ends.
+  const bobToken = await bob.evaluate(() => window.chorus.api.token);
+  await node.call('POST', '/v1/users/me/focus', bobToken, { duration_minutes: 30 });
+  await person(alice, 'Bob').locator('.person-focus', { hasText: /^focusing until / }).waitFor(WAIT);
+  if (await alice.locator('#workspace-tools').evaluate((d) => d.open)) await alice.click('#workspace-tools summary');
+  await alice.screenshot({ path: screenshotPath('presence.png') });
+  await node.call('DELETE', '/v1/users/me/focus', bobToken);
+  await person(alice, 'Bob').locator('.person-focus').waitFor({ state: 'detached', ...WAIT });
+
+  // Logging out takes Bob offline for Alice; logging in brings him back, his status kept.
+  await bob.click('#logout-button');
+  await bob.locator('#login-form').waitFor(WAIT);
+  await person(alice, 'Bob', 'offline').locator('.person-status', { hasText: /offline, last seen/ }).waitFor(WAIT);
+  await bob.fill('#login-email', 'bob@example.com');
+  await bob.fill('#login-password', 'correct horse battery');
+  await bob.click('#login-button');
+  await bob.locator('#me-status', { hasText: '📅 in a meeting' }).waitFor(WAIT);
+  await person(alice, 'Bob', 'online').locator('.person-custom', { hasText: '📅 in a meeting' }).waitFor(WAIT);
+  await bob.click('#status-tools summary');
+  await bob.click('#status-clear');
+  await person(alice, 'Bob').locator('.person-custom').waitFor({ state: 'detached', ...WAIT });
+  assert.equal(await bob.locator('#me-status').textContent(), '');
+
+  // A newcomer who speaks joins the list; closing their browser takes them offline.
+  const dana = await userPage(browser, node.url);
+  await register(dana, 'dana@example.com', 'Dana');
+  const aliceToken = await alice.evaluate(() => window.chorus.api.token);
+  const workspace = await alice.evaluate(() => window.chorus.state.workspaceId);
+  await node.call('POST', `/v1/workspaces/${workspace}/members`, aliceToken, { email: 'dana@example.com' });
+  await dana.reload();
+  await dana.locator('[data-join="general"]').click(WAIT);
+  await dana.locator('#connection[data-state="online"]').waitFor(WAIT);
+  await send(dana, 'hello from Dana');
+  await seenOnce(alice, 'hello from Dana');
+  await person(alice, 'Dana', 'online').waitFor(WAIT);
+  await dana.context().close();
+  await person(alice, 'Dana', 'offline').waitFor(WAIT);
+  await bob.locator('[data-channel="general"]').click(WAIT);
+  await bob.locator('#channel-title', { hasText: 'general' }).waitFor(WAIT);
+});
+
+test('a member leaves a channel, and its creator archives it', async () => {
+  await alice.fill('#channel-name', 'retired');
+  await alice.click('#channel-form button');
+  await alice.locator('#channel-title', { hasText: 'retired' }).waitFor(WAIT);
+  const channel = await alice.evaluate(() => window.chorus.state.activeId);
+  const token = await alice.evaluate(() => window.chorus.api.token);
+  await bob.evaluate(() => window.dispatchEvent(new Event('focus')));
+  await bob.locator('[data-join="retired"]').click(WAIT);
+  await bob.locator('#channel-title', { hasText: 'retired' }).waitFor(WAIT);
+  await send(bob, 'leaving soon');
+  await seenOnce(alice, 'leaving soon');
+
+  await bob.click('#channel-tools summary');
+  await bob.click('#leave-button');
+  await bob.locator('#browse-list [data-join="retired"]').waitFor(WAIT);
+  assert.equal(await bob.locator('#channel-list [data-channel="retired"]').count(), 0, 'no longer among his channels');
+  assert.doesNotMatch(await bob.locator('#channel-title').textContent(), /retired/);
+  const bobId = await bob.evaluate(() => window.chorus.api.user.id);
+  const members = await node.call('GET', `/v1/channels/${channel}/members`, token);
+  assert.equal(members.some((m) => m.user_id === bobId), false, 'the node agrees he left');
+
+  await alice.click('#channel-tools summary');
+  await alice.click('#archive-button');
+  await alice.locator('#channel-list [data-channel="retired"]').waitFor({ state: 'detached', ...WAIT });
+  assert.doesNotMatch(await alice.locator('#channel-title').textContent(), /retired/);
+  assert.equal(await alice.locator('#browse-list [data-join="retired"]').count(), 0, 'not offered to join either');
+  await assert.rejects(node.call('POST', `/v1/channels/${channel}/messages`, token, { text: 'too late' }), /403/);
+  // Bob's list catches up on its next refresh: nothing left to join.
+  await bob.evaluate(() => window.dispatchEvent(new Event('focus')));
+  await bob.locator('#browse-list [data-join="retired"]').waitFor({ state: 'detached', ...WAIT });
+  await alice.locator('[data-channel="general"]').click();
+  await alice.locator('#channel-title', { hasText: 'general' }).waitFor(WAIT);
+});
+
 test('the access token is refreshed before it expires, and the new one is used', async () => {
   const before = await alice.evaluate(() => window.chorus.api.token);
   // Pretend the token expires in just over the one-minute margin: the refresh is due in a moment.
@@ -311,6 +468,9 @@ async function accessibilityViolations(page) {
 
 test('the login form and the chat view pass the WCAG 2 A/AA checks of axe-core', async () => {
   assert.deepEqual(await accessibilityViolations(bob), []);
+  await bob.click('#status-tools summary');
+  assert.deepEqual(await accessibilityViolations(bob), [], 'with the status form open');
+  await bob.click('#status-tools summary');
   const visitor = await userPage(browser, node.url);
   await visitor.locator('#login-email').waitFor(WAIT);
   assert.deepEqual(await accessibilityViolations(visitor), []);

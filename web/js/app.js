@@ -27,6 +27,10 @@ export const state = {
   /** channel id → Map(user id → timer) */
   typing: new Map(),
   lastTypingSent: 0,
+  /** user id → their latest presence (`presence` frame, or the REST view of it) */
+  presence: new Map(),
+  /** the people in view: `ids` followed (oneself first), out of `total` members */
+  people: { channelId: null, ids: [], total: 0 },
   loadingOlder: false,
 };
 // For the browser tests and the curious: the live objects.

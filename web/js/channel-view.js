@@ -1,9 +1,11 @@
 // The open channel: its history (the newest page, then older pages as you scroll up), live
-// updates, the actions on each message, the read position, and who is typing.
+// updates, the actions on each message, the read position, and who is typing (who is in it,
+// with their presence: `people.js`).
 
 import { api, gateway, nameOf, showError, state, timeline } from './app.js';
 import { $ } from './dom.js';
 import { drawPanel, openThread } from './panel.js';
+import { drawPeople, showPeople } from './people.js';
 import { renderMessages } from './render.js';
 import { drawChannels } from './sidebar.js';
 
@@ -21,6 +23,7 @@ export async function openChannel(id) {
   $('channel-tools').hidden = channel.kind === 'dm';
   $('topic-input').value = channel.topic;
   $('composer-text').disabled = $('send-button').disabled = false;
+  showPeople(id).catch(() => {});
   const t = timeline(id);
   if (t.hasOlder === null) {
     $('history-status').textContent = 'Loading…';
@@ -46,6 +49,7 @@ export function closeChannel() {
   $('message-list').replaceChildren();
   $('history-status').textContent = '';
   $('composer-text').disabled = $('send-button').disabled = true;
+  showPeople(null).catch(() => {});
   drawChannels();
 }
 
@@ -93,8 +97,10 @@ export function context(channelId, withThreads) {
   };
 }
 
+/** Everything that shows names or messages (after a name is learnt, an edit…). */
 export function redraw() {
   drawMessages();
+  drawPeople();
 }
 
 export function nearBottom() {

@@ -11,6 +11,9 @@
 //   same nonce, on every new connection; the server answers a repeat with the original's `ack`
 //   (`duplicate: true`), so a message sent while offline appears exactly once.
 //
+// Presence belongs to the connection, not the session: the list of users followed
+// (`presence_subscribe`) and an `idle` activity are said again after every `ready` or `resumed`.
+//
 // Events: `status` (detail: 'connecting'|'online'|'reconnecting'|'offline'), `frame` (detail: a
 // server frame), `ready` (after identify or resume).
 
@@ -37,6 +40,10 @@ export class Gateway extends EventTarget {
     this.heartbeat = null;
     this.retryTimer = null;
     this.url = null;
+    /** the users whose presence we follow (`presence_subscribe`), said again on each connection */
+    this.following = [];
+    /** this page's `activity`: a new connection starts `active` */
+    this.activityState = 'active';
   }
 
   start() {
@@ -56,6 +63,8 @@ export class Gateway extends EventTarget {
     this.sessionId = null;
     this.outbox.clear();
     this.positions.clear();
+    this.following = [];
+    this.activityState = 'active';
     this.ws?.close(1000);
     this.setStatus('offline');
   }
@@ -158,6 +167,8 @@ export class Gateway extends EventTarget {
     this.setStatus('online');
     this.dispatchEvent(new Event('ready'));
     for (const frame of this.outbox.values()) this.raw(frame);
+    if (this.following.length) this.raw({ type: 'presence_subscribe', user_ids: this.following });
+    if (this.activityState !== 'active') this.raw({ type: 'activity', state: this.activityState });
   }
 
   async closed(ws, code) {
@@ -222,6 +233,20 @@ export class Gateway extends EventTarget {
 
   typing(channelId) {
     if (this.ready) this.raw({ type: 'typing', channel_id: channelId });
+  }
+
+  /** Follows these users' presence instead of the previous list (at most 100, `presence.js`). */
+  follow(userIds) {
+    const same = userIds.length === this.following.length && userIds.every((id, i) => id === this.following[i]);
+    this.following = userIds;
+    if (!same && this.ready) this.raw({ type: 'presence_subscribe', user_ids: userIds });
+  }
+
+  /** This page is `active` or `idle`; said only when it changes (no answer comes). */
+  activity(state) {
+    if (state === this.activityState) return;
+    this.activityState = state;
+    if (this.ready) this.raw({ type: 'activity', state });
   }
 
   /** Follows a channel just created or joined: live events from now on (history comes over REST). */

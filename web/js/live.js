@@ -1,10 +1,12 @@
-// Live events from the WebSocket: the connection state, and every channel event applied exactly
-// once (`positions.js` knows which were), to the channel's timeline whether or not it is on screen.
+// Live events from the WebSocket: the connection state, every channel event applied exactly
+// once (`positions.js` knows which were), to the channel's timeline whether or not it is on
+// screen, and presence (handed to `people.js`).
 
 import { api, gateway, state, timeline } from './app.js';
 import { drawMessages, markRead, nearBottom, scrollToBottom, showTyping, stopTyping } from './channel-view.js';
 import { $ } from './dom.js';
 import { drawPanel } from './panel.js';
+import { noticeAuthor, onPresenceFrame, refreshPeople } from './people.js';
 import { drawChannels, loadChannels } from './sidebar.js';
 
 gateway.addEventListener('status', (e) => {
@@ -18,7 +20,10 @@ gateway.addEventListener('status', (e) => {
 let readyBefore = false;
 gateway.addEventListener('ready', () => {
   // After a reconnect, unread counts and channels may have changed while we were away.
-  if (readyBefore && state.workspaceId) loadChannels().catch(() => {});
+  if (readyBefore && state.workspaceId) {
+    loadChannels().catch(() => {});
+    refreshPeople();
+  }
   readyBefore = true;
 });
 
@@ -45,6 +50,9 @@ gateway.addEventListener('frame', (e) => {
       return showTyping(frame);
     case 'resync_required':
       return catchUp(frame.channel_id, frame.after_seq, frame.last_seq);
+    case 'presence_subscribed':
+    case 'presence':
+      return onPresenceFrame(frame);
     default:
   }
 });
@@ -55,7 +63,10 @@ function onEvent(event) {
   if (!gateway.accept(id, event.seq)) return;
   const t = timeline(id);
   const isNew = t.applyEvent(event) && !event.kind;
-  if (!event.kind) stopTyping(id, event.author_id);
+  if (!event.kind) {
+    stopTyping(id, event.author_id);
+    noticeAuthor(id, event.author_id);
+  }
   const channel = state.channels.get(id);
   if (isNew && event.author_id !== api.user.id && channel && id !== state.activeId) {
     channel.unread_count = (channel.unread_count ?? 0) + 1;

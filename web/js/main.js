@@ -1,5 +1,6 @@
 // The web client's entry point: logging in and out, then the app (`app.js` state, `sidebar.js`,
-// `channel-view.js`, `composer.js`, `panel.js`, and `live.js` for the WebSocket's events).
+// `channel-view.js`, `composer.js`, `panel.js`, `people.js` for presence, and `live.js` for the
+// WebSocket's events).
 //
 // Every module speaks only the documented REST API (`api.js`) and WebSocket protocol
 // (`gateway.js`).
@@ -9,6 +10,7 @@ import { $ } from './dom.js';
 import './composer.js';
 import './live.js';
 import './panel.js';
+import { showPeople } from './people.js';
 import { acceptInviteFromLink, loadWorkspaces } from './sidebar.js';
 
 async function boot() {
@@ -44,6 +46,8 @@ $('logout-button').addEventListener('click', async () => {
   await api.logout().catch(() => {});
   state.timelines.clear();
   state.channels.clear();
+  state.presence.clear();
+  state.people = { channelId: null, ids: [], total: 0 };
   state.activeId = null;
 });
 
@@ -52,6 +56,7 @@ async function enterApp() {
   $('app-view').hidden = false;
   $('me-name').textContent = api.user.display_name;
   gateway.start();
+  showPeople(null).catch(() => {}); // oneself, until a channel opens
   const invited = await acceptInviteFromLink();
   await loadWorkspaces(invited ?? undefined);
 }
