@@ -118,7 +118,12 @@ impl PostgresMessageStore {
 #[async_trait]
 impl MessageStore for PostgresMessageStore {
     async fn append(&self, messages: &[MessageEvent]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+        // Each chunk is one statement that commits on its own, never a transaction held open
+        // across round trips: a writer frozen mid-transaction (a paused or stalled channel node)
+        // would hold the row locks of its (channel, seq) keys, and the shard's new leader, which
+        // writes the same keys, would wait for it to wake (seconds of stalled acks in the chaos
+        // runs). Appends are idempotent by (channel, seq), so a failure after some chunks is
+        // repaired by writing the whole batch again.
         for chunk in messages.chunks(ROWS_PER_INSERT) {
             let mut insert = QueryBuilder::new(format!("INSERT INTO messages ({COLUMNS}) "));
             insert.push_values(chunk, |mut row, m| {
@@ -139,11 +144,11 @@ impl MessageStore for PostgresMessageStore {
             insert.push(" ON CONFLICT (channel_id, seq) DO NOTHING");
             insert
                 .build()
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await
                 .map_err(StoreError::backend)?;
         }
-        tx.commit().await.map_err(StoreError::backend)
+        Ok(())
     }
 
     async fn page(
