@@ -163,7 +163,9 @@ impl Deliveries {
         self.count.fetch_add(1, Ordering::Relaxed);
         let latency = unix_micros().saturating_sub(sent_micros).max(1);
         if let Ok(mut h) = self.latency.lock() {
-            h.saturating_record(latency);
+            // The histogram grows to fit (`record`); `saturating_record` would clamp every value
+            // to its initial range of 1–2 µs.
+            let _ = h.record(latency);
         }
     }
 }
@@ -517,5 +519,28 @@ impl Publishing<'_> {
         published.seconds = started.elapsed().as_secs_f64();
         tokio::time::sleep(self.drain).await;
         published
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_latency_of_seconds_is_reported_in_seconds() {
+        let deliveries = Deliveries::new();
+        deliveries.record(unix_micros() - 1_500_000);
+        deliveries.record(unix_micros() - 20_000);
+        let pairs = to_pairs(&deliveries.latency.lock().unwrap());
+        let received = Received {
+            deliveries: 2,
+            latency: pairs,
+        };
+        let mut total = histogram();
+        received.add_to(&mut total);
+        let max_ms = total.max() as f64 / 1000.0;
+        let min_ms = total.min() as f64 / 1000.0;
+        assert!((1_500.0..1_600.0).contains(&max_ms), "max {max_ms} ms");
+        assert!((20.0..100.0).contains(&min_ms), "min {min_ms} ms");
     }
 }
