@@ -266,6 +266,7 @@ pub(crate) async fn spawn_api(
         admin_token: config.admin_token.clone(),
         trusted_proxies: trusted_proxies(config)?,
         gateway_port,
+        clock: config.clock.clone(),
         streams: chorus_api::Streams::new(
             front.bus.clone(),
             front.access.clone(),

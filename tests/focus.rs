@@ -277,3 +277,85 @@ async fn a_weekly_schedule_starts_and_ends_a_session_on_a_test_clock() {
     assert_eq!(tick("2026-12-12T08:30:00Z").await.started, 0);
     assert!(!in_focus().await);
 }
+
+#[tokio::test]
+async fn statistics_count_focus_per_local_day_with_a_session_across_midnight_and_bounded_days() {
+    let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
+    let clock = chorus_core::Clock::manual(at("2026-12-01T12:00:00Z"));
+    let node = TestNode::start_with(|config| {
+        config.focus_tick_ms = 0;
+        config.clock = clock.clone();
+    })
+    .await;
+    let (_bob, bob_token) = node.user("bob").await;
+    put(
+        &node,
+        &bob_token,
+        "/v1/users/me/focus/settings",
+        json!({"time_zone": "Europe/Paris"}),
+    )
+    .await;
+    // Sessions on the API's clock; Paris is UTC+1 in December.
+    let session = |from: &'static str, to: Option<&'static str>| {
+        let (node, token, clock) = (&node, &bob_token, &clock);
+        async move {
+            clock.set(at(from));
+            let (status, body) = node
+                .post("/v1/users/me/focus", Some(token), json!({}))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            if let Some(to) = to {
+                clock.set(at(to));
+                let (status, body) = node
+                    .call("DELETE", "/v1/users/me/focus", Some(token), None)
+                    .await;
+                assert_eq!(status, 200, "{body}");
+            }
+        }
+    };
+    // 23:30–00:30 local: started the day before the window, half an hour of it inside.
+    session("2026-12-01T22:30:00Z", Some("2026-12-01T23:30:00Z")).await;
+    session("2026-12-02T08:00:00Z", Some("2026-12-02T09:00:00Z")).await;
+    // 23:00–01:30 local, split between 3 and 4 December.
+    session("2026-12-03T22:00:00Z", Some("2026-12-04T00:30:00Z")).await;
+    // Open since 11:00 local; the query comes an hour later.
+    session("2026-12-04T10:00:00Z", None).await;
+    clock.set(at("2026-12-04T11:00:00Z"));
+
+    let (status, stats) = node
+        .get("/v1/users/me/focus/stats?days=3", &bob_token)
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["time_zone"], "Europe/Paris");
+    assert_eq!(
+        stats["days"],
+        json!([
+            {"date": "2026-12-02", "focus_seconds": 1800 + 3600, "sessions": 1},
+            {"date": "2026-12-03", "focus_seconds": 3600, "sessions": 1},
+            {"date": "2026-12-04", "focus_seconds": 5400 + 3600, "sessions": 1},
+        ])
+    );
+    assert_eq!(stats["total_focus_seconds"], 18000);
+    assert_eq!(stats["sessions"], 3);
+    assert_eq!(stats["current_streak_days"], 3);
+    assert_eq!(stats["longest_streak_days"], 3);
+
+    // A week by default: 1 December has its half hour, 28–30 November nothing.
+    let (_, week) = node.get("/v1/users/me/focus/stats", &bob_token).await;
+    let days = week["days"].as_array().unwrap();
+    assert_eq!(days.len(), 7);
+    assert_eq!(days[0]["date"], "2026-11-28");
+    assert_eq!(days[3]["focus_seconds"], 1800);
+    assert_eq!(week["current_streak_days"], 4);
+
+    for (query, code) in [
+        ("days=0", "invalid_days"),
+        ("days=91", "invalid_days"),
+        ("days=week", "invalid_query"),
+    ] {
+        let (status, body) = node
+            .get(&format!("/v1/users/me/focus/stats?{query}"), &bob_token)
+            .await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some(code)));
+    }
+}

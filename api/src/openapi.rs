@@ -41,6 +41,7 @@ use crate::views;
         routes::focus::start,
         routes::focus::end,
         routes::focus::digests,
+        routes::focus::stats,
         routes::focus::team,
         routes::workspaces::create,
         routes::workspaces::list,

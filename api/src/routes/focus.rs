@@ -1,6 +1,7 @@
 //! Focus mode over REST: the caller's settings (time zone, weekly schedule, priority rules,
-//! automatic reply), starting and ending a session by hand, the digests of ended sessions, and a
-//! workspace's "who is in focus now". Every route but the workspace view is about the caller
+//! automatic reply), starting and ending a session by hand, the digests of ended sessions, the
+//! caller's statistics (focus time per local day, sessions, streaks), and a workspace's "who is
+//! in focus now". Times come from the API's clock (`ApiState::clock`), so tests fix them. Every route but the workspace view is about the caller
 //! only; the workspace view is for its members.
 //!
 //! What happens during a session — holding notifications, the digest at its end, scheduled
@@ -9,7 +10,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::Utc;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -20,8 +20,9 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Body, Caller, Params, PathParams};
 use crate::routes::history::page_limit;
 use crate::views::{
-    FocusDigestList, FocusDigestView, FocusSessionView, FocusSettingsView, FocusView,
-    MemberInFocus, Refusal, StartFocusRequest, TeamFocus, planned_end, settings_from,
+    FocusDigestList, FocusDigestView, FocusSessionView, FocusSettingsView, FocusStatsView,
+    FocusView, MemberInFocus, Refusal, StartFocusRequest, TeamFocus, planned_end, sessions_since,
+    settings_from, stats_days,
 };
 
 fn refused((code, message): Refusal) -> ApiError {
@@ -83,7 +84,7 @@ pub async fn start(
     Caller(caller): Caller,
     Body(request): Body<StartFocusRequest>,
 ) -> ApiResult<Json<FocusSessionView>> {
-    let now = Utc::now();
+    let now = state.api.clock.now();
     let ends_at = planned_end(&request, now).map_err(refused)?;
     let session = chorus_notify::focus::start_session(
         state.api.store.as_ref(),
@@ -110,7 +111,7 @@ pub async fn end(
         state.api.store.as_ref(),
         state.api.presence.as_ref(),
         caller.user_id,
-        Utc::now(),
+        state.api.clock.now(),
     )
     .await?
     .ok_or_else(|| {
@@ -152,6 +153,45 @@ pub async fn digests(
     Ok(Json(FocusDigestList {
         digests: digests.into_iter().map(Into::into).collect(),
     }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsParams {
+    /// How many local days, today included: 1 to 90; default 7.
+    pub days: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/v1/users/me/focus/stats", tag = "focus", security(("bearer" = [])),
+    params(StatsParams),
+    responses(
+        (status = 200, description = "Focus time per local day (in the caller's focus time zone), sessions and streaks over the last `days` days", body = FocusStatsView),
+        (status = 400, description = "`invalid_days` (outside 1–90), `invalid_query`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+    ))]
+pub async fn stats(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Params(params): Params<StatsParams>,
+) -> ApiResult<Json<FocusStatsView>> {
+    let days = stats_days(params.days).map_err(refused)?;
+    let now = state.api.clock.now();
+    let focus = state.api.store.focus();
+    let time_zone = focus
+        .focus_settings(caller.user_id)
+        .await?
+        .unwrap_or_default()
+        .time_zone;
+    let since = sessions_since(time_zone, now, days);
+    let mut sessions = focus.focus_sessions_of(caller.user_id, since).await?;
+    // An open session may have started before `since` (one without a planned end).
+    if let Some(open) = focus.open_focus_session(caller.user_id).await?
+        && open.started_at < since
+    {
+        sessions.push(open);
+    }
+    let stats = chorus_core::focus::stats::focus_stats(&sessions, time_zone, now, days);
+    Ok(Json(FocusStatsView::new(time_zone, stats)))
 }
 
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/focus", tag = "focus",
