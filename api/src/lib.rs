@@ -200,6 +200,12 @@ fn account_routes() -> Router<AppState> {
         .route("/v1/users/me/focus/digests", get(focus::digests))
         .route("/v1/users/me/focus/stats", get(focus::stats))
         .route("/v1/workspaces/{workspace_id}/focus", get(focus::team))
+        .route(
+            "/v1/workspaces/{workspace_id}/focus/policy",
+            get(focus::get_policy)
+                .put(focus::set_policy)
+                .delete(focus::remove_policy),
+        )
 }
 
 fn workspace_routes() -> Router<AppState> {

@@ -10,23 +10,44 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use chorus_core::focus::policy::{PolicyRefusal, check_all};
 use serde::Deserialize;
+use serde_json::json;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::context::role_in;
+use crate::audit::{self, Audit};
+use crate::context::{require, role_in};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Body, Caller, Params, PathParams};
+use crate::policy::Action;
 use crate::routes::history::page_limit;
 use crate::views::{
     FocusDigestList, FocusDigestView, FocusSessionView, FocusSettingsView, FocusStatsView,
     FocusView, MemberInFocus, Refusal, StartFocusRequest, TeamFocus, planned_end, sessions_since,
     settings_from, stats_days,
 };
+use crate::views::{FocusPolicyView, WorkspaceFocusPolicy, policy_from};
 
 fn refused((code, message): Refusal) -> ApiError {
     ApiError::bad_request(code, message)
+}
+
+/// The refusal of a session a workspace's focus policy does not allow.
+fn not_allowed(workspace: Uuid, why: PolicyRefusal) -> ApiError {
+    let message = match why {
+        PolicyRefusal::OutsideHours => format!(
+            "workspace {workspace} allows focus sessions only in its focus hours, and now is \
+             outside them"
+        ),
+        PolicyRefusal::EndsAfterHours { window_end } => format!(
+            "workspace {workspace} allows focus sessions only in its focus hours, which end at \
+             {}: end the session by then",
+            window_end.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ),
+    };
+    ApiError::new(StatusCode::CONFLICT, "focus_not_allowed", message)
 }
 
 #[utoipa::path(get, path = "/v1/users/me/focus", tag = "focus", security(("bearer" = [])),
@@ -78,6 +99,7 @@ pub async fn set_settings(
         (status = 200, description = "The session in effect now: a new one, or the open one with its planned end changed", body = FocusSessionView),
         (status = 400, description = "`invalid_duration`, `invalid_json`, `invalid_body`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+        (status = 409, description = "`focus_not_allowed`: a workspace the caller is in allows focus only in its hours (`GET /v1/workspaces/{id}/focus/policy`); the message names the workspace and says why", body = ErrorBody),
     ))]
 pub async fn start(
     State(state): State<AppState>,
@@ -86,6 +108,15 @@ pub async fn start(
 ) -> ApiResult<Json<FocusSessionView>> {
     let now = state.api.clock.now();
     let ends_at = planned_end(&request, now).map_err(refused)?;
+    let policies = state
+        .api
+        .store
+        .focus()
+        .focus_policies_for(caller.user_id)
+        .await?;
+    if let Err((workspace, why)) = check_all(&policies, now, ends_at) {
+        return Err(not_allowed(workspace, why));
+    }
     let session = chorus_notify::focus::start_session(
         state.api.store.as_ref(),
         state.api.presence.as_ref(),
@@ -224,4 +255,111 @@ pub async fn team(
             })
             .collect(),
     }))
+}
+
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/focus/policy", tag = "focus",
+    operation_id = "get_focus_policy",
+    security(("bearer" = [])),
+    params(("workspace_id" = Uuid, Path, description = "Workspace id")),
+    responses(
+        (status = 200, description = "The hours in which members may focus (null: any time)", body = WorkspaceFocusPolicy),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such workspace, or the caller is not in it", body = ErrorBody),
+    ))]
+pub async fn get_policy(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParams(workspace_id): PathParams<Uuid>,
+) -> ApiResult<Json<WorkspaceFocusPolicy>> {
+    role_in(&state, workspace_id, caller.user_id).await?;
+    let policy = state.api.store.focus().focus_policy(workspace_id).await?;
+    Ok(Json(WorkspaceFocusPolicy {
+        policy: policy.as_ref().map(Into::into),
+    }))
+}
+
+#[utoipa::path(put, path = "/v1/workspaces/{workspace_id}/focus/policy", tag = "focus",
+    operation_id = "set_focus_policy",
+    security(("bearer" = [])), request_body = FocusPolicyView,
+    params(("workspace_id" = Uuid, Path, description = "Workspace id")),
+    responses(
+        (status = 200, description = "Set: members start sessions only within these hours (audited as `focus_policy_set`); sessions already open are left alone", body = WorkspaceFocusPolicy),
+        (status = 400, description = "`invalid_time_zone`, `invalid_schedule`, `invalid_json`, `invalid_body`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: only owners and admins set the focus policy", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such workspace, or the caller is not in it", body = ErrorBody),
+    ))]
+pub async fn set_policy(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParams(workspace_id): PathParams<Uuid>,
+    Body(request): Body<FocusPolicyView>,
+) -> ApiResult<Json<WorkspaceFocusPolicy>> {
+    let role = role_in(&state, workspace_id, caller.user_id).await?;
+    require(
+        role,
+        Action::ManageFocusPolicy,
+        "only owners and admins set the focus policy",
+    )?;
+    let policy = policy_from(&request).map_err(refused)?;
+    state
+        .api
+        .store
+        .focus()
+        .set_focus_policy(workspace_id, Some(&policy))
+        .await?;
+    let view = FocusPolicyView::from(&policy);
+    audit::record(
+        &state,
+        Audit {
+            workspace_id: Some(workspace_id),
+            actor_id: Some(caller.user_id),
+            action: "focus_policy_set",
+            target_id: Some(workspace_id),
+            details: json!(view),
+        },
+    )
+    .await;
+    Ok(Json(WorkspaceFocusPolicy { policy: Some(view) }))
+}
+
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/focus/policy", tag = "focus",
+    operation_id = "remove_focus_policy",
+    security(("bearer" = [])),
+    params(("workspace_id" = Uuid, Path, description = "Workspace id")),
+    responses(
+        (status = 200, description = "Removed: members may focus at any time (audited as `focus_policy_removed`)", body = WorkspaceFocusPolicy),
+        (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: only owners and admins set the focus policy", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such workspace, or the caller is not in it", body = ErrorBody),
+    ))]
+pub async fn remove_policy(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParams(workspace_id): PathParams<Uuid>,
+) -> ApiResult<Json<WorkspaceFocusPolicy>> {
+    let role = role_in(&state, workspace_id, caller.user_id).await?;
+    require(
+        role,
+        Action::ManageFocusPolicy,
+        "only owners and admins set the focus policy",
+    )?;
+    state
+        .api
+        .store
+        .focus()
+        .set_focus_policy(workspace_id, None)
+        .await?;
+    audit::record(
+        &state,
+        Audit {
+            workspace_id: Some(workspace_id),
+            actor_id: Some(caller.user_id),
+            action: "focus_policy_removed",
+            target_id: Some(workspace_id),
+            details: json!({}),
+        },
+    )
+    .await;
+    Ok(Json(WorkspaceFocusPolicy { policy: None }))
 }
