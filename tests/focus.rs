@@ -552,10 +552,41 @@ async fn a_workspace_focus_policy_refuses_sessions_outside_its_hours() {
         .await;
     assert_eq!(status, 200);
 
+    // Scheduled sessions are held to it too: a Saturday window does not start, a Monday one does.
+    let tick = |at: DateTime<Utc>| {
+        let node = node.node.as_ref().unwrap();
+        async move { node.focus_tick(at).await.unwrap() }
+    };
+    let schedule = |day: &str| {
+        json!({"time_zone": "Europe/Paris",
+               "schedule": {"days": [day], "start": "10:00", "end": "12:00"}})
+    };
+    put(
+        &node,
+        &bob_token,
+        "/v1/users/me/focus/settings",
+        schedule("sat"),
+    )
+    .await;
+    assert_eq!(tick(at("2026-12-12T09:00:00Z")).await.started, 0);
+    put(
+        &node,
+        &bob_token,
+        "/v1/users/me/focus/settings",
+        schedule("mon"),
+    )
+    .await;
+    assert_eq!(tick(at("2026-12-14T09:00:00Z")).await.started, 1);
+    clock.set(at("2026-12-14T09:30:00Z"));
+    let (status, _) = node
+        .call("DELETE", "/v1/users/me/focus", Some(&bob_token), None)
+        .await;
+    assert_eq!(status, 200);
+
     // Without a policy, Saturday night is fine again.
     let (status, body) = node.call("DELETE", &path, Some(&alice_token), None).await;
     assert_eq!((status, &body["policy"]), (200, &serde_json::Value::Null));
-    clock.set(at("2026-12-12T23:00:00Z"));
+    clock.set(at("2026-12-19T23:00:00Z"));
     let (status, body) = start(json!({})).await;
     assert_eq!(status, 200, "{body}");
 }
