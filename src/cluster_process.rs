@@ -181,7 +181,8 @@ impl ClusterProcess {
             channel_node: None,
         };
         if roles.contains(&Role::Channel) {
-            let channel_bus = notifying_bus(&config, messages.clone(), bus.clone()).await?;
+            let (channel_bus, auto_replies) =
+                notifying_bus(&config, messages.clone(), bus.clone()).await?;
             let node = ClusterChannelNode::start(
                 ClusterNodeConfig {
                     node_id: config.cluster.node_id,
@@ -214,6 +215,9 @@ impl ClusterProcess {
             .context("cannot start the channel node")?;
             process.transport_addr = node.local_addr();
             process.channel_node = Some(Arc::new(node));
+            if let Some(slot) = auto_replies {
+                connect_auto_replies(slot, &tls, seeds.values().copied().collect());
+            }
         }
         let mut readiness =
             Readiness::new(process.stop.subscribe()).with(MessagesProbe(messages.clone()));
@@ -333,28 +337,65 @@ impl ClusterProcess {
     }
 }
 
+/// Focus mode's automatic replies from this channel node's notifier go to whichever shard leads
+/// the DM, through a router of its own. Connected in the background: the cluster map may not be
+/// readable until the cluster has formed, and the node must not wait for it to start; until it
+/// is connected (tried again every `MAP_WAIT`), this node's shards send no automatic replies.
+fn connect_auto_replies(
+    slot: chorus_notify::AutoReplyRouter,
+    tls: &TlsFiles,
+    seeds: Vec<std::net::SocketAddr>,
+) {
+    let tls = tls.clone();
+    tokio::spawn(async move {
+        loop {
+            let endpoint = match QuicEndpoint::client(&tls, TransportLimits::default()) {
+                Ok(endpoint) => endpoint,
+                Err(err) => {
+                    return tracing::warn!(error = %err, "no focus auto-replies: no transport");
+                }
+            };
+            match ClusterRouter::connect(endpoint, seeds.clone(), MAP_WAIT).await {
+                Ok(router) => {
+                    let _ = slot.set(Arc::new(router));
+                    return;
+                }
+                Err(err) => tracing::warn!(error = %err, "focus auto-replies wait for the map"),
+            }
+        }
+    });
+}
+
 /// The bus a channel node's shards publish on: with a notifier when the node can reach the
 /// shared metadata store and presence (PostgreSQL and Redis), so the leader of each shard
-/// notifies (ARCHITECTURE.md); the plain bus otherwise, and the log says notifications are off.
+/// notifies (ARCHITECTURE.md) — and the notifier's slot for the router its automatic replies go
+/// to; the plain bus otherwise, and the log says notifications are off.
 async fn notifying_bus(
     config: &NodeConfig,
     messages: Arc<dyn chorus_core::MessageStore>,
     bus: Arc<dyn chorus_cluster::FanoutBus>,
-) -> anyhow::Result<Arc<dyn chorus_cluster::FanoutBus>> {
+) -> anyhow::Result<(
+    Arc<dyn chorus_cluster::FanoutBus>,
+    Option<chorus_notify::AutoReplyRouter>,
+)> {
     let shared_metadata = config.metadata_url.as_deref().is_some_and(is_postgres);
     if !shared_metadata || !is_redis(config.presence_url.as_deref()) {
         tracing::warn!(
             "this channel node sends no notifications: it needs metadata_url (postgres://) and \
              presence_url (redis://)"
         );
-        return Ok(bus);
+        return Ok((bus, None));
     }
     let store = open_metadata(config.metadata_url.as_deref(), &config.data_dir)
         .await
         .context("cannot open the metadata store (metadata_url)")?;
     let presence = open_presence(config.presence_url.as_deref()).await?;
     let notifier = chorus_notify::Notifier::new(store, messages, presence);
-    Ok(Arc::new(chorus_notify::NotifyingBus::new(bus, notifier)))
+    let auto_replies = notifier.auto_replies();
+    Ok((
+        Arc::new(chorus_notify::NotifyingBus::new(bus, notifier)),
+        Some(auto_replies),
+    ))
 }
 
 #[cfg(test)]

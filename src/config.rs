@@ -53,6 +53,10 @@ pub struct NodeConfig {
     /// How often the retention job deletes the history workspaces' policies no longer keep
     /// (docs/OPERATIONS.md); 0 turns it off (tests drive it with `Node::retention_tick`).
     pub retention_tick_ms: u64,
+    /// The time the API's focus routes decide at: the wall clock, or (tests) a manual clock.
+    /// Not configurable in a file.
+    #[serde(skip)]
+    pub clock: chorus_core::Clock,
     pub gateway: GatewaySection,
     pub channels: ChannelsSection,
     pub api: ApiSection,
@@ -79,6 +83,7 @@ impl Default for NodeConfig {
             client_tls: ClientTlsSection::default(),
             focus_tick_ms: 5_000,
             retention_tick_ms: 3_600_000,
+            clock: chorus_core::Clock::wall(),
             gateway: GatewaySection::default(),
             channels: ChannelsSection::default(),
             api: ApiSection::default(),

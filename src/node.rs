@@ -79,10 +79,13 @@ impl Node {
         // The channel service's leader path notifies (see chorus_notify); gateways and the API
         // use the plain bus.
         let notifier = Notifier::new(store.clone(), messages.clone(), presence.clone());
+        let auto_replies = notifier.auto_replies();
         let channel_bus = Arc::new(NotifyingBus::new(bus.clone(), notifier));
         let channels = ChannelService::start(channel_config, messages.clone(), channel_bus)
             .await
             .context("cannot start the channel service")?;
+        // Focus mode's automatic replies are messages: the notifier submits them here.
+        let _ = auto_replies.set(Arc::new(channels.clone()));
 
         let secret = match &config.jwt_secret {
             Some(secret) => secret.clone().into_bytes(),
@@ -266,6 +269,7 @@ pub(crate) async fn spawn_api(
         admin_token: config.admin_token.clone(),
         trusted_proxies: trusted_proxies(config)?,
         gateway_port,
+        clock: config.clock.clone(),
         streams: chorus_api::Streams::new(
             front.bus.clone(),
             front.access.clone(),

@@ -75,6 +75,8 @@ pub struct ApiState {
     /// The port of this process's WebSocket gateway (`GET /v1/gateway`), for the web client;
     /// `None` in a process that runs no gateway.
     pub gateway_port: Option<u16>,
+    /// The time focus mode decides at: the wall clock, or a test's manual clock.
+    pub clock: chorus_core::Clock,
     /// The Server-Sent Events streams of this process (`GET /v1/stream`); the server's shutdown
     /// must call [`Streams::close_all`] (an open stream would hold a graceful shutdown).
     pub streams: Streams,
@@ -196,7 +198,14 @@ fn account_routes() -> Router<AppState> {
         )
         .route("/v1/users/me/focus/settings", put(focus::set_settings))
         .route("/v1/users/me/focus/digests", get(focus::digests))
+        .route("/v1/users/me/focus/stats", get(focus::stats))
         .route("/v1/workspaces/{workspace_id}/focus", get(focus::team))
+        .route(
+            "/v1/workspaces/{workspace_id}/focus/policy",
+            get(focus::get_policy)
+                .put(focus::set_policy)
+                .delete(focus::remove_policy),
+        )
 }
 
 fn workspace_routes() -> Router<AppState> {

@@ -48,6 +48,8 @@ pub enum Action {
     ExportData,
     /// Set the workspace's retention policy and channels' legal holds (audited).
     ManageRetention,
+    /// Set the hours in which the workspace's members may focus (audited).
+    ManageFocusPolicy,
 }
 
 /// Whether `role` may do `action` at all (finer rules may still refuse a particular target).
@@ -64,7 +66,8 @@ pub fn allows(role: Role, action: Action) -> bool {
         | Action::ReadAuditLog
         | Action::ManageBots
         | Action::ExportData
-        | Action::ManageRetention => role.is_admin(),
+        | Action::ManageRetention
+        | Action::ManageFocusPolicy => role.is_admin(),
     }
 }
 
@@ -120,6 +123,7 @@ mod tests {
             (Action::ManageBots, [true, true, false, false]),
             (Action::ExportData, [true, true, false, false]),
             (Action::ManageRetention, [true, true, false, false]),
+            (Action::ManageFocusPolicy, [true, true, false, false]),
         ];
         for (action, expected) in table {
             for (role, allowed) in ROLES.into_iter().zip(expected) {

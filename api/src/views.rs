@@ -4,6 +4,7 @@ mod account;
 mod bots;
 mod commands;
 mod focus;
+mod focus_stats;
 mod messages;
 mod workspace;
 
@@ -11,6 +12,7 @@ pub use account::*;
 pub use bots::*;
 pub use commands::*;
 pub use focus::*;
+pub use focus_stats::*;
 pub use messages::*;
 pub use workspace::*;
 

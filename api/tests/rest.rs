@@ -47,6 +47,7 @@ impl Api {
             admin_token: None,
             trusted_proxies: Default::default(),
             gateway_port: None,
+            clock: Default::default(),
             streams: chorus_api::Streams::new(bus, access, Default::default()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -30,6 +30,7 @@ fn publish(channel: Uuid, author: Uuid, nonce: String) -> Command {
         parent_seq: None,
         emoji: None,
         mentions: Vec::new(),
+        automatic: false,
     })
 }
 

@@ -52,6 +52,7 @@ fn state_machine(c: &mut Criterion) {
                 parent_seq: None,
                 emoji: None,
                 mentions: Vec::new(),
+                automatic: false,
             })
         })
         .collect();

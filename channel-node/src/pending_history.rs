@@ -119,6 +119,7 @@ mod tests {
             parent_seq: None,
             emoji: None,
             mentions: Vec::new(),
+            automatic: false,
         })
     }
 

@@ -300,6 +300,7 @@ impl ShardReplica {
             parent_seq: request.parent_seq,
             emoji: request.emoji,
             mentions: request.mentions,
+            automatic: request.automatic,
         };
         let (reply, outcome) = oneshot::channel();
         self.proposals

@@ -88,6 +88,10 @@ pub struct PublishCommand {
     pub emoji: Option<String>,
     #[serde(default)]
     pub mentions: Vec<Uuid>,
+    /// A focus mode auto-reply (`MessageEvent::automatic`). Sequenced like any message, so
+    /// entries logged before it decode as `false` and replay to the same seqs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub automatic: bool,
 }
 
 /// The result of applying one entry.
@@ -357,6 +361,7 @@ impl ChannelsState {
             parent_seq: cmd.parent_seq,
             emoji: cmd.emoji,
             mentions: cmd.mentions,
+            automatic: cmd.automatic,
         };
         channel.nonces.insert(
             key.clone(),
@@ -495,6 +500,7 @@ mod tests {
             parent_seq: None,
             emoji: None,
             mentions: Vec::new(),
+            automatic: false,
         }
     }
 

@@ -28,6 +28,10 @@ pub struct PublishRequest {
     pub parent_seq: Option<u64>,
     pub emoji: Option<String>,
     pub mentions: Vec<Uuid>,
+    /// Sent by the server on the author's behalf (a focus mode auto-reply): the event says so.
+    /// Defaults so that requests of processes that predate it still decode.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub automatic: bool,
 }
 
 impl PublishRequest {
@@ -43,6 +47,7 @@ impl PublishRequest {
             parent_seq: None,
             emoji: None,
             mentions: Vec::new(),
+            automatic: false,
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod bots;
 pub mod client_addr;
+pub mod clock;
 pub mod commands;
 pub mod error;
 pub mod focus;
@@ -21,6 +22,7 @@ pub mod retention;
 pub mod testing;
 pub mod visibility;
 
+pub use clock::Clock;
 pub use error::StoreError;
 pub use messages::{
     HistoryQuery, InstrumentedMessageStore, MessageStore, PostgresMessageStore, RedbMessageStore,

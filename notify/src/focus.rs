@@ -3,7 +3,8 @@
 //! scheduled windows and sessions planned to end.
 //!
 //! Every decision is pure and lives in `chorus_core::focus` (`transition`: given the open
-//! session, the schedule and now, what happens); this module reads the state, applies the step
+//! session, the schedule and now, what happens; `policy`: whether the user's workspaces' focus
+//! hours allow a scheduled session to start); this module reads the state, applies the step
 //! and sends what the user must hear. The clock is whatever `now` the caller passes: the node's
 //! ticker passes the wall clock every `focus_tick_ms`, tests pass a test clock
 //! (`chorus::Node::focus_tick`). Several processes may tick the same store: a session is opened
@@ -13,6 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chorus_core::focus::policy::check_all;
 use chorus_core::focus::transition::{OpenSession, Transition, next_check, transition};
 use chorus_core::focus::{FocusSession, schedule::FocusSource};
 use chorus_core::{MetadataStore, StoreError};
@@ -132,11 +134,20 @@ impl FocusRuntime {
                 .as_ref()
                 .and_then(|s| s.schedule.as_ref().map(|schedule| (schedule, s.time_zone)));
             let open = focus.open_focus_session(user).await?;
-            let step = transition(
+            let mut step = transition(
                 open.map(|o| OpenSession { ends_at: o.ends_at }),
                 schedule,
                 now,
             );
+            // A workspace's focus hours bind scheduled sessions too: a window they do not allow
+            // is skipped (looked at again when the schedule next changes).
+            if let Transition::Start { ends_at, .. } = step
+                && let Err((workspace, why)) =
+                    check_all(&focus.focus_policies_for(user).await?, now, Some(ends_at))
+            {
+                tracing::debug!(%user, %workspace, ?why, "scheduled focus refused by policy");
+                step = Transition::Stay;
+            }
             match step {
                 Transition::Stay => {}
                 Transition::End { at } => {

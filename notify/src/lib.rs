@@ -23,5 +23,5 @@ mod notifying_bus;
 
 pub use badges::Badges;
 pub use focus::FocusRuntime;
-pub use notifier::Notifier;
+pub use notifier::{AutoReplyRouter, Notifier};
 pub use notifying_bus::{NOTIFY_QUEUE, NotifyingBus};

@@ -1,9 +1,13 @@
 //! Turns one committed message into notifications: gathers the facts, asks the pure rules
 //! (`chorus_core::notify::rules`), and hands the result to `delivery.rs` (focus mode's gate, the
-//! once-only record, the send).
+//! once-only record, the send). A DM to a user in focus may then get their automatic reply
+//! (`chorus_core::focus::auto_reply`), submitted to the channel service like any message.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use chorus_cluster::{ChannelRouter, PublishRequest};
+use chorus_core::focus::auto_reply::{AutoReply, DmInFocus, auto_reply};
 
 use chorus_core::model::ChannelKind;
 use chorus_core::notify::rules::{Audience, Member, broadcast_mentions, recipients};
@@ -24,7 +28,14 @@ pub struct Notifier {
     /// Channel kind and workspace, which do not change in a way that matters here (a channel
     /// never becomes or stops being a DM); bounded by the channels that see messages.
     channels: Mutex<HashMap<Uuid, (ChannelKind, Uuid)>>,
+    /// Where automatic replies are submitted: the channel service, which is started after the
+    /// bus that holds this notifier, so it is set later ([`Notifier::auto_replies`]). Unset: no
+    /// automatic replies are sent.
+    router: AutoReplyRouter,
 }
+
+/// The channel service automatic replies go to, set once it has started.
+pub type AutoReplyRouter = Arc<OnceLock<Arc<dyn ChannelRouter>>>;
 
 /// Channels whose kind is cached at most; beyond, the cache starts over.
 const CHANNEL_CACHE: usize = 100_000;
@@ -40,7 +51,13 @@ impl Notifier {
             messages,
             presence,
             channels: Mutex::new(HashMap::new()),
+            router: AutoReplyRouter::default(),
         }
+    }
+
+    /// The slot to put the channel service in once it runs, so automatic replies are sent.
+    pub fn auto_replies(&self) -> AutoReplyRouter {
+        self.router.clone()
     }
 
     /// Notifies whoever `event` concerns; returns how many notifications were new. Errors are
@@ -126,9 +143,59 @@ impl Notifier {
             })
             .collect();
         let delivered = deliver(self.metadata.as_ref(), self.presence.as_ref(), pending).await?;
+        for (focus, sender) in &delivered.dms_in_focus {
+            let dm = DmInFocus {
+                recipient: focus.session.user_id,
+                session: focus.session.id,
+                auto_reply: focus.auto_reply.as_deref(),
+                sender: *sender,
+                channel: event.channel_id,
+                automatic: event.automatic,
+            };
+            if let Some(reply) = auto_reply(&dm)
+                && let Err(err) = self.send_auto_reply(reply).await
+            {
+                // The notifications are out already; only the reply is lost.
+                tracing::warn!(error = %err, "a focus auto-reply could not be recorded");
+            }
+        }
         let sent = delivered.sent;
         metrics::counter!("chorus_notifications_sent_total").increment(sent as u64);
         Ok(sent)
+    }
+
+    /// Sends `reply` unless its sender already got one in this session. Recorded before it is
+    /// submitted: a submit that fails loses this reply (logged) rather than risk a second one.
+    async fn send_auto_reply(&self, reply: AutoReply) -> Result<(), StoreError> {
+        let Some(router) = self.router.get().cloned() else {
+            return Ok(());
+        };
+        if !self
+            .metadata
+            .focus()
+            .record_auto_reply(reply.session, reply.to)
+            .await?
+        {
+            return Ok(());
+        }
+        let request = PublishRequest {
+            automatic: true,
+            ..PublishRequest::message(reply.channel, reply.from, reply.nonce, reply.text)
+        };
+        // The notifier does not wait for the commit: its queue serves every message's
+        // notifications, and the reply is itself a message that comes back through it.
+        tokio::spawn(async move {
+            let outcome = match router.submit(request).await {
+                Ok(ticket) => ticket.await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = outcome {
+                metrics::counter!("chorus_focus_auto_replies_failed_total").increment(1);
+                tracing::warn!(error = %err, "a focus auto-reply was not sent");
+            }
+        });
+        metrics::counter!("chorus_focus_auto_replies_total").increment(1);
+        Ok(())
     }
 
     async fn channel(&self, id: Uuid) -> Result<Option<(ChannelKind, Uuid)>, StoreError> {

@@ -113,6 +113,14 @@ pub struct MessageEvent {
     /// For `message` and `edit`: the users mentioned in `text` (as `<@user-uuid>`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<Uuid>,
+    /// Sent by the server on the author's behalf, not typed by them: a focus mode auto-reply.
+    /// Absent means `false`, so frames of clients and processes that predate it are unchanged.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub automatic: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// What a channel event does. Every kind takes its own `seq` in the channel's total order, so
@@ -186,6 +194,7 @@ impl MessageEvent {
             parent_seq: None,
             emoji: None,
             mentions: Vec::new(),
+            automatic: false,
         }
     }
 }
@@ -363,6 +372,28 @@ fn classify(text: &str, err: serde_json::Error) -> DecodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn automatic_is_on_the_wire_only_when_true() {
+        let typed = MessageEvent::new_message(
+            Uuid::nil(),
+            1,
+            Uuid::nil(),
+            Uuid::nil(),
+            "hi",
+            DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            "n",
+        );
+        let json = serde_json::to_value(&typed).unwrap();
+        assert!(json.get("automatic").is_none(), "{json}");
+        let reply = MessageEvent {
+            automatic: true,
+            ..typed.clone()
+        };
+        let json = serde_json::to_value(&reply).unwrap();
+        assert_eq!(json["automatic"], true);
+        assert_eq!(serde_json::from_value::<MessageEvent>(json).unwrap(), reply);
+    }
 
     #[test]
     fn send_frame_has_documented_spelling() {

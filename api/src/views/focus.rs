@@ -2,6 +2,7 @@
 //! unit-tested): a known time zone, a schedule of named days with `HH:MM` times, bounded rule
 //! lists, a threshold within 0–100, an automatic reply of at most 500 characters.
 
+use chorus_core::focus::policy::FocusPolicy;
 use chorus_core::focus::priority::{FocusRules, MAX_RULE_ITEMS};
 use chorus_core::focus::schedule::{FocusSource, WeeklySchedule};
 use chorus_core::focus::store::MAX_AUTO_REPLY_CHARS;
@@ -187,11 +188,7 @@ impl From<&FocusSettings> for FocusSettingsView {
     fn from(settings: &FocusSettings) -> Self {
         FocusSettingsView {
             time_zone: settings.time_zone.name().to_string(),
-            schedule: settings.schedule.as_ref().map(|s| ScheduleView {
-                days: s.days.iter().map(|d| day_name(*d).to_string()).collect(),
-                start: s.start.format("%H:%M").to_string(),
-                end: s.end.format("%H:%M").to_string(),
-            }),
+            schedule: settings.schedule.as_ref().map(schedule_view),
             rules: RulesView {
                 senders: settings.rules.senders.clone(),
                 mentions: settings.rules.mentions,
@@ -201,6 +198,58 @@ impl From<&FocusSettings> for FocusSettingsView {
             },
             auto_reply: settings.auto_reply.clone(),
         }
+    }
+}
+
+/// A workspace's focus policy: the hours in which its members may start a focus session.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FocusPolicyView {
+    /// IANA zone of the hours.
+    #[schema(example = "Europe/Paris")]
+    pub time_zone: String,
+    /// The allowed windows: days they start on, local start and end (`HH:MM`; an end not after
+    /// the start runs past midnight).
+    pub hours: ScheduleView,
+}
+
+/// The workspace's focus policy; null: members may focus at any time.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceFocusPolicy {
+    pub policy: Option<FocusPolicyView>,
+}
+
+/// The policy a request asks for, or why not (`invalid_time_zone`, `invalid_schedule`).
+pub fn policy_from(view: &FocusPolicyView) -> Result<FocusPolicy, Refusal> {
+    let time_zone = view.time_zone.parse().map_err(|_| {
+        (
+            "invalid_time_zone",
+            format!(
+                "unknown time zone {:?} (an IANA name such as Europe/Paris)",
+                view.time_zone
+            ),
+        )
+    })?;
+    Ok(FocusPolicy {
+        time_zone,
+        hours: schedule_from(&view.hours)?,
+    })
+}
+
+impl From<&FocusPolicy> for FocusPolicyView {
+    fn from(policy: &FocusPolicy) -> Self {
+        FocusPolicyView {
+            time_zone: policy.time_zone.name().to_string(),
+            hours: schedule_view(&policy.hours),
+        }
+    }
+}
+
+fn schedule_view(s: &WeeklySchedule) -> ScheduleView {
+    ScheduleView {
+        days: s.days.iter().map(|d| day_name(*d).to_string()).collect(),
+        start: s.start.format("%H:%M").to_string(),
+        end: s.end.format("%H:%M").to_string(),
     }
 }
 

@@ -25,6 +25,8 @@ pub struct MessageView {
     pub parent_seq: Option<u64>,
     /// Users mentioned (`<@uuid>`) in the current text.
     pub mentions: Vec<Uuid>,
+    /// Sent on the author's behalf, not typed by them: a focus mode auto-reply.
+    pub automatic: bool,
     /// When the text was last edited; the edits are at `…/messages/{seq}/edits`.
     #[serde(with = "chorus_protocol::timestamp::option")]
     pub edited_at: Option<DateTime<Utc>>,
@@ -62,6 +64,7 @@ impl From<MessageState> for MessageView {
             nonce: message.nonce,
             parent_seq: message.parent_seq,
             mentions: state.mentions,
+            automatic: message.automatic,
             edited_at: state.edits.last().map(|e| e.edited_at),
             edit_count: state.edits.len(),
             deleted: state.deleted.is_some(),
@@ -141,6 +144,8 @@ pub struct EventView {
     pub parent_seq: Option<u64>,
     pub emoji: Option<String>,
     pub mentions: Vec<Uuid>,
+    /// A focus mode auto-reply, sent on the author's behalf.
+    pub automatic: bool,
 }
 
 impl From<MessageEvent> for EventView {
@@ -158,6 +163,7 @@ impl From<MessageEvent> for EventView {
             parent_seq: e.parent_seq,
             emoji: e.emoji,
             mentions: e.mentions,
+            automatic: e.automatic,
         }
     }
 }

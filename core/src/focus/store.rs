@@ -14,6 +14,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::policy::FocusPolicy;
 use super::priority::FocusRules;
 use super::schedule::{FocusSource, WeeklySchedule};
 use crate::StoreError;
@@ -155,6 +156,15 @@ pub trait FocusStore: Send + Sync + 'static {
         user: Uuid,
         since: DateTime<Utc>,
     ) -> Result<Vec<FocusSession>, StoreError>;
+    /// Sets the focus policy of `workspace`; `None` removes it (members focus at any time).
+    async fn set_focus_policy(
+        &self,
+        workspace: Uuid,
+        policy: Option<&FocusPolicy>,
+    ) -> Result<(), StoreError>;
+    async fn focus_policy(&self, workspace: Uuid) -> Result<Option<FocusPolicy>, StoreError>;
+    /// The policies of the workspaces `user` is a member of, by workspace id (ordered by it).
+    async fn focus_policies_for(&self, user: Uuid) -> Result<Vec<(Uuid, FocusPolicy)>, StoreError>;
 }
 
 impl FocusSource {
@@ -203,6 +213,22 @@ pub(crate) fn settings_from_columns(
             .map_err(StoreError::backend)?,
         rules: serde_json::from_str(rules).map_err(StoreError::backend)?,
         auto_reply,
+    })
+}
+
+/// A policy's columns: time zone name and the hours' JSON (shared by both backends).
+pub(crate) fn policy_columns(policy: &FocusPolicy) -> Result<(String, String), StoreError> {
+    let hours = serde_json::to_string(&policy.hours).map_err(StoreError::backend)?;
+    Ok((policy.time_zone.name().to_string(), hours))
+}
+
+/// A policy read back from its columns.
+pub(crate) fn policy_from_columns(time_zone: &str, hours: &str) -> Result<FocusPolicy, StoreError> {
+    Ok(FocusPolicy {
+        time_zone: time_zone
+            .parse()
+            .map_err(|_| StoreError::Backend(format!("unknown time zone {time_zone}")))?,
+        hours: serde_json::from_str(hours).map_err(StoreError::backend)?,
     })
 }
 

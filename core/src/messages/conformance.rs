@@ -304,7 +304,7 @@ fn reaction(channel: Uuid, seq: u64, author: Uuid, kind: EventKind, target: u64)
 }
 
 /// A channel with every kind: messages 1, 2, 5, 9 and reply 7 (to 1); 3 edits 1, 4 and 6 react
-/// to 2, 8 deletes 5.
+/// to 2, 8 deletes 5; 2 is an automatic reply (focus mode), which history keeps as such.
 fn mixed_channel(channel: Uuid) -> Vec<MessageEvent> {
     let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
     vec![
@@ -312,7 +312,10 @@ fn mixed_channel(channel: Uuid) -> Vec<MessageEvent> {
             mentions: vec![bob],
             ..post(channel, 1, alice, "hello <@bob>")
         },
-        post(channel, 2, bob, "hi"),
+        MessageEvent {
+            automatic: true,
+            ..post(channel, 2, bob, "hi, I am focusing")
+        },
         MessageEvent {
             mentions: vec![bob],
             ..edit(channel, 3, alice, 1, "hello again <@bob>")

@@ -1,6 +1,7 @@
 //! Message history in PostgreSQL, for deployments that keep everything there (table `messages`,
 //! primary key (channel_id, seq), created by the same migrations as the metadata; event kinds came
-//! with `0003_message_events.sql`, which also indexes relations and message-only reads).
+//! with `0003_message_events.sql`, which also indexes relations and message-only reads; the
+//! `automatic` mark of focus mode auto-replies with `0021_automatic_messages.sql`).
 
 use async_trait::async_trait;
 use chorus_protocol::{EventKind, MessageEvent};
@@ -12,12 +13,12 @@ use super::{HistoryQuery, MessageStore, SearchQuery};
 use crate::StoreError;
 use crate::metadata::postgres::connect_pool;
 
-/// Rows per INSERT: 12 binds each, under PostgreSQL's 65,535 bind parameters.
+/// Rows per INSERT: 13 binds each, under PostgreSQL's 65,535 bind parameters.
 const ROWS_PER_INSERT: usize = 5_000;
 
 /// Every column of an event, in the order [`event_from`] reads them.
 const COLUMNS: &str = "channel_id, seq, id, author_id, text, created_at, nonce, \
-                       kind, target_seq, parent_seq, emoji, mentions";
+                       kind, target_seq, parent_seq, emoji, mentions, automatic";
 
 /// History in PostgreSQL.
 #[derive(Clone)]
@@ -67,6 +68,7 @@ fn event_from(row: &PgRow) -> Result<MessageEvent, StoreError> {
         parent_seq: optional_seq("parent_seq")?,
         emoji: row.try_get("emoji").map_err(StoreError::backend)?,
         mentions: row.try_get("mentions").map_err(StoreError::backend)?,
+        automatic: row.try_get("automatic").map_err(StoreError::backend)?,
     })
 }
 
@@ -138,7 +140,8 @@ impl MessageStore for PostgresMessageStore {
                     .push_bind(m.target_seq.map(to_db))
                     .push_bind(m.parent_seq.map(to_db))
                     .push_bind(&m.emoji)
-                    .push_bind(&m.mentions);
+                    .push_bind(&m.mentions)
+                    .push_bind(m.automatic);
             });
             // A replayed (channel, seq) is already there with the same values.
             insert.push(" ON CONFLICT (channel_id, seq) DO NOTHING");

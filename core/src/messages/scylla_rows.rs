@@ -28,6 +28,8 @@ pub(crate) struct EventValues {
     parent_seq: MaybeUnset<i64>,
     emoji: MaybeUnset<String>,
     mentions: MaybeUnset<Vec<Uuid>>,
+    /// Written only when true, like `kind`: rows without it are messages their authors typed.
+    automatic: MaybeUnset<bool>,
 }
 
 /// A row of `messages`.
@@ -75,6 +77,11 @@ impl EventValues {
             } else {
                 MaybeUnset::Set(event.mentions.clone())
             },
+            automatic: if event.automatic {
+                MaybeUnset::Set(true)
+            } else {
+                MaybeUnset::Unset
+            },
         }
     }
 }
@@ -104,8 +111,8 @@ pub(crate) fn relation_inserts(event: &MessageEvent) -> Vec<RelationInsert> {
 }
 
 /// The event columns every read selects, in [`EventRow`]'s order.
-pub(crate) const EVENT_COLUMNS: &str =
-    "seq, id, author_id, text, created_at, nonce, kind, target_seq, parent_seq, emoji, mentions";
+pub(crate) const EVENT_COLUMNS: &str = "seq, id, author_id, text, created_at, nonce, kind, target_seq, parent_seq, emoji, mentions, \
+     automatic";
 
 /// An event as read from either table.
 #[derive(Clone, Debug, Default, DeserializeRow)]
@@ -121,6 +128,7 @@ pub(crate) struct EventRow {
     pub(crate) parent_seq: Option<i64>,
     pub(crate) emoji: Option<String>,
     pub(crate) mentions: Option<Vec<Uuid>>,
+    pub(crate) automatic: Option<bool>,
 }
 
 impl EventRow {
@@ -144,6 +152,7 @@ impl EventRow {
             parent_seq: self.parent_seq.map(seq),
             emoji: self.emoji,
             mentions: self.mentions.unwrap_or_default(),
+            automatic: self.automatic.unwrap_or(false),
         })
     }
 }
@@ -191,6 +200,10 @@ mod tests {
                 MaybeUnset::Set(mentions) => Some(mentions.clone()),
                 MaybeUnset::Unset => None,
             },
+            automatic: match values.automatic {
+                MaybeUnset::Set(automatic) => Some(automatic),
+                MaybeUnset::Unset => None,
+            },
         }
     }
 
@@ -202,6 +215,7 @@ mod tests {
         assert!(matches!(values.parent_seq, MaybeUnset::Unset));
         assert!(matches!(values.emoji, MaybeUnset::Unset));
         assert!(matches!(values.mentions, MaybeUnset::Unset));
+        assert!(matches!(values.automatic, MaybeUnset::Unset));
         assert!(relation_inserts(&message(3)).is_empty());
     }
 
@@ -226,6 +240,10 @@ mod tests {
             MessageEvent {
                 parent_seq: Some(1),
                 ..message(4)
+            },
+            MessageEvent {
+                automatic: true,
+                ..message(5)
             },
         ];
         for event in events {

@@ -6,16 +6,21 @@
 //! no portable `ADD IF NOT EXISTS`, and adding a column is cheap (no rewrite of existing rows,
 //! which read it as null: a plain message).
 
-/// The columns event kinds added to `messages` (and that `message_relations` has from the start).
+/// The columns event kinds added to `messages` (and that `message_relations` has from the start),
+/// then `automatic` (focus mode auto-replies), which came later to both tables.
 /// `mentions` is frozen: written once with its row, and a non-frozen collection written by an
 /// INSERT costs a tombstone.
-pub(crate) const EVENT_COLUMNS: [(&str, &str); 5] = [
+pub(crate) const EVENT_COLUMNS: [(&str, &str); 6] = [
     ("kind", "text"),
     ("target_seq", "bigint"),
     ("parent_seq", "bigint"),
     ("emoji", "text"),
     ("mentions", "frozen<list<uuid>>"),
+    ("automatic", "boolean"),
 ];
+
+/// The tables that hold events, each brought up to [`EVENT_COLUMNS`] when it lacks some.
+pub(crate) const EVENT_TABLES: [&str; 2] = ["messages", "message_relations"];
 
 fn event_column_definitions() -> String {
     EVENT_COLUMNS
@@ -55,16 +60,21 @@ pub fn schema(keyspace: &str, replication_factor: u32) -> Vec<String> {
     ]
 }
 
-/// The query listing the columns `messages` has (bind: keyspace).
+/// The query listing the columns a table has (bind: keyspace, table).
 pub(crate) const EXISTING_COLUMNS: &str = "SELECT column_name FROM system_schema.columns \
-     WHERE keyspace_name = ? AND table_name = 'messages'";
+     WHERE keyspace_name = ? AND table_name = ?";
 
-/// `ALTER TABLE` statements adding the event columns `existing` lacks, in a fixed order.
-pub(crate) fn missing_column_statements(keyspace: &str, existing: &[String]) -> Vec<String> {
+/// `ALTER TABLE` statements adding the event columns `existing` (the columns of `table`) lacks,
+/// in a fixed order.
+pub(crate) fn missing_column_statements(
+    keyspace: &str,
+    table: &str,
+    existing: &[String],
+) -> Vec<String> {
     EVENT_COLUMNS
         .iter()
         .filter(|(name, _)| !existing.iter().any(|column| column == name))
-        .map(|(name, kind)| format!("ALTER TABLE {keyspace}.messages ADD {name} {kind}"))
+        .map(|(name, kind)| format!("ALTER TABLE {keyspace}.{table} ADD {name} {kind}"))
         .collect()
 }
 
@@ -129,15 +139,22 @@ mod tests {
             .map(|c| c.to_string())
             .collect();
         assert_eq!(
-            missing_column_statements("chat", &old),
+            missing_column_statements("chat", "messages", &old),
             vec![
                 "ALTER TABLE chat.messages ADD target_seq bigint",
                 "ALTER TABLE chat.messages ADD parent_seq bigint",
                 "ALTER TABLE chat.messages ADD emoji text",
                 "ALTER TABLE chat.messages ADD mentions frozen<list<uuid>>",
+                "ALTER TABLE chat.messages ADD automatic boolean",
             ]
         );
         let current: Vec<String> = EVENT_COLUMNS.iter().map(|(n, _)| n.to_string()).collect();
-        assert!(missing_column_statements("chat", &current).is_empty());
+        assert!(missing_column_statements("chat", "messages", &current).is_empty());
+        // A relations table from before auto-replies lacks only their mark.
+        let relations: Vec<String> = current[..5].to_vec();
+        assert_eq!(
+            missing_column_statements("chat", "message_relations", &relations),
+            vec!["ALTER TABLE chat.message_relations ADD automatic boolean"]
+        );
     }
 }

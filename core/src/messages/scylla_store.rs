@@ -51,7 +51,7 @@ use super::scylla_reads::{
 use super::scylla_rows::{
     EVENT_COLUMNS, EventRow, MessageInsert, RelationInsert, relation_inserts,
 };
-use super::scylla_schema::{EXISTING_COLUMNS, missing_column_statements, schema};
+use super::scylla_schema::{EVENT_TABLES, EXISTING_COLUMNS, missing_column_statements, schema};
 use super::{HistoryQuery, MessageStore, SearchQuery};
 use crate::StoreError;
 
@@ -141,9 +141,13 @@ fn backend(err: impl std::fmt::Display) -> StoreError {
 }
 
 /// The columns `messages` has now.
-async fn existing_columns(session: &Session, keyspace: &str) -> Result<Vec<String>, StoreError> {
+async fn existing_columns(
+    session: &Session,
+    keyspace: &str,
+    table: &str,
+) -> Result<Vec<String>, StoreError> {
     let result = session
-        .query_unpaged(EXISTING_COLUMNS, (keyspace,))
+        .query_unpaged(EXISTING_COLUMNS, (keyspace, table))
         .await
         .map_err(backend)?
         .into_rows_result()
@@ -155,10 +159,20 @@ async fn existing_columns(session: &Session, keyspace: &str) -> Result<Vec<Strin
     Ok(columns)
 }
 
-/// Adds the event columns a `messages` table made by an older version lacks.
+/// Adds the event columns the event tables made by an older version lack.
 async fn upgrade_schema(session: &Session, keyspace: &str) -> Result<(), StoreError> {
-    let statements =
-        missing_column_statements(keyspace, &existing_columns(session, keyspace).await?);
+    for table in EVENT_TABLES {
+        upgrade_table(session, keyspace, table).await?;
+    }
+    Ok(())
+}
+
+async fn upgrade_table(session: &Session, keyspace: &str, table: &str) -> Result<(), StoreError> {
+    let statements = missing_column_statements(
+        keyspace,
+        table,
+        &existing_columns(session, keyspace, table).await?,
+    );
     let mut failure = None;
     for statement in statements {
         if let Err(err) = session.query_unpaged(statement, ()).await {
@@ -170,7 +184,8 @@ async fn upgrade_schema(session: &Session, keyspace: &str) -> Result<(), StoreEr
         Some(err)
             if !missing_column_statements(
                 keyspace,
-                &existing_columns(session, keyspace).await?,
+                table,
+                &existing_columns(session, keyspace, table).await?,
             )
             .is_empty() =>
         {
@@ -244,12 +259,12 @@ impl ScyllaMessageStore {
         };
         let insert = prepare(format!(
             "INSERT INTO {ks}.messages (channel_id, bucket, {EVENT_COLUMNS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .await?;
         let insert_relation = prepare(format!(
             "INSERT INTO {ks}.message_relations (channel_id, related_bucket, related_seq, \
-             {EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             {EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .await?;
         let advance_head = prepare(format!(

@@ -15,7 +15,9 @@
 //! milliseconds since the epoch (8 bytes, little-endian — the wire's precision); the kind (1 byte);
 //! a byte of flags for the optional fields; `target_seq` and `parent_seq` when present (LEB128);
 //! `text` and `nonce` (LEB128 length, then UTF-8); `emoji` when present; the mentions (LEB128
-//! count, then 16 bytes each).
+//! count, then 16 bytes each). The flag `AUTOMATIC` (a focus mode auto-reply) has no bytes of its
+//! own; records written before it never set it, so they read as `automatic: false`, and a version
+//! that does not know it refuses such a record as `UnknownFlags` rather than drop the mark.
 
 use chorus_protocol::{EventKind, MessageEvent};
 use chrono::{DateTime, Utc};
@@ -27,6 +29,7 @@ const VERSION_1: u8 = 1;
 const HAS_TARGET: u8 = 1;
 const HAS_PARENT: u8 = 2;
 const HAS_EMOJI: u8 = 4;
+const AUTOMATIC: u8 = 8;
 
 /// Why a stored record could not be read: the file is damaged or was written by a newer version.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -100,6 +103,7 @@ pub fn encode(event: &MessageEvent) -> Vec<u8> {
         parent_seq,
         emoji,
         mentions,
+        automatic,
     } = event;
     let mut out = Vec::with_capacity(48 + text.len() + nonce.len() + 16 * mentions.len());
     out.push(VERSION_1);
@@ -111,6 +115,7 @@ pub fn encode(event: &MessageEvent) -> Vec<u8> {
         (target_seq.is_some(), HAS_TARGET),
         (parent_seq.is_some(), HAS_PARENT),
         (emoji.is_some(), HAS_EMOJI),
+        (*automatic, AUTOMATIC),
     ]
     .into_iter()
     .filter(|(present, _)| *present)
@@ -196,7 +201,7 @@ fn decode_v1(channel_id: Uuid, seq: u64, bytes: &[u8]) -> Result<MessageEvent, D
         DateTime::from_timestamp_millis(millis).ok_or(DecodeError::Timestamp(millis))?;
     let kind = kind_of(r.byte()?)?;
     let flags = r.byte()?;
-    if flags & !(HAS_TARGET | HAS_PARENT | HAS_EMOJI) != 0 {
+    if flags & !(HAS_TARGET | HAS_PARENT | HAS_EMOJI | AUTOMATIC) != 0 {
         return Err(DecodeError::UnknownFlags(flags));
     }
     let target_seq = (flags & HAS_TARGET != 0).then(|| r.varint()).transpose()?;
@@ -226,6 +231,7 @@ fn decode_v1(channel_id: Uuid, seq: u64, bytes: &[u8]) -> Result<MessageEvent, D
         parent_seq,
         emoji,
         mentions,
+        automatic: flags & AUTOMATIC != 0,
     })
 }
 
@@ -279,6 +285,13 @@ mod tests {
             };
             assert_eq!(round_trip(&event), event);
         }
+        let automatic = MessageEvent {
+            automatic: true,
+            ..message("heads down until 11:30")
+        };
+        assert_eq!(round_trip(&automatic), automatic);
+        // A record without the flag is a message typed by its author.
+        assert!(!round_trip(&plain).automatic);
     }
 
     /// The store keeps what the wire shows: milliseconds (see `chorus_protocol::timestamp`).

@@ -82,6 +82,7 @@ pub const ALL: &[&str] = &[
     // focus mode
     "focus_settings_and_sessions_round_trip",
     "focus_holds_while_open_and_digests_exactly_what_it_held",
+    "focus_policies_apply_to_the_members_of_their_workspace",
     // bots
     "bots_are_workspace_members_that_cannot_log_in",
     "bot_tokens_are_sessions_that_only_revocation_ends",
@@ -159,6 +160,9 @@ pub async fn run(name: &str, store: &dyn MetadataStore) {
         }
         "focus_holds_while_open_and_digests_exactly_what_it_held" => {
             focus_holds_while_open_and_digests_exactly_what_it_held(store).await
+        }
+        "focus_policies_apply_to_the_members_of_their_workspace" => {
+            focus_policies_apply_to_the_members_of_their_workspace(store).await
         }
         "bots_are_workspace_members_that_cannot_log_in" => {
             bots_are_workspace_members_that_cannot_log_in(store).await

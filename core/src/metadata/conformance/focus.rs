@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{channel, now_ms, user};
 use crate::MetadataStore;
+use crate::focus::policy::FocusPolicy;
 use crate::focus::priority::FocusRules;
 use crate::focus::schedule::{FocusSource, WeeklySchedule};
 use crate::focus::{FocusSession, FocusSettings, HoldOutcome, HoldRequest};
@@ -202,4 +203,48 @@ pub async fn focus_holds_while_open_and_digests_exactly_what_it_held(store: &dyn
     );
     assert!(focus.record_auto_reply(next.id, ada).await.unwrap());
     assert!(!focus.record_auto_reply(next.id, ada).await.unwrap());
+}
+
+pub async fn focus_policies_apply_to_the_members_of_their_workspace(store: &dyn MetadataStore) {
+    let (ada, bob) = (user(store, "ada").await, user(store, "bob").await);
+    let acme = store.create_workspace("Acme", ada).await.unwrap().id;
+    let beta = store.create_workspace("Beta", bob).await.unwrap().id;
+    let focus = store.focus();
+    let office = FocusPolicy {
+        time_zone: "Europe/Paris".parse().unwrap(),
+        hours: WeeklySchedule {
+            days: vec![Weekday::Mon, Weekday::Fri],
+            start: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(18, 30, 0).unwrap(),
+        },
+    };
+    assert_eq!(focus.focus_policy(acme).await.unwrap(), None);
+    focus.set_focus_policy(acme, Some(&office)).await.unwrap();
+    assert_eq!(
+        focus.focus_policy(acme).await.unwrap(),
+        Some(office.clone())
+    );
+    assert_eq!(
+        focus.focus_policies_for(ada).await.unwrap(),
+        [(acme, office.clone())]
+    );
+    assert!(focus.focus_policies_for(bob).await.unwrap().is_empty());
+    // Replacing, then removing.
+    let night = FocusPolicy {
+        time_zone: "UTC".parse().unwrap(),
+        hours: WeeklySchedule {
+            days: vec![Weekday::Sun],
+            start: NaiveTime::from_hms_opt(22, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(6, 0, 0).unwrap(),
+        },
+    };
+    focus.set_focus_policy(beta, Some(&night)).await.unwrap();
+    focus.set_focus_policy(beta, Some(&office)).await.unwrap();
+    assert_eq!(
+        focus.focus_policies_for(bob).await.unwrap(),
+        [(beta, office.clone())]
+    );
+    focus.set_focus_policy(acme, None).await.unwrap();
+    assert_eq!(focus.focus_policy(acme).await.unwrap(), None);
+    assert!(focus.focus_policies_for(ada).await.unwrap().is_empty());
 }

@@ -15,7 +15,10 @@ use super::SqliteMetadataStore;
 use super::rows::{db_err, get, millis, opt_time_col, seq_param, time_col, uuid_col};
 use crate::StoreError;
 use crate::focus::digest::{HeldItem, group};
-use crate::focus::store::{settings_columns, settings_from_columns, source_from};
+use crate::focus::policy::FocusPolicy;
+use crate::focus::store::{
+    policy_columns, policy_from_columns, settings_columns, settings_from_columns, source_from,
+};
 use crate::focus::{FocusSession, FocusSettings, FocusStore, HoldOutcome, HoldRequest, InFocus};
 
 const SESSION_COLUMNS: &str = "id, user_id, source, started_at, ends_at, ended_at";
@@ -400,6 +403,70 @@ impl FocusStore for SqliteMetadataStore {
         .map_err(db_err)?
         .iter()
         .map(session_from)
+        .collect()
+    }
+
+    async fn set_focus_policy(
+        &self,
+        workspace: Uuid,
+        policy: Option<&FocusPolicy>,
+    ) -> Result<(), StoreError> {
+        let query = match policy {
+            Some(policy) => {
+                let (time_zone, hours) = policy_columns(policy)?;
+                sqlx::query(
+                    "INSERT INTO workspace_focus_policies (workspace_id, time_zone, hours)
+                     VALUES (?, ?, ?)
+                     ON CONFLICT (workspace_id) DO UPDATE
+                       SET time_zone = excluded.time_zone, hours = excluded.hours",
+                )
+                .bind(workspace.to_string())
+                .bind(time_zone)
+                .bind(hours)
+            }
+            None => sqlx::query("DELETE FROM workspace_focus_policies WHERE workspace_id = ?")
+                .bind(workspace.to_string()),
+        };
+        query.execute(&self.pool).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn focus_policy(&self, workspace: Uuid) -> Result<Option<FocusPolicy>, StoreError> {
+        sqlx::query("SELECT time_zone, hours FROM workspace_focus_policies WHERE workspace_id = ?")
+            .bind(workspace.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .map(|row| {
+                policy_from_columns(
+                    &get::<String>(&row, "time_zone")?,
+                    &get::<String>(&row, "hours")?,
+                )
+            })
+            .transpose()
+    }
+
+    async fn focus_policies_for(&self, user: Uuid) -> Result<Vec<(Uuid, FocusPolicy)>, StoreError> {
+        sqlx::query(
+            "SELECT p.workspace_id, p.time_zone, p.hours
+             FROM workspace_focus_policies p
+             JOIN workspace_members m ON m.workspace_id = p.workspace_id
+             WHERE m.user_id = ? ORDER BY p.workspace_id",
+        )
+        .bind(user.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|row| {
+            Ok((
+                uuid_col(row, "workspace_id")?,
+                policy_from_columns(
+                    &get::<String>(row, "time_zone")?,
+                    &get::<String>(row, "hours")?,
+                )?,
+            ))
+        })
         .collect()
     }
 }

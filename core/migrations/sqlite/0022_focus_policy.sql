@@ -1,0 +1,9 @@
+-- A workspace's focus policy (issue 14): the hours in which its members may be in focus, set by
+-- its owners and admins (no row: any time). Numbered 0022: 0021 is PostgreSQL history's
+-- `automatic` column, which SQLite has no table for.
+
+CREATE TABLE workspace_focus_policies (
+    workspace_id TEXT PRIMARY KEY NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    time_zone    TEXT NOT NULL,
+    hours        TEXT NOT NULL      -- JSON WeeklySchedule: the allowed windows
+);
