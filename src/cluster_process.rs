@@ -357,7 +357,7 @@ fn connect_auto_replies(
             };
             match ClusterRouter::connect(endpoint, seeds.clone(), MAP_WAIT).await {
                 Ok(router) => {
-                    let _ = slot.set(Arc::new(router));
+                    slot.set(Arc::new(router));
                     return;
                 }
                 Err(err) => tracing::warn!(error = %err, "focus auto-replies wait for the map"),

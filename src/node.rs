@@ -43,6 +43,8 @@ pub struct Node {
     api: JoinHandle<std::io::Result<()>>,
     gateway: JoinHandle<std::io::Result<()>>,
     channels: ChannelService,
+    /// The notifier's route to `channels` for automatic replies, emptied at shutdown.
+    auto_replies: chorus_notify::AutoReplyRouter,
     /// Focus mode's runtime: ticked on the wall clock every `focus_tick_ms`, or by tests.
     focus: Arc<FocusRuntime>,
     focus_ticker: Option<JoinHandle<()>>,
@@ -84,8 +86,9 @@ impl Node {
         let channels = ChannelService::start(channel_config, messages.clone(), channel_bus)
             .await
             .context("cannot start the channel service")?;
-        // Focus mode's automatic replies are messages: the notifier submits them here.
-        let _ = auto_replies.set(Arc::new(channels.clone()));
+        // Focus mode's automatic replies are messages: the notifier submits them here (until
+        // `shutdown` clears the slot, which would otherwise keep the service alive).
+        auto_replies.set(Arc::new(channels.clone()));
 
         let secret = match &config.jwt_secret {
             Some(secret) => secret.clone().into_bytes(),
@@ -171,6 +174,7 @@ impl Node {
             api,
             gateway,
             channels,
+            auto_replies,
             focus,
             focus_ticker,
             retention,
@@ -213,6 +217,7 @@ impl Node {
             let _ = ticker.await;
         }
         self.channels.shutdown().await;
+        self.auto_replies.clear();
         // Last: until here `/readyz` answered "draining".
         if let Some(ops) = self.ops {
             ops.stop().await;

@@ -4,7 +4,7 @@
 //! (`chorus_core::focus::auto_reply`), submitted to the channel service like any message.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use chorus_cluster::{ChannelRouter, PublishRequest};
 use chorus_core::focus::auto_reply::{AutoReply, DmInFocus, auto_reply};
@@ -34,8 +34,28 @@ pub struct Notifier {
     router: AutoReplyRouter,
 }
 
-/// The channel service automatic replies go to, set once it has started.
-pub type AutoReplyRouter = Arc<OnceLock<Arc<dyn ChannelRouter>>>;
+/// The channel service automatic replies go to, set once it has started. An embedded node's
+/// channel service holds the bus that holds this notifier, so the slot closes a reference cycle:
+/// the node empties it when it shuts down ([`AutoReplyRouter::clear`]), or the stores — and an
+/// embedded node's database files — would stay open after the node stopped.
+#[derive(Clone, Default)]
+pub struct AutoReplyRouter(Arc<Mutex<Option<Arc<dyn ChannelRouter>>>>);
+
+impl AutoReplyRouter {
+    /// Where automatic replies go from now on.
+    pub fn set(&self, router: Arc<dyn ChannelRouter>) {
+        *self.0.lock() = Some(router);
+    }
+
+    /// No more automatic replies; drops the router.
+    pub fn clear(&self) {
+        self.0.lock().take();
+    }
+
+    fn get(&self) -> Option<Arc<dyn ChannelRouter>> {
+        self.0.lock().clone()
+    }
+}
 
 /// Channels whose kind is cached at most; beyond, the cache starts over.
 const CHANNEL_CACHE: usize = 100_000;
@@ -167,7 +187,7 @@ impl Notifier {
     /// Sends `reply` unless its sender already got one in this session. Recorded before it is
     /// submitted: a submit that fails loses this reply (logged) rather than risk a second one.
     async fn send_auto_reply(&self, reply: AutoReply) -> Result<(), StoreError> {
-        let Some(router) = self.router.get().cloned() else {
+        let Some(router) = self.router.get() else {
             return Ok(());
         };
         if !self

@@ -21,7 +21,7 @@ use chorus_core::{HistoryQuery, MessageStore, MetadataStore, StoreError};
 use chrono::Utc;
 use parking_lot::Mutex;
 use rand::Rng;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -118,6 +118,14 @@ impl Dispatcher {
         let _ = stop.wait_for(|stop| *stop).await;
         enqueuer.abort();
         sender.abort();
+        let _ = enqueuer.await;
+        let _ = sender.await;
+        // Deliveries in flight hold the stores (through this dispatcher) until they end, each
+        // within the request timeout; a stopped node must have let go of them — an embedded
+        // node's database files cannot be opened again while they are held. Each delivery gives
+        // its permit back only after it dropped the dispatcher (`send_pass`).
+        let all = self.config.max_concurrency.clamp(1, u32::MAX as usize) as u32;
+        let _ = self.in_flight.acquire_many(all).await;
     }
 
     async fn enqueue_loop(self: Arc<Self>) {
@@ -230,8 +238,12 @@ impl Dispatcher {
                 let this = self.clone();
                 let endpoint = endpoint.clone();
                 tokio::spawn(async move {
-                    this.attempt(&endpoint, delivery, (mine, node)).await;
+                    this.attempt(&endpoint, delivery).await;
                     this.wake.notify_one();
+                    // The dispatcher before the permits: at stop, `run` waits for every permit
+                    // and then nothing of this task may still hold the stores.
+                    drop(this);
+                    drop((mine, node));
                 });
             }
         }
@@ -254,12 +266,7 @@ impl Dispatcher {
     }
 
     /// One attempt, recorded. The permits are held until it is.
-    async fn attempt(
-        &self,
-        endpoint: &Endpoint,
-        delivery: DueDelivery,
-        _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
-    ) {
+    async fn attempt(&self, endpoint: &Endpoint, delivery: DueDelivery) {
         let outcome = self.post(endpoint, &delivery).await;
         let attempts = delivery.attempts + 1;
         let now = Utc::now();
