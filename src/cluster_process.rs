@@ -206,6 +206,7 @@ impl ClusterProcess {
                         replace_dead_after: Duration::from_secs(
                             config.cluster.replace_dead_after_secs,
                         ),
+                        leader_settle: Duration::from_secs(config.cluster.leader_settle_secs),
                     },
                 },
                 messages.clone(),

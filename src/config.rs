@@ -235,6 +235,11 @@ pub struct ClusterSection {
     /// A channel node unreachable this long has its replicas replaced on the other nodes, when
     /// a spare node can take them (0: never).
     pub replace_dead_after_secs: u64,
+    /// A channel node that has led a shard this long hands the leadership to the shard's
+    /// preferred leader (the first replica of its assignment), once that replica has caught up:
+    /// leaderships return to a node that comes back (0: never; a draining node's leaderships
+    /// are handed over at once whatever this says).
+    pub leader_settle_secs: u64,
 }
 
 impl Default for ClusterSection {
@@ -256,6 +261,7 @@ impl Default for ClusterSection {
             advertise: None,
             move_pause_ms: 1_000,
             replace_dead_after_secs: 600,
+            leader_settle_secs: 10,
         }
     }
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -14,10 +14,8 @@ use std::time::{Duration, Instant};
 use chorus_cluster::rebalance::{moved_replicas, replicas_to_move};
 use chorus_cluster::rpc::MembershipRequest;
 use chorus_cluster::{ClusterMap, DrainReason};
-use common::Rest;
-use common::cluster::LocalCluster;
+use common::cluster::{LocalCluster, history_nonces, post_until};
 use serde_json::json;
-use uuid::Uuid;
 
 /// The default shard count: the share of replicas a join moves is checked on it.
 const SHARDS: u32 = 16;
@@ -58,72 +56,6 @@ async fn settled(
             map.draining
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Posts to the channels in turn until told to stop, retrying a `503` with the same nonce (the
-/// documented contract); returns each acknowledged nonce with its seq, per channel.
-async fn post_until(
-    rest: Rest,
-    token: String,
-    channels: Vec<Uuid>,
-    stop: Arc<AtomicBool>,
-) -> BTreeMap<Uuid, Vec<(String, u64)>> {
-    let mut acked: BTreeMap<Uuid, Vec<(String, u64)>> = BTreeMap::new();
-    let mut n = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let channel = channels[n % channels.len()];
-        let nonce = format!("m-{n}");
-        loop {
-            let (status, body) = rest
-                .post(
-                    &format!("/v1/channels/{channel}/messages"),
-                    Some(&token),
-                    json!({"text": format!("text {n}"), "nonce": nonce}),
-                )
-                .await;
-            match status {
-                200 | 201 => {
-                    acked
-                        .entry(channel)
-                        .or_default()
-                        .push((nonce.clone(), body["seq"].as_u64().unwrap()));
-                    break;
-                }
-                503 => tokio::time::sleep(Duration::from_millis(100)).await,
-                other => panic!("post {nonce} failed with {other}: {body}"),
-            }
-        }
-        n += 1;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    acked
-}
-
-/// Every event of `channel` in history: (nonce, seq), oldest first.
-async fn history(rest: &Rest, token: &str, channel: Uuid) -> Vec<(String, u64)> {
-    let mut events = Vec::new();
-    let mut after = 0;
-    loop {
-        let (status, body) = rest
-            .get(
-                &format!("/v1/channels/{channel}/events?after={after}&limit=100"),
-                token,
-            )
-            .await;
-        assert_eq!(status, 200, "events: {body}");
-        let page = body["events"].as_array().cloned().unwrap_or_default();
-        let Some(last) = page.last() else {
-            return events;
-        };
-        after = last["seq"].as_u64().unwrap();
-        // Only posts were made: every event is a message.
-        events.extend(page.iter().map(|e| {
-            (
-                e["nonce"].as_str().unwrap_or_default().to_string(),
-                e["seq"].as_u64().unwrap(),
-            )
-        }));
     }
 }
 
@@ -253,7 +185,7 @@ async fn nodes_join_die_return_and_leave_while_every_acknowledged_post_stays() {
 
     // Every acknowledged post is in history once, at its seq, in the order it was sent.
     for channel in &channels {
-        let stored = history(&rest, &alice, *channel).await;
+        let stored = history_nonces(&rest, &alice, *channel).await;
         let sent = acked.get(channel).cloned().unwrap_or_default();
         assert_eq!(
             stored, sent,

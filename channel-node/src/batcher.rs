@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
+use crate::hand_over::HandOverGate;
 use crate::history_writer::WriterStatus;
 use crate::raft_types::TypeConfig;
 use crate::state::{Command, Outcome, PublishCommand};
@@ -50,6 +51,7 @@ pub(crate) async fn run(
     raft: Raft<TypeConfig>,
     mut queue: mpsc::UnboundedReceiver<Proposal>,
     writer: watch::Receiver<WriterStatus>,
+    gate: HandOverGate,
 ) {
     let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     while let Some(first) = queue.recv().await {
@@ -75,6 +77,9 @@ pub(crate) async fn run(
         crate::raft_metrics::BATCH
             .batch_events
             .record(replies.len() as f64);
+        // While the leadership is handed over, nothing may reach the log (an append renews the
+        // followers' leases); the batch waits, and is refused `not_leader` if it moved.
+        gate.wait_open().await;
         let proposed = std::time::Instant::now();
         // `client_write_ff` queues the entry before returning: batches enter the log in order.
         match raft.client_write_ff(Command::PublishBatch(commands)).await {

@@ -160,6 +160,12 @@ impl ClusterChannelNode {
                 config.rebalance,
             )),
         ];
+        tasks.push(tokio::spawn(crate::leadership::run(
+            config.node_id,
+            dispatch.clone(),
+            control_sm.map(),
+            config.rebalance.leader_settle,
+        )));
         if config.join {
             tasks.push(tokio::spawn(join_cluster(
                 endpoint.clone(),
@@ -198,11 +204,12 @@ impl ClusterChannelNode {
         self.dispatch.shards.read().clone()
     }
 
-    /// Stops every group and closes the transport.
+    /// Hands over the leaderships this node holds, stops every group and closes the transport.
     pub async fn shutdown(self) {
         for task in &self.tasks {
             task.abort();
         }
+        crate::leadership::hand_over_all(self.dispatch.node_id, &self.dispatch).await;
         let replicas: Vec<ShardReplica> = self.dispatch.shards.read().values().cloned().collect();
         for replica in replicas {
             replica.shutdown().await;
@@ -317,6 +324,7 @@ async fn place_replicas(
         let current = map.borrow_and_update().clone();
         if current.is_created() {
             let placement = current.placement();
+            let preferred = chorus_cluster::leadership::preferred_leaders(&current);
             let placed = placement.shards_of(config.node_id);
             if placed.is_empty()
                 && current.draining.get(&config.node_id) == Some(&DrainReason::Decommission)
@@ -380,11 +388,12 @@ async fn place_replicas(
                         }
                     };
                 let replicas = placement.replicas(shard);
-                // Only a group placed at the cluster's creation is created here; a replica
-                // placed by a move is added to the running group by its leader.
+                // Only a group placed at the cluster's creation is created here, by its
+                // preferred leader (which then leads it); a replica placed by a move is added to
+                // the running group by its leader.
                 if current.epoch(shard) == 0
                     && current.moving.as_ref().is_none_or(|m| m.shard != shard)
-                    && replicas.first() == Some(&config.node_id)
+                    && preferred.get(shard as usize).copied().flatten() == Some(config.node_id)
                 {
                     let group = members(
                         replicas

@@ -26,10 +26,14 @@ use crate::log_store::LogStore;
 use crate::raft_types::{NodeId, TypeConfig};
 use crate::shard::RaftTiming;
 
-/// Asks another voter of the group for its [`ProbeReply`]; `None` when it does not answer in time.
+/// Calls to the other voters of a replica's group, over the transport.
 #[async_trait]
 pub trait ProbePeers: Send + Sync + 'static {
+    /// Another voter's [`ProbeReply`]; `None` when it does not answer in time.
     async fn probe(&self, addr: &str, timeout: Duration) -> Option<ProbeReply>;
+    /// Asks another voter to stand for election once its lease has run out: this replica, its
+    /// leader, hands the leadership over (`hand_over.rs`).
+    async fn ask_to_stand(&self, addr: &str, timeout: Duration) -> Result<(), String>;
 }
 
 /// How long ago this replica's vote was last confirmed (by a leader's AppendEntries, a vote it

@@ -20,6 +20,7 @@ use chorus_protocol::MessageEvent;
 use openraft::{Raft, ServerState};
 use tokio::sync::watch;
 
+use crate::hand_over::HandOverGate;
 use crate::raft_types::{NodeId, TypeConfig};
 use crate::state::Command;
 use crate::state_machine::StateMachineStore;
@@ -51,6 +52,7 @@ pub(crate) async fn run(
     messages: Arc<dyn MessageStore>,
     bus: Arc<dyn FanoutBus>,
     status: watch::Sender<WriterStatus>,
+    gate: HandOverGate,
 ) {
     let mut metrics = raft.metrics();
     let mut applied = state.applied_index();
@@ -110,7 +112,11 @@ pub(crate) async fn run(
         let confirm_due = confirmed_at.elapsed() >= CONFIRM_INTERVAL;
         if confirm_due && state.has_unconfirmed_through(written) {
             confirmed_at = tokio::time::Instant::now();
-            confirm(&raft, messages.as_ref(), written).await;
+            // Not while the leadership is handed over (a log entry renews the followers'
+            // leases): the next interval confirms it, here or on the next leader.
+            if !gate.is_closed() {
+                confirm(&raft, messages.as_ref(), written).await;
+            }
             continue;
         }
         let confirm_wait = if state.has_unconfirmed_through(written) {

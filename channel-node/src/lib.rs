@@ -17,7 +17,9 @@ mod cluster_node;
 mod control;
 mod election;
 mod election_guard;
+mod hand_over;
 mod history_writer;
+mod leadership;
 mod log_file;
 mod log_store;
 mod membership;
@@ -38,6 +40,7 @@ mod status;
 mod storage_suite;
 
 pub use cluster_node::{ClusterChannelNode, ClusterNodeConfig};
+pub use hand_over::HandOverOutcome;
 pub use raft_types::TypeConfig;
 pub use rebalancer::RebalanceSettings;
 pub use service::{ChannelNodeConfig, ChannelNodeError, ChannelService};

@@ -162,4 +162,16 @@ impl ProbePeers for QuicProbes {
         let reply = tokio::time::timeout(timeout, call).await.ok()?.ok()?;
         serde_json::from_slice(&reply).ok()
     }
+
+    async fn ask_to_stand(&self, addr: &str, timeout: Duration) -> Result<(), String> {
+        let addr: SocketAddr = addr.parse().map_err(|_| format!("bad address {addr}"))?;
+        let call = self
+            .endpoint
+            .call(addr, self.group, method::RAFT_STAND, Bytes::new(), timeout);
+        let reply = tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| "no answer".to_string())?
+            .map_err(|err| err.to_string())?;
+        serde_json::from_slice::<Result<(), String>>(&reply).map_err(|err| err.to_string())?
+    }
 }

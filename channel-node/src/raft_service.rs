@@ -117,6 +117,9 @@ impl RpcHandler for Dispatch {
                 if method == method::RAFT_PROBE {
                     return encode(&shard.probe_reply().await?);
                 }
+                if method == method::RAFT_STAND {
+                    return encode(&shard.stand());
+                }
                 serve_raft(shard.raft(), method, &body).await
             };
         }

@@ -47,6 +47,9 @@ pub struct RebalanceSettings {
     pub move_pause: Duration,
     /// A node unreachable this long has its replicas replaced (zero: never).
     pub replace_dead_after: Duration,
+    /// How long a node leads a shard before handing it to the shard's preferred leader, once
+    /// that replica has caught up (zero: never; `chorus_cluster::leadership`).
+    pub leader_settle: Duration,
 }
 
 /// Runs until the task is aborted.

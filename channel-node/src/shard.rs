@@ -25,6 +25,7 @@ use uuid::Uuid;
 use crate::batcher::{self, Proposal};
 use crate::election::ProbeReply;
 use crate::election_guard::{self, ProbePeers};
+use crate::hand_over::{self, HandOverGate, HandOverOutcome};
 use crate::history_writer::{self, WriterStatus};
 use crate::log_file::LogFile;
 use crate::log_store::LogStore;
@@ -145,6 +146,13 @@ pub struct ShardReplica {
     writer_task: Arc<Mutex<Option<JoinHandle<()>>>>,
     /// A group of one needs no read index: nobody else can have been elected.
     single: bool,
+    /// Closed while this replica hands its leadership over (`hand_over.rs`).
+    gate: HandOverGate,
+    /// The group's other voters, for hand-overs (a cluster's replicas only).
+    peers: Option<Arc<dyn ProbePeers>>,
+    /// openraft's leader lease (`election_max_ms`): how long a hand-over pauses writes.
+    lease: Duration,
+    name: String,
 }
 
 /// Why a replica could not start.
@@ -202,6 +210,7 @@ impl ShardReplica {
         )
         .await
         .map_err(raft_err)?;
+        let peers = settings.elections.as_ref().map(|e| e.probes.clone());
         if let Some(elections) = settings.elections {
             tokio::spawn(election_guard::run(
                 settings.node_id,
@@ -213,6 +222,7 @@ impl ShardReplica {
                 settings.name.clone(),
             ));
         }
+        let gate = HandOverGate::default();
         let (status, writer) = watch::channel(WriterStatus::default());
         let writer_task = tokio::spawn(history_writer::run(
             settings.node_id,
@@ -221,10 +231,19 @@ impl ShardReplica {
             messages,
             bus,
             status,
+            gate.clone(),
         ));
-        tokio::spawn(crate::raft_metrics::follow(raft.clone(), settings.name));
+        tokio::spawn(crate::raft_metrics::follow(
+            raft.clone(),
+            settings.name.clone(),
+        ));
         let (proposals, queue) = mpsc::unbounded_channel();
-        tokio::spawn(batcher::run(raft.clone(), queue, writer.clone()));
+        tokio::spawn(batcher::run(
+            raft.clone(),
+            queue,
+            writer.clone(),
+            gate.clone(),
+        ));
         Ok(ShardReplica {
             node_id: settings.node_id,
             raft,
@@ -236,6 +255,10 @@ impl ShardReplica {
             writer,
             writer_task: Arc::new(Mutex::new(Some(writer_task))),
             single: false,
+            gate,
+            peers,
+            lease: Duration::from_millis(settings.timing.election_max_ms),
+            name: settings.name,
         })
     }
 
@@ -316,6 +339,7 @@ impl ShardReplica {
     /// Archives or unarchives a channel in the replicated state; returns once committed and
     /// applied, so every later submit is judged by it.
     pub async fn set_archived(&self, channel: Uuid, archived: bool) -> Result<(), RouteError> {
+        self.gate.wait_open().await;
         self.check_leader()?;
         self.raft
             .client_write(Command::SetArchived {
@@ -361,6 +385,9 @@ impl ShardReplica {
     }
 
     async fn read_barrier(&self) -> Result<(), RouteError> {
+        // A read index renews the followers' leases: not while handing over (after it, this
+        // replica most likely no longer leads and says so).
+        self.gate.wait_open().await;
         self.check_leader()?;
         if self.single {
             return Ok(());
@@ -393,6 +420,7 @@ impl ShardReplica {
         voters: &[(NodeId, std::net::SocketAddr)],
         catch_up: Duration,
     ) -> Result<(), RouteError> {
+        self.gate.wait_open().await;
         self.check_leader()?;
         let unavailable = |err: &dyn std::fmt::Display| RouteError::Unavailable(err.to_string());
         let wanted: std::collections::BTreeSet<NodeId> = voters.iter().map(|(id, _)| *id).collect();
@@ -436,6 +464,62 @@ impl ShardReplica {
                 },
                 None => unavailable(&err),
             })
+    }
+
+    /// Hands this replica's leadership to the voter `target`, reachable at `addr`
+    /// (`hand_over.rs`): the shard's writes pause for about a lease.
+    pub async fn hand_over(&self, target: NodeId, addr: &str) -> HandOverOutcome {
+        let Some(peers) = self.peers.clone() else {
+            return HandOverOutcome::Kept("not a replica of a cluster".into());
+        };
+        let lease = self.lease;
+        let ask = async move { peers.ask_to_stand(addr, lease).await };
+        let outcome =
+            hand_over::hand_over(&self.raft, self.node_id, &self.gate, target, lease, ask).await;
+        match &outcome {
+            HandOverOutcome::Moved { leader, paused } => tracing::info!(
+                group = %self.name, to = target, leader = ?leader, paused_ms = paused.as_millis() as u64,
+                "leadership handed over"
+            ),
+            HandOverOutcome::Kept(why) => tracing::info!(
+                group = %self.name, to = target, %why, "leadership kept"
+            ),
+        }
+        outcome
+    }
+
+    /// Answers a leader's hand-over: stand for election once the lease has run out.
+    pub fn stand(&self) -> Result<(), String> {
+        if self.peers.is_none() {
+            return Err("not a replica of a cluster".into());
+        }
+        hand_over::stand_when_lease_ends(&self.raft, self.node_id, self.lease, self.name.clone())
+    }
+
+    /// What the leadership task needs of a shard this replica leads: its voters and the ones
+    /// whose log matches this leader's. `None` when it does not lead.
+    pub fn led_view(
+        &self,
+    ) -> Option<(
+        std::collections::BTreeSet<NodeId>,
+        std::collections::BTreeSet<NodeId>,
+    )> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        if m.state != ServerState::Leader || m.current_leader != Some(self.node_id) {
+            return None;
+        }
+        let voters: std::collections::BTreeSet<NodeId> =
+            m.membership_config.membership().voter_ids().collect();
+        let caught_up = voters
+            .iter()
+            .copied()
+            .filter(|&v| {
+                v == self.node_id
+                    || hand_over::matches_leader(m.replication.as_ref(), m.last_log_index, v)
+            })
+            .collect();
+        Some((voters, caught_up))
     }
 
     /// What the history writer has done (tests and status).

@@ -16,6 +16,7 @@ mod bus_metrics;
 mod bus_wire;
 mod cluster_map;
 pub mod cluster_router;
+pub mod leadership;
 pub mod placement;
 pub mod rate_limit;
 pub mod rebalance;

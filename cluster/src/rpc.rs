@@ -25,6 +25,9 @@ pub mod method {
     /// (empty) → a shard replica's election probe reply (channel-node `election.rs`), between
     /// channel nodes, to a shard's group.
     pub const RAFT_PROBE: u16 = 4;
+    /// (empty) → `Result<(), String>`, from a shard's leader to the replica it hands the
+    /// leadership to: stand for election once the lease runs out (channel-node `hand_over.rs`).
+    pub const RAFT_STAND: u16 = 5;
     /// [`super::SubmitBatch`] → [`super::SubmitReply`], to a shard's group.
     pub const SUBMIT: u16 = 10;
     /// [`super::ReplayRequest`] → [`super::ReplayReply`], to a shard's group.

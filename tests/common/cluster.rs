@@ -6,11 +6,14 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chorus_cluster::rpc::{NODE_GROUP, NodeStatus, method};
 use chorus_cluster::transport::{QuicEndpoint, TlsFiles, TransportLimits};
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
@@ -172,6 +175,27 @@ impl Proc {
         }
     }
 
+    /// SIGTERM, as an orchestrator stops a process, and waits for it to exit.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().expect("a running child has a pid");
+            let status = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success(), "kill -TERM {pid} failed");
+            tokio::time::timeout(Duration::from_secs(60), child.wait())
+                .await
+                .unwrap_or_else(|_| panic!("{} did not stop within 60 s of SIGTERM", self.name))
+                .unwrap();
+        }
+    }
+
+    /// What the process has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
@@ -231,6 +255,11 @@ pub struct LocalCluster {
 impl LocalCluster {
     /// Three channel nodes (replication 3, `shards` shards) and two gateways with the API.
     pub async fn start(shards: u32) -> Self {
+        Self::start_with(shards, "").await
+    }
+
+    /// The same, with more `[cluster]` settings (TOML lines) for every process.
+    pub async fn start_with(shards: u32, cluster_settings: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
         let names = [
@@ -250,7 +279,9 @@ impl LocalCluster {
             .status()
             .unwrap();
         assert!(status.success(), "chorus cluster certs failed");
-        std::fs::write(dir.path().join("test.toml"), TEST_CONFIG).unwrap();
+        let config =
+            TEST_CONFIG.replace("[cluster]\n", &format!("[cluster]\n{cluster_settings}\n"));
+        std::fs::write(dir.path().join("test.toml"), config).unwrap();
         let db = fresh_database().await;
         let transport: BTreeMap<u64, SocketAddr> = (1..=3)
             .map(|id| (id, SocketAddr::from(([127, 0, 0, 1], free_udp_port()))))
@@ -436,6 +467,23 @@ impl LocalCluster {
         panic!("shard {shard} has no leader");
     }
 
+    /// Which node leads each shard, as the leaders themselves report (shards without a leader
+    /// right now are missing).
+    pub async fn leaders(&self) -> BTreeMap<u32, u64> {
+        let mut leaders = BTreeMap::new();
+        for (&id, node) in &self.nodes {
+            if !node.is_running() {
+                continue;
+            }
+            if let Some(status) = self.status(id).await {
+                for shard in status.shards.iter().filter(|s| s.group.state == "Leader") {
+                    leaders.insert(shard.shard, id);
+                }
+            }
+        }
+        leaders
+    }
+
     /// A node's view of one shard: (last log index, applied index).
     pub async fn shard_progress(&self, node: u64, shard: u32) -> Option<(u64, u64)> {
         let status = self.status(node).await?;
@@ -444,5 +492,71 @@ impl LocalCluster {
             group.last_log_index.unwrap_or(0),
             group.applied_index.unwrap_or(0),
         ))
+    }
+}
+
+/// Posts to the channels in turn until told to stop, retrying a `503` with the same nonce (the
+/// documented contract); returns each acknowledged nonce with its seq, per channel.
+pub async fn post_until(
+    rest: Rest,
+    token: String,
+    channels: Vec<Uuid>,
+    stop: Arc<AtomicBool>,
+) -> BTreeMap<Uuid, Vec<(String, u64)>> {
+    let mut acked: BTreeMap<Uuid, Vec<(String, u64)>> = BTreeMap::new();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let channel = channels[n % channels.len()];
+        let nonce = format!("m-{n}");
+        loop {
+            let (status, body) = rest
+                .post(
+                    &format!("/v1/channels/{channel}/messages"),
+                    Some(&token),
+                    json!({"text": format!("text {n}"), "nonce": nonce}),
+                )
+                .await;
+            match status {
+                200 | 201 => {
+                    acked
+                        .entry(channel)
+                        .or_default()
+                        .push((nonce.clone(), body["seq"].as_u64().unwrap()));
+                    break;
+                }
+                503 => tokio::time::sleep(Duration::from_millis(100)).await,
+                other => panic!("post {nonce} failed with {other}: {body}"),
+            }
+        }
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    acked
+}
+
+/// Every event of `channel` in history: (nonce, seq), oldest first.
+pub async fn history_nonces(rest: &Rest, token: &str, channel: Uuid) -> Vec<(String, u64)> {
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let (status, body) = rest
+            .get(
+                &format!("/v1/channels/{channel}/events?after={after}&limit=100"),
+                token,
+            )
+            .await;
+        assert_eq!(status, 200, "events: {body}");
+        let page = body["events"].as_array().cloned().unwrap_or_default();
+        let Some(last) = page.last() else {
+            return events;
+        };
+        after = last["seq"].as_u64().unwrap();
+        // Only posts were made: every event is a message.
+        events.extend(page.iter().map(|e| {
+            (
+                e["nonce"].as_str().unwrap_or_default().to_string(),
+                e["seq"].as_u64().unwrap(),
+            )
+        }));
     }
 }
