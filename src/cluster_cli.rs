@@ -119,6 +119,34 @@ pub async fn membership(
     }
 }
 
+/// How many shards each node leads, beside how many prefer it (docs/CLUSTER.md, "Leadership"):
+/// `leaderships (leading/preferred): node 1 5/6, node 2 6/5, node 3 5/5`.
+fn leadership_line(
+    map: &chorus_cluster::ClusterMap,
+    reports: &BTreeMap<SocketAddr, Result<NodeStatus, String>>,
+) -> String {
+    let preferred = chorus_cluster::leadership::preferred_counts(map);
+    let mut leading: BTreeMap<u64, usize> = BTreeMap::new();
+    for status in reports.values().filter_map(|r| r.as_ref().ok()) {
+        let led = status
+            .shards
+            .iter()
+            .filter(|s| s.group.state == "Leader")
+            .count();
+        leading.insert(status.node_id, led);
+    }
+    let nodes: Vec<String> = map
+        .nodes
+        .keys()
+        .map(|node| {
+            let led = leading.get(node).map_or("?".into(), |n| n.to_string());
+            let wanted = preferred.get(node).copied().unwrap_or(0);
+            format!("node {node} {led}/{wanted}")
+        })
+        .collect();
+    format!("leaderships (leading/preferred): {}", nodes.join(", "))
+}
+
 /// The status table a person reads.
 fn render(reports: &BTreeMap<SocketAddr, Result<NodeStatus, String>>) -> String {
     let mut out = String::new();
@@ -147,6 +175,7 @@ fn render(reports: &BTreeMap<SocketAddr, Result<NodeStatus, String>>) -> String 
         if pending > 0 {
             let _ = writeln!(out, "rebalancing: {pending} replica(s) still to move");
         }
+        let _ = writeln!(out, "{}", leadership_line(map, reports));
     }
     for (addr, report) in reports {
         match report {
@@ -185,4 +214,55 @@ fn render(reports: &BTreeMap<SocketAddr, Result<NodeStatus, String>>) -> String 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chorus_cluster::ClusterMap;
+    use chorus_cluster::rpc::{GroupStatus, ShardStatus};
+
+    fn group(state: &str) -> GroupStatus {
+        GroupStatus {
+            state: state.into(),
+            term: 1,
+            leader: None,
+            voters: vec![1, 2, 3],
+            last_log_index: None,
+            commit_index: None,
+            applied_index: None,
+        }
+    }
+
+    #[test]
+    fn the_leadership_line_counts_leaders_beside_preferred_shares() {
+        let nodes = (1..=3)
+            .map(|id| (id, SocketAddr::from(([127, 0, 0, 1], 7100 + id as u16))))
+            .collect();
+        let map = ClusterMap::create(6, 3, nodes).unwrap();
+        let status = |node_id: u64, leads: &[u32]| NodeStatus {
+            node_id,
+            map: map.clone(),
+            control: group("Follower"),
+            shards: (0..6)
+                .map(|shard| ShardStatus {
+                    shard,
+                    group: group(if leads.contains(&shard) {
+                        "Leader"
+                    } else {
+                        "Follower"
+                    }),
+                })
+                .collect(),
+        };
+        let reports = BTreeMap::from([
+            (map.addr(1).unwrap(), Ok(status(1, &[0, 1, 2, 3, 4, 5]))),
+            (map.addr(2).unwrap(), Ok(status(2, &[]))),
+            (map.addr(3).unwrap(), Err("timed out".to_string())),
+        ]);
+        assert_eq!(
+            leadership_line(&map, &reports),
+            "leaderships (leading/preferred): node 1 6/2, node 2 0/2, node 3 ?/2"
+        );
+    }
 }
