@@ -63,6 +63,9 @@ impl HandOverGate {
 
     /// Returns once the gate is open.
     pub(crate) async fn wait_open(&self) {
+        if !self.is_closed() {
+            return; // every batch and read passes here: no receiver to make when open
+        }
         let mut rx = self.closed.subscribe();
         // The sender lives in `self`: `wait_for` cannot fail.
         let _ = rx.wait_for(|closed| !*closed).await;
@@ -149,7 +152,7 @@ where
     let leading = |m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>| {
         m.state == ServerState::Leader && m.current_leader == Some(me)
     };
-    {
+    let term = {
         let metrics = raft.metrics();
         let m = metrics.borrow();
         if !leading(&m) {
@@ -164,7 +167,8 @@ where
         {
             return HandOverOutcome::Kept(format!("node {target} is not another voter"));
         }
-    }
+        m.current_term
+    };
     if gate.running.swap(true, Ordering::AcqRel) {
         return HandOverOutcome::Kept("a hand-over is already running".into());
     }
@@ -178,14 +182,19 @@ where
         let caught_up = tokio::time::timeout(
             CATCH_UP,
             metrics.wait_for(|m| {
-                !leading(m) || matches_leader(m.replication.as_ref(), m.last_log_index, target)
+                !leading(m)
+                    || m.current_term != term
+                    || matches_leader(m.replication.as_ref(), m.last_log_index, target)
             }),
         )
         .await
-        .map(|seen| seen.map(|m| (leading(&m), m.current_leader)));
+        .map(|seen| seen.map(|m| (leading(&m) && m.current_term == term, m.current_leader)));
         match caught_up {
             Err(_) => return HandOverOutcome::Kept(format!("node {target} did not catch up")),
             Ok(Err(_)) => return HandOverOutcome::Kept("raft stopped".into()),
+            Ok(Ok((false, leader))) if leader == Some(me) => {
+                return HandOverOutcome::Kept("led again, in a later term".into());
+            }
             Ok(Ok((false, leader))) => {
                 return HandOverOutcome::Moved {
                     leader,
@@ -208,27 +217,44 @@ where
             return HandOverOutcome::Kept(format!("node {target} would not stand: {err}"));
         }
         // The target stands at once, or after a lease in a larger group; give its election as
-        // long again. Held submits are answered once the new leader is known, so that their
-        // `not_leader` names it.
+        // long again. Any new term ends the wait: this replica voted for someone — or, if the
+        // target's election failed and another followed, may lead again, and must not lead with
+        // its heartbeats off and its gate closed.
         let changed = tokio::time::timeout(
             lease * 3 + CATCH_UP,
             metrics.wait_for(|m| {
-                (!leading(m) && m.current_leader.is_some()) || m.state == ServerState::Shutdown
+                !leading(m) || m.current_term != term || m.state == ServerState::Shutdown
             }),
         )
         .await
-        .map(|seen| seen.map(|m| m.current_leader));
+        .map(|seen| seen.map(|m| (leading(&m), m.current_term)));
         match changed {
-            Ok(Ok(leader)) => HandOverOutcome::Moved {
-                leader,
-                paused: started.elapsed(),
-            },
-            Ok(Err(_)) => HandOverOutcome::Kept("raft stopped".into()),
-            Err(_) if !leading(&metrics.borrow()) => HandOverOutcome::Moved {
-                leader: None,
-                paused: started.elapsed(),
-            },
-            Err(_) => HandOverOutcome::Kept(format!("node {target} was not elected in time")),
+            Ok(Ok((true, now))) => {
+                return HandOverOutcome::Kept(format!("led again, in term {now}"));
+            }
+            Ok(Ok((false, _))) => {}
+            Ok(Err(_)) => return HandOverOutcome::Kept("raft stopped".into()),
+            Err(_) => {
+                return HandOverOutcome::Kept(format!("node {target} was not elected in time"));
+            }
+        }
+        // Stepped down. Held submits are answered once the new leader is known (a few round
+        // trips at most), so that their `not_leader` names it; should this replica lead again
+        // meanwhile, its gate opens at once.
+        let known = tokio::time::timeout(
+            lease,
+            metrics.wait_for(|m| m.current_leader.is_some() || m.state == ServerState::Shutdown),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .and_then(|m| m.current_leader);
+        if known == Some(me) {
+            return HandOverOutcome::Kept("led again".into());
+        }
+        HandOverOutcome::Moved {
+            leader: known,
+            paused: started.elapsed(),
         }
     }
     .await;
