@@ -61,22 +61,12 @@ pub fn check_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{NaiveTime, Weekday};
+    use chrono::NaiveTime;
 
     fn office_hours() -> FocusPolicy {
         FocusPolicy {
             time_zone: "Europe/Paris".parse().unwrap(),
-            hours: WeeklySchedule {
-                days: vec![
-                    Weekday::Mon,
-                    Weekday::Tue,
-                    Weekday::Wed,
-                    Weekday::Thu,
-                    Weekday::Fri,
-                ],
-                start: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-                end: NaiveTime::from_hms_opt(18, 0, 0).unwrap(),
-            },
+            hours: crate::focus::schedule::tests::weekdays(8, 18),
         }
     }
 

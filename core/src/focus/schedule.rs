@@ -128,14 +128,15 @@ pub fn active_focus(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
     }
 
-    fn weekday_mornings() -> WeeklySchedule {
+    /// Monday to Friday, from `start` to `end` o'clock (also the focus policy's tests' hours).
+    pub(crate) fn weekdays(start: u32, end: u32) -> WeeklySchedule {
         WeeklySchedule {
             days: vec![
                 Weekday::Mon,
@@ -144,9 +145,13 @@ mod tests {
                 Weekday::Thu,
                 Weekday::Fri,
             ],
-            start: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
-            end: NaiveTime::from_hms_opt(11, 0, 0).unwrap(),
+            start: NaiveTime::from_hms_opt(start, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(end, 0, 0).unwrap(),
         }
+    }
+
+    fn weekday_mornings() -> WeeklySchedule {
+        weekdays(9, 11)
     }
 
     #[test]
