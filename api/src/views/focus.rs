@@ -153,17 +153,19 @@ fn rules_from(view: RulesView) -> Result<FocusRules, Refusal> {
     })
 }
 
-/// The settings a request asks for, or why not.
-pub fn settings_from(view: FocusSettingsView) -> Result<FocusSettings, Refusal> {
-    let time_zone = view.time_zone.parse().map_err(|_| {
+/// An IANA time zone name, or `invalid_time_zone`.
+fn time_zone_from(name: &str) -> Result<chrono_tz::Tz, Refusal> {
+    name.parse().map_err(|_| {
         (
             "invalid_time_zone",
-            format!(
-                "unknown time zone {:?} (an IANA name such as Europe/Paris)",
-                view.time_zone
-            ),
+            format!("unknown time zone {name:?} (an IANA name such as Europe/Paris)"),
         )
-    })?;
+    })
+}
+
+/// The settings a request asks for, or why not.
+pub fn settings_from(view: FocusSettingsView) -> Result<FocusSettings, Refusal> {
+    let time_zone = time_zone_from(&view.time_zone)?;
     let schedule = view.schedule.as_ref().map(schedule_from).transpose()?;
     let rules = rules_from(view.rules)?;
     let auto_reply = match view.auto_reply.map(|text| text.trim().to_string()) {
@@ -221,15 +223,7 @@ pub struct WorkspaceFocusPolicy {
 
 /// The policy a request asks for, or why not (`invalid_time_zone`, `invalid_schedule`).
 pub fn policy_from(view: &FocusPolicyView) -> Result<FocusPolicy, Refusal> {
-    let time_zone = view.time_zone.parse().map_err(|_| {
-        (
-            "invalid_time_zone",
-            format!(
-                "unknown time zone {:?} (an IANA name such as Europe/Paris)",
-                view.time_zone
-            ),
-        )
-    })?;
+    let time_zone = time_zone_from(&view.time_zone)?;
     Ok(FocusPolicy {
         time_zone,
         hours: schedule_from(&view.hours)?,
