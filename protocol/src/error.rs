@@ -29,4 +29,7 @@ pub enum ErrorCode {
     /// A `presence_subscribe` named more users than
     /// [`crate::limits::MAX_PRESENCE_SUBSCRIPTIONS`]; the previous subscription stays.
     PresenceLimit,
+    /// The send's workspace is over its plan's messages per minute (shared by every member, over
+    /// REST and WebSocket); `retry_after_ms` says when to try again with the same nonce.
+    WorkspaceMessageLimit,
 }
