@@ -33,3 +33,23 @@ pub enum ErrorCode {
     /// REST and WebSocket); `retry_after_ms` says when to try again with the same nonce.
     WorkspaceMessageLimit,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_spelled_as_documented() {
+        for (code, spelled) in [
+            (ErrorCode::RateLimited, "\"rate_limited\""),
+            (ErrorCode::PresenceLimit, "\"presence_limit\""),
+            (
+                ErrorCode::WorkspaceMessageLimit,
+                "\"workspace_message_limit\"",
+            ),
+        ] {
+            assert_eq!(serde_json::to_string(&code).unwrap(), spelled);
+            assert_eq!(serde_json::from_str::<ErrorCode>(spelled).unwrap(), code);
+        }
+    }
+}
