@@ -238,6 +238,7 @@ impl ClusterProcess {
                 .context("cannot open the metadata store (metadata_url)")?;
             let secret = config.jwt_secret.clone().unwrap_or_default().into_bytes();
             let front = Front {
+                quotas: crate::node::open_quotas(&config, store.clone()).await?,
                 auth: Authenticator::new(&secret, store.clone()),
                 store,
                 messages,

@@ -14,6 +14,7 @@ use chorus_cluster::rate_limit::{LocalRateLimits, RateLimitStore, RedisRateLimit
 use chorus_cluster::{ChannelRouter, FanoutBus, LocalBus, RedisBus};
 use chorus_core::auth::Authenticator;
 use chorus_core::client_addr::TrustedProxies;
+use chorus_core::limits::quota::MessageQuotas;
 use chorus_core::{
     InstrumentedMessageStore, MessageStore, MetadataStore, PostgresMessageStore,
     PostgresMetadataStore, RedbMessageStore, ScyllaMessageStore, SqliteMetadataStore,
@@ -124,6 +125,7 @@ impl Node {
             )
         });
         let front = Front {
+            quotas: open_quotas(&config, store.clone()).await?,
             store,
             messages,
             auth,
@@ -236,6 +238,19 @@ pub(crate) struct Front {
     /// Shared by the API (custom statuses) and the gateway (connections, followers), so a status
     /// set over REST reaches the sockets of the same process.
     pub presence: Arc<dyn PresenceStore>,
+    /// Each workspace's messages per minute, shared by the API and the gateway of the process.
+    pub quotas: Arc<MessageQuotas>,
+}
+
+/// The workspace message quotas of a process, counted where `rate_limit_url` says (Redis: one
+/// quota across every process of the deployment).
+pub(crate) async fn open_quotas(
+    config: &NodeConfig,
+    store: Arc<dyn MetadataStore>,
+) -> anyhow::Result<Arc<MessageQuotas>> {
+    let counter =
+        chorus_api::RateLimitQuotas::new(open_rate_limits(config.rate_limit_url.as_deref()).await?);
+    Ok(Arc::new(MessageQuotas::new(store, Arc::new(counter))))
 }
 
 /// Resolves once `stop` turns true.
@@ -268,6 +283,7 @@ pub(crate) async fn spawn_api(
             command_deadline_ms: config.api.command_deadline_ms,
         },
         rate_limits: open_rate_limits(config.rate_limit_url.as_deref()).await?,
+        quotas: front.quotas.clone(),
         router: front.router.clone(),
         access: front.access.clone(),
         presence: front.presence.clone(),
@@ -355,6 +371,7 @@ pub(crate) async fn spawn_gateway(
         )
         .await?,
         access: front.access,
+        quotas: front.quotas,
         tls: client_tls(config)?,
     };
     Ok(tokio::spawn(chorus_gateway::serve(

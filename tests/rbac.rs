@@ -316,6 +316,7 @@ async fn attempt(w: &World, row: &str, caller: usize) -> bool {
             None,
         ),
         "read retention policy" => ("GET", format!("/v1/workspaces/{ws}/retention"), None),
+        "read workspace limits" => ("GET", format!("/v1/workspaces/{ws}/limits"), None),
         "set retention policy" => (
             "PUT",
             format!("/v1/workspaces/{ws}/retention"),
@@ -375,6 +376,7 @@ fn rest_rows() -> Vec<Row> {
         row("export channel", [Y, Y, N, N, N, N]),
         row("export workspace", [Y, Y, N, N, N, N]),
         row("read retention policy", [Y, Y, Y, Y, N, N]),
+        row("read workspace limits", [Y, Y, Y, Y, N, N]),
         row("set retention policy", [Y, Y, N, N, N, N]),
         row("set legal hold", [Y, Y, N, N, N, N]),
     ]

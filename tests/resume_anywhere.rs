@@ -93,6 +93,12 @@ impl Deployment {
             presence: Arc::new(MemoryPresence::default()),
             sessions: self.sessions.clone(),
             access: Arc::new(LocalAccessNotifier::default()),
+            quotas: Arc::new(chorus_core::limits::quota::MessageQuotas::new(
+                self.store.clone(),
+                Arc::new(chorus_api::RateLimitQuotas::new(Arc::new(
+                    chorus_cluster::rate_limit::LocalRateLimits,
+                ))),
+            )),
             badges: None,
             tls: None,
         };

@@ -8,6 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chorus_core::StoreError;
 use chorus_core::auth::AuthError;
+use chorus_core::limits::LimitRefusal;
+use chorus_core::limits::quota::QuotaExceeded;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -76,6 +78,19 @@ impl ApiError {
         }
     }
 
+    /// A workspace over its messages per minute: 429 with `Retry-After` and its own code, so a
+    /// client can tell its workspace's plan from its own rate (`rate_limited`).
+    pub fn over_quota(exceeded: &QuotaExceeded) -> Self {
+        ApiError {
+            retry_after: Some(exceeded.retry_after.as_secs_f64().ceil().max(1.0) as u64),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                QuotaExceeded::CODE,
+                exceeded.message(),
+            )
+        }
+    }
+
     /// Logs the cause and hides it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -93,6 +108,13 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::not_found(&what),
             other => ApiError::internal(other),
         }
+    }
+}
+
+/// A change beyond the workspace's plan: 409 with the limit's code.
+impl From<LimitRefusal> for ApiError {
+    fn from(refusal: LimitRefusal) -> Self {
+        ApiError::new(StatusCode::CONFLICT, refusal.code(), refusal.message())
     }
 }
 

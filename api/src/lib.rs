@@ -17,6 +17,7 @@ mod export;
 mod extract;
 mod openapi;
 pub mod policy;
+mod quota;
 mod rate_limit;
 mod request_log;
 mod routes;
@@ -42,6 +43,7 @@ use chorus_presence::PresenceStore;
 use utoipa::OpenApi;
 
 pub use error::{ApiError, ErrorBody};
+pub use quota::RateLimitQuotas;
 pub use routes::admin::{ADMIN_TOKEN_HEADER, authorise_operator};
 pub use stream::{SharedWatchBus, StreamLimits, Streams};
 
@@ -61,6 +63,9 @@ pub struct ApiState {
     pub limits: ApiLimits,
     /// Where rate-limit counters live (this process, or Redis shared by every API node).
     pub rate_limits: Arc<dyn RateLimitStore>,
+    /// Each workspace's messages per minute (its plan), shared with this process's gateway so
+    /// REST posts and WebSocket sends count against one quota.
+    pub quotas: Arc<chorus_core::limits::quota::MessageQuotas>,
     /// Sequences messages, edits, deletions and reactions posted over REST.
     pub router: Arc<dyn ChannelRouter>,
     /// Tells gateways when someone's access changed.
@@ -160,6 +165,12 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/v1/admin/users/{user_id}/enable",
             post(routes::admin::enable_user),
+        )
+        .route(
+            "/v1/admin/workspaces/{workspace_id}/limits",
+            get(routes::limits::admin_get)
+                .put(routes::limits::set)
+                .delete(routes::limits::clear),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -356,7 +367,7 @@ fn bot_routes() -> Router<AppState> {
         .route("/v1/commands/respond", post(commands::respond))
 }
 
-/// Data governance: exports, retention policies and legal holds (issue 16).
+/// Data governance: exports, retention policies, legal holds and workspace limits (issue 16).
 fn governance_routes() -> Router<AppState> {
     use routes::{export, retention};
     Router::new()
@@ -364,6 +375,10 @@ fn governance_routes() -> Router<AppState> {
         .route(
             "/v1/workspaces/{workspace_id}/export",
             get(export::workspace),
+        )
+        .route(
+            "/v1/workspaces/{workspace_id}/limits",
+            get(routes::limits::get),
         )
         .route(
             "/v1/workspaces/{workspace_id}/retention",

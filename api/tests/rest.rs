@@ -35,7 +35,14 @@ impl Api {
         .await
         .unwrap();
         let access: Arc<LocalAccessNotifier> = Arc::new(LocalAccessNotifier::default());
+        let quotas = Arc::new(chorus_core::limits::quota::MessageQuotas::new(
+            store.clone(),
+            Arc::new(chorus_api::RateLimitQuotas::new(Arc::new(
+                chorus_cluster::rate_limit::LocalRateLimits,
+            ))),
+        ));
         let state = ApiState {
+            quotas,
             auth: Authenticator::new(b"rest-test-secret-rest-test-secret", store.clone()),
             store,
             messages: messages.clone(),

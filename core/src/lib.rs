@@ -12,6 +12,7 @@ pub mod clock;
 pub mod commands;
 pub mod error;
 pub mod focus;
+pub mod limits;
 pub mod mentions;
 pub mod messages;
 pub mod metadata;

@@ -74,6 +74,8 @@ pub trait MetadataStore: BotStore + Send + Sync + 'static {
     fn commands(&self) -> &dyn crate::commands::CommandStore;
     /// Retention policies and legal holds, in the same database.
     fn retention(&self) -> &dyn crate::retention::RetentionStore;
+    /// Workspace limits (plans) and usage, in the same database.
+    fn limits(&self) -> &dyn crate::limits::WorkspaceLimitsStore;
 
     /// Creates a user. `StoreError::Conflict` if the e-mail (compared lowercase) is taken.
     async fn create_user(

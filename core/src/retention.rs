@@ -20,7 +20,8 @@ pub const MAX_RETENTION_DAYS: u32 = 36_500;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetentionTarget {
     pub workspace_id: Uuid,
-    /// History older than this many days goes.
+    /// History older than this many days goes: the workspace's policy, shortened to its plan's
+    /// cap (`crate::limits`) when it has one.
     pub days: u32,
     /// Every channel of the workspace (DMs and private ones included), with its legal hold.
     pub channels: Vec<ChannelHold>,
@@ -98,7 +99,8 @@ pub trait RetentionStore: Send + Sync {
     ) -> Result<(), StoreError>;
     async fn legal_hold(&self, channel: Uuid) -> Result<bool, StoreError>;
     async fn set_legal_hold(&self, channel: Uuid, held: bool) -> Result<(), StoreError>;
-    /// Every workspace with a policy, with all its channels and their holds.
+    /// Every workspace with a policy or a plan's retention cap, with all its channels and their
+    /// holds.
     async fn retention_targets(&self) -> Result<Vec<RetentionTarget>, StoreError>;
 }
 

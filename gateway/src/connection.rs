@@ -936,6 +936,20 @@ impl Connection {
                 "you may not post in this channel",
             ));
         }
+        // Last of the checks, so a send refused for another reason uses none of the quota.
+        if let Err(exceeded) = self.shared.deps.quotas.check_send(channel).await {
+            return Err(ServerFrame::Error {
+                code: ErrorCode::WorkspaceMessageLimit,
+                message: exceeded.message(),
+                nonce: Some(nonce),
+                channel_id: Some(channel),
+                retry_after_ms: Some(
+                    u64::try_from(exceeded.retry_after.as_millis())
+                        .unwrap_or(u64::MAX)
+                        .max(1),
+                ),
+            });
+        }
         if let Some(at) = self.typing_in.iter().position(|(c, _)| *c == channel) {
             self.typing_in.swap_remove(at);
             if let Err(err) = self

@@ -69,6 +69,9 @@ pub struct GatewayDeps {
     pub access: Arc<dyn AccessNotifier>,
     /// Unread and mention counts for `ready`; `None` leaves them out.
     pub badges: Option<Arc<chorus_notify::Badges>>,
+    /// Each workspace's messages per minute (its plan), shared with this process's REST API so
+    /// both count against one quota (`chorus_core::limits::quota`).
+    pub quotas: Arc<chorus_core::limits::quota::MessageQuotas>,
     /// Serves WebSocket over TLS (`wss://`) with this certificate; `None` serves plain `ws://`.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
 }

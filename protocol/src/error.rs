@@ -29,4 +29,27 @@ pub enum ErrorCode {
     /// A `presence_subscribe` named more users than
     /// [`crate::limits::MAX_PRESENCE_SUBSCRIPTIONS`]; the previous subscription stays.
     PresenceLimit,
+    /// The send's workspace is over its plan's messages per minute (shared by every member, over
+    /// REST and WebSocket); `retry_after_ms` says when to try again with the same nonce.
+    WorkspaceMessageLimit,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_spelled_as_documented() {
+        for (code, spelled) in [
+            (ErrorCode::RateLimited, "\"rate_limited\""),
+            (ErrorCode::PresenceLimit, "\"presence_limit\""),
+            (
+                ErrorCode::WorkspaceMessageLimit,
+                "\"workspace_message_limit\"",
+            ),
+        ] {
+            assert_eq!(serde_json::to_string(&code).unwrap(), spelled);
+            assert_eq!(serde_json::from_str::<ErrorCode>(spelled).unwrap(), code);
+        }
+    }
 }

@@ -33,6 +33,7 @@ const INVITE_TTL_DAYS: i64 = 7;
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: only owners and admins invite", body = ErrorBody),
         (status = 404, description = "`not_found`: no such workspace, or the caller is not in it", body = ErrorBody),
+        (status = 409, description = "`workspace_member_limit`: the workspace is full under its plan", body = ErrorBody),
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -60,6 +61,8 @@ pub async fn create(
             ));
         }
     };
+    // An invitation the workspace could not honour would only fail later, at acceptance.
+    crate::routes::limits::admit_member(&state, workspace_id).await?;
     let token = new_refresh_token();
     let now = Utc::now();
     let invite = Invite {
@@ -131,6 +134,7 @@ pub async fn list(
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`invite_for_another_email`: log in with the invited address", body = ErrorBody),
         (status = 404, description = "`invite_not_found`: unknown, expired or already used", body = ErrorBody),
+        (status = 409, description = "`workspace_member_limit`: the workspace is full under its plan (the invitation stays usable)", body = ErrorBody),
     ))]
 pub async fn accept(
     State(state): State<AppState>,
@@ -163,6 +167,14 @@ pub async fn accept(
             "invite_for_another_email",
             "this invitation was sent to another e-mail address",
         ));
+    }
+    // A member already (accepting only changes their role) takes no new place.
+    if store
+        .workspace_role(invite.workspace_id, caller.user_id)
+        .await?
+        .is_none()
+    {
+        crate::routes::limits::admit_member(&state, invite.workspace_id).await?;
     }
     if !store.accept_invite(invite.id, caller.user_id, now).await? {
         return Err(unusable());

@@ -105,7 +105,7 @@ fn generated_nonce() -> String {
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not a member; `channel_archived`", body = ErrorBody),
         (status = 404, description = "`not_found` (channel), `message_not_found` (thread parent, a reply or a deleted message as parent)", body = ErrorBody),
-        (status = 429, description = "`rate_limited`, with Retry-After", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (the caller's rate) or `workspace_message_limit` (the workspace's plan: messages per minute), with Retry-After", body = ErrorBody),
         (status = 503, description = "`overloaded`, `unavailable`: retry with the same nonce", body = ErrorBody),
     ))]
 pub async fn post(
@@ -137,6 +137,8 @@ pub async fn post(
             return Err(message_not_found());
         }
     }
+    // Last of the checks: a post refused for another reason must not use the workspace's quota.
+    crate::routes::limits::count_message(&state, channel_id).await?;
     let mentions = parse_mentions(&request.text);
     let ack = submit(
         &state,

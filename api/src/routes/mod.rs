@@ -14,6 +14,7 @@ pub mod focus;
 pub mod gateway;
 pub mod history;
 pub mod invites;
+pub mod limits;
 pub mod members;
 pub mod messages;
 pub mod notifications;

@@ -65,6 +65,7 @@ pub async fn get(
     responses(
         (status = 200, description = "Set; the retention job deletes what is older at its next tick (audited as `retention_policy_set`)", body = RetentionPolicy),
         (status = 400, description = "`invalid_retention`: days out of 1..=36500; `invalid_json`, `invalid_body`", body = ErrorBody),
+        (status = 409, description = "`retention_exceeds_plan`: longer than the workspace plan's `max_retention_days`, or forever (`null`) under such a cap", body = ErrorBody),
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: only owners and admins set the policy", body = ErrorBody),
         (status = 404, description = "`not_found`: no such workspace, or the caller is not in it", body = ErrorBody),
@@ -83,6 +84,7 @@ pub async fn set(
     )?;
     let days =
         valid_days(policy.days).map_err(|why| ApiError::bad_request("invalid_retention", why))?;
+    crate::routes::limits::admit_retention(&state, workspace_id, days).await?;
     state
         .api
         .store

@@ -133,7 +133,7 @@ pub async fn rename(
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: only owners and admins add members", body = ErrorBody),
         (status = 404, description = "`not_found` (workspace), `user_not_found`", body = ErrorBody),
-        (status = 409, description = "`already_member`", body = ErrorBody),
+        (status = 409, description = "`already_member`; `workspace_member_limit`: the workspace's plan allows no more members", body = ErrorBody),
     ))]
 pub async fn add_member(
     State(state): State<AppState>,
@@ -176,6 +176,7 @@ pub async fn add_member(
             "the user is already a member of this workspace",
         ));
     }
+    crate::routes::limits::admit_member(&state, workspace_id).await?;
     store
         .set_workspace_member(workspace_id, user.id, role)
         .await?;
@@ -222,7 +223,7 @@ pub fn valid_channel_name(name: &str) -> bool {
         (status = 401, description = "`unauthenticated`, `token_expired`, `session_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: guests cannot create channels", body = ErrorBody),
         (status = 404, description = "`not_found`: no such workspace, or the caller is not in it", body = ErrorBody),
-        (status = 409, description = "`channel_name_taken`", body = ErrorBody),
+        (status = 409, description = "`channel_name_taken`; `workspace_channel_limit`: the workspace's plan allows no more channels", body = ErrorBody),
     ))]
 pub async fn create_channel(
     State(state): State<AppState>,
@@ -249,6 +250,7 @@ pub async fn create_channel(
             "description must be at most 250 characters",
         ));
     }
+    crate::routes::limits::admit_channel(&state, workspace_id).await?;
     let new = NewChannel {
         workspace_id,
         name: name.to_string(),

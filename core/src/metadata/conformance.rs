@@ -15,6 +15,7 @@ mod connections;
 mod dm;
 mod focus;
 mod invites;
+mod limits;
 mod notifications;
 mod retention;
 mod subscriptions;
@@ -32,6 +33,7 @@ pub use self::connections::*;
 pub use self::dm::*;
 pub use self::focus::*;
 pub use self::invites::*;
+pub use self::limits::*;
 pub use self::notifications::*;
 pub use self::retention::*;
 pub use self::subscriptions::*;
@@ -92,6 +94,9 @@ pub const ALL: &[&str] = &[
     "slash_commands_are_unique_per_workspace_and_settled_once",
     // retention
     "retention_policies_and_legal_holds_round_trip",
+    // workspace limits
+    "workspace_limits_round_trip_and_usage_counts_people_and_channels",
+    "retention_caps_shorten_policies_and_apply_alone",
 ];
 
 /// Runs the check called `name`.
@@ -181,6 +186,12 @@ pub async fn run(name: &str, store: &dyn MetadataStore) {
         }
         "retention_policies_and_legal_holds_round_trip" => {
             retention_policies_and_legal_holds_round_trip(store).await
+        }
+        "workspace_limits_round_trip_and_usage_counts_people_and_channels" => {
+            workspace_limits_round_trip_and_usage_counts_people_and_channels(store).await
+        }
+        "retention_caps_shorten_policies_and_apply_alone" => {
+            retention_caps_shorten_policies_and_apply_alone(store).await
         }
         other => panic!("no conformance check named {other}"),
     }

@@ -11,6 +11,7 @@ mod commands;
 mod dm;
 mod focus;
 mod invites;
+mod limits;
 mod members;
 mod notifications;
 mod retention;
@@ -126,6 +127,10 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     fn retention(&self) -> &dyn crate::retention::RetentionStore {
+        self
+    }
+
+    fn limits(&self) -> &dyn crate::limits::WorkspaceLimitsStore {
         self
     }
 

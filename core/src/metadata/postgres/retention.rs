@@ -71,12 +71,20 @@ impl RetentionStore for PostgresMetadataStore {
 
     async fn retention_targets(&self) -> Result<Vec<RetentionTarget>, StoreError> {
         let rows = sqlx::query(
-            "SELECT r.workspace_id, r.days, c.id AS channel_id,
+            // The days are the effective ones: the policy, shortened to the plan's cap
+            // (`crate::limits::effective_retention_days`); a cap alone is a policy too.
+            // LEAST ignores NULLs.
+            "SELECT w.id AS workspace_id,
+                    LEAST(r.days, l.max_retention_days) AS days,
+                    c.id AS channel_id,
                     (h.channel_id IS NOT NULL) AS held
-             FROM workspace_retention r
-             JOIN channels c ON c.workspace_id = r.workspace_id
+             FROM workspaces w
+             LEFT JOIN workspace_retention r ON r.workspace_id = w.id
+             LEFT JOIN workspace_limits l ON l.workspace_id = w.id
+             JOIN channels c ON c.workspace_id = w.id
              LEFT JOIN channel_legal_holds h ON h.channel_id = c.id
-             ORDER BY r.workspace_id, c.id",
+             WHERE r.days IS NOT NULL OR l.max_retention_days IS NOT NULL
+             ORDER BY w.id, c.id",
         )
         .fetch_all(&self.pool)
         .await
