@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use chorus_cluster::ClusterMap;
 use chorus_cluster::leadership::preferred_leaders;
-use common::cluster::{LocalCluster, history_nonces, post_until};
-use serde_json::json;
-use uuid::Uuid;
+use common::cluster::{LocalCluster, history_nonces, owner_with_channels, post_until};
 
 const SHARDS: u32 = 8;
 
@@ -73,20 +71,7 @@ async fn leaderships_return_to_a_node_that_comes_back_and_leave_a_node_that_stop
     let mut cluster = LocalCluster::start_with(SHARDS, "leader_settle_secs = 2").await;
     cluster.keep_logs_if_asked();
     let rest = cluster.rest(0);
-    let (_, alice) = rest.user("alice").await;
-    let (workspace, first) = rest.team(&alice, &[]).await;
-    let mut channels = vec![first];
-    for i in 0..7 {
-        let (status, body) = rest
-            .post(
-                &format!("/v1/workspaces/{workspace}/channels"),
-                Some(&alice),
-                json!({"name": format!("l-{i}")}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        channels.push(body["id"].as_str().unwrap().parse::<Uuid>().unwrap());
-    }
+    let (alice, channels) = owner_with_channels(&rest, "l", 8).await;
     let preferred = preferred(&cluster).await;
     let counts = |leaders: &BTreeMap<u32, u64>| {
         let mut counts: BTreeMap<u64, usize> = BTreeMap::new();

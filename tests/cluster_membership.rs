@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chorus_cluster::rebalance::{moved_replicas, replicas_to_move};
 use chorus_cluster::rpc::MembershipRequest;
 use chorus_cluster::{ClusterMap, DrainReason};
-use common::cluster::{LocalCluster, history_nonces, post_until};
+use common::cluster::{LocalCluster, history_nonces, owner_with_channels, post_until};
 use serde_json::json;
 
 /// The default shard count: the share of replicas a join moves is checked on it.
@@ -64,20 +64,7 @@ async fn nodes_join_die_return_and_leave_while_every_acknowledged_post_stays() {
     let mut cluster = LocalCluster::start(SHARDS).await;
     cluster.keep_logs_if_asked();
     let rest = cluster.rest(0);
-    let (_, alice) = rest.user("alice").await;
-    let (workspace, first) = rest.team(&alice, &[]).await;
-    let mut channels = vec![first];
-    for i in 0..7 {
-        let (status, body) = rest
-            .post(
-                &format!("/v1/workspaces/{workspace}/channels"),
-                Some(&alice),
-                json!({"name": format!("m-{i}")}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        channels.push(body["id"].as_str().unwrap().parse().unwrap());
-    }
+    let (alice, channels) = owner_with_channels(&rest, "m", 8).await;
     let before = map(&cluster).await;
     assert_eq!(replicas_to_move(&before), 0, "a new cluster is balanced");
 

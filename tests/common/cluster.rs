@@ -560,3 +560,23 @@ pub async fn history_nonces(rest: &Rest, token: &str, channel: Uuid) -> Vec<(Str
         }));
     }
 }
+
+/// A user (`alice`) with a workspace of `count` channels (its first channel and `count - 1`
+/// more, named `{prefix}-N`): her token and the channels.
+pub async fn owner_with_channels(rest: &Rest, prefix: &str, count: usize) -> (String, Vec<Uuid>) {
+    let (_, alice) = rest.user("alice").await;
+    let (workspace, first) = rest.team(&alice, &[]).await;
+    let mut channels = vec![first];
+    for i in 0..count.saturating_sub(1) {
+        let (status, body) = rest
+            .post(
+                &format!("/v1/workspaces/{workspace}/channels"),
+                Some(&alice),
+                json!({"name": format!("{prefix}-{i}")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        channels.push(body["id"].as_str().unwrap().parse().unwrap());
+    }
+    (alice, channels)
+}
