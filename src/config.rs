@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chorus_channel_node::{RaftTiming, StateLimits};
@@ -373,6 +374,13 @@ pub struct WebhooksSection {
     pub max_concurrency: usize,
     /// How often new events are looked for, and due retries.
     pub poll_ms: u64,
+    /// Internal networks (`127.0.0.0/8`, `10.0.0.0/8`, `::1`) that webhook and slash-command
+    /// URLs may reach; every other internal address is refused (docs/BOTS.md, "Where requests
+    /// may go"). Empty by default: public addresses only.
+    pub allow_internal: Vec<String>,
+    /// Days the delivery log keeps delivered and failed deliveries (the retention job removes
+    /// older ones, every `retention_tick_ms`); 0 keeps them forever. Pending ones always stay.
+    pub keep_deliveries_days: u32,
 }
 
 impl Default for WebhooksSection {
@@ -386,12 +394,24 @@ impl Default for WebhooksSection {
             per_endpoint_concurrency: d.per_endpoint_concurrency,
             max_concurrency: d.max_concurrency,
             poll_ms: d.poll_interval.as_millis() as u64,
+            allow_internal: Vec::new(),
+            keep_deliveries_days: 30,
         }
     }
 }
 
 impl WebhooksSection {
-    pub fn to_webhook_config(&self) -> chorus_webhooks::WebhookConfig {
+    /// The addresses outgoing requests may reach.
+    pub fn targets(
+        &self,
+    ) -> Result<chorus_webhooks::target::TargetPolicy, chorus_webhooks::target::BadNetwork> {
+        chorus_webhooks::target::TargetPolicy::parse(&self.allow_internal)
+    }
+
+    pub fn to_webhook_config(
+        &self,
+        targets: Arc<chorus_webhooks::target::TargetPolicy>,
+    ) -> chorus_webhooks::WebhookConfig {
         chorus_webhooks::WebhookConfig {
             retry: chorus_webhooks::retry::RetryPolicy {
                 max_attempts: self.max_attempts.max(1),
@@ -402,6 +422,7 @@ impl WebhooksSection {
             per_endpoint_concurrency: self.per_endpoint_concurrency.max(1),
             max_concurrency: self.max_concurrency.max(1),
             poll_interval: Duration::from_millis(self.poll_ms.max(1)),
+            targets,
         }
     }
 }
@@ -442,6 +463,11 @@ impl NodeConfig {
             ws_addr: "127.0.0.1:0".parse().expect("valid address"),
             jwt_secret: Some("test-secret-test-secret-test-secret".into()),
             ops_addr: Some("127.0.0.1:0".parse().expect("valid address")),
+            // Tests' webhook and slash-command endpoints listen on this host.
+            webhooks: WebhooksSection {
+                allow_internal: vec!["127.0.0.0/8".into(), "::1".into()],
+                ..WebhooksSection::default()
+            },
             ..NodeConfig::default()
         }
     }

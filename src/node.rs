@@ -117,6 +117,7 @@ impl Node {
         let retention = Arc::new(crate::retention::RetentionRuntime::new(
             store.clone(),
             messages.clone(),
+            config.webhooks.keep_deliveries_days,
         ));
         let retention_ticker = (config.retention_tick_ms > 0).then(|| {
             retention.clone().spawn(
@@ -268,7 +269,12 @@ pub(crate) async fn spawn_api(
     stop: watch::Receiver<bool>,
     operator_routes: axum::Router,
 ) -> anyhow::Result<JoinHandle<std::io::Result<()>>> {
+    let targets = Arc::new(config.webhooks.targets()?);
     let state = ApiState {
+        outbound: chorus_webhooks::resolver::Outbound::new(
+            targets.clone(),
+            std::time::Duration::from_millis(config.webhooks.timeout_ms.max(1)),
+        )?,
         store: front.store.clone(),
         messages: front.messages.clone(),
         auth: front.auth.clone(),
@@ -319,7 +325,7 @@ pub(crate) async fn spawn_api(
     let webhooks = chorus_webhooks::Dispatcher::start(
         front.store.clone(),
         front.messages.clone(),
-        config.webhooks.to_webhook_config(),
+        config.webhooks.to_webhook_config(targets),
         stop.clone(),
     )?;
     let serving: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {

@@ -1,6 +1,7 @@
 //! Bots end to end on a real node: admins create bots and tokens; a token is held to its scopes
 //! and to the channels its bot was added to; a bot receives only its intents; a revoked token's
-//! socket closes; an incoming webhook posts once per idempotency key; the example bot answers.
+//! socket closes; a token's send rate is shared by its sockets; an incoming webhook posts once
+//! per idempotency key; the example bot answers.
 
 mod common;
 
@@ -8,7 +9,9 @@ mod common;
 #[expect(dead_code, reason = "the example's main runs only as the example")]
 mod ping_bot;
 
-use chorus_protocol::{ClientFrame, EventKind, Intent, ServerFrame};
+use std::time::Duration;
+
+use chorus_protocol::{ClientFrame, ErrorCode, EventKind, Intent, ServerFrame};
 use common::{Client, TestNode, close_code};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -362,5 +365,81 @@ async fn the_example_bot_answers_ping() {
     assert_eq!(answer.as_deref(), Some("pong"));
     stop.send(()).unwrap();
     running.await.unwrap().unwrap();
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bot_token_has_one_send_rate_across_its_sockets() {
+    let node = TestNode::start().await;
+    let (_, alice) = node.user("alice").await;
+    let (workspace, channel) = node.team(&alice, &[]).await;
+    let (bot_id, token) = bot(
+        &node,
+        &alice,
+        workspace,
+        &["channels:read", "messages:write"],
+    )
+    .await;
+    add_to_channel(&node, &alice, channel, bot_id).await;
+    let (mut first, _) = identify_with(&node, &token, vec![Intent::Messages]).await;
+    let (mut second, _) = identify_with(&node, &token, vec![Intent::Messages]).await;
+
+    // 40 sends on each socket at once: twice the token's burst (40), far below one connection's
+    // frame and in-flight limits — only the token's rate can refuse them.
+    const EACH: usize = 40;
+    for (socket, name) in [(&mut first, "first"), (&mut second, "second")] {
+        for i in 0..EACH {
+            socket
+                .send(&ClientFrame::Send {
+                    channel_id: channel,
+                    nonce: format!("{name}-{i}"),
+                    text: format!("{name} {i}"),
+                    parent_seq: None,
+                })
+                .await;
+        }
+    }
+    let mut answers = Vec::new();
+    for (socket, name) in [(&mut first, "first"), (&mut second, "second")] {
+        let (mut acked, mut limited) = (0, 0);
+        while acked + limited < EACH {
+            match socket
+                .wait_for(|f| {
+                    matches!(
+                        f,
+                        ServerFrame::Ack { .. } | ServerFrame::Error { nonce: Some(_), .. }
+                    )
+                })
+                .await
+            {
+                ServerFrame::Ack { .. } => acked += 1,
+                ServerFrame::Error {
+                    code,
+                    nonce: Some(nonce),
+                    retry_after_ms,
+                    ..
+                } => {
+                    assert_eq!(code, ErrorCode::RateLimited, "{nonce}");
+                    assert!(nonce.starts_with(name), "{nonce}");
+                    assert!(retry_after_ms.is_some_and(|ms| ms > 0));
+                    limited += 1;
+                }
+                other => unreachable!("{other:?}"),
+            }
+        }
+        answers.push((acked, limited));
+    }
+    let acked: usize = answers.iter().map(|(a, _)| a).sum();
+    let limited: usize = answers.iter().map(|(_, l)| l).sum();
+    // The burst, plus what refilled at 20 a second while the frames were handled.
+    assert!(acked >= 40, "{answers:?}");
+    // Each socket alone stayed within a burst: refusals mean one rate for the token.
+    assert!(
+        limited > 0,
+        "one rate per token, not per socket: {answers:?}"
+    );
+    // A refused send is retried with the same nonce once the rate allows.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    first.post(channel, "second-39", "second 39").await;
     node.shutdown().await;
 }

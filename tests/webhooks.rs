@@ -1,174 +1,13 @@
 //! Outgoing webhooks end to end: a real node delivers to a real local HTTP server started by the
-//! test. A delivery carries a valid signature, is retried after a 500, survives a node restart
-//! while pending, and gives up after the limit — and the delivery log says so.
+//! test (`common/webhooks.rs`). A delivery carries a valid signature, is retried after a 500,
+//! survives a node restart while pending, and gives up after the limit — and the delivery log
+//! says so, until the retention job prunes its settled entries.
 
 mod common;
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use chorus_webhooks::signature::{
-    DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify,
-};
-use common::{FRAME_WAIT, TestNode};
+use common::TestNode;
+use common::webhooks::{log_when, next_request, node, post_message, receiver, subscribe, verified};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-use uuid::Uuid;
-
-/// One request the receiver got.
-#[derive(Debug)]
-struct Received {
-    headers: HeaderMap,
-    body: String,
-}
-
-/// A local HTTP endpoint that answers with the statuses it is told, in order (then 200), and
-/// hands every request to the test.
-struct Receiver {
-    statuses: Mutex<VecDeque<u16>>,
-    /// The answer once `statuses` is used up.
-    otherwise: Mutex<u16>,
-    requests: mpsc::UnboundedSender<Received>,
-}
-
-async fn hook(
-    State(receiver): State<Arc<Receiver>>,
-    headers: HeaderMap,
-    body: String,
-) -> StatusCode {
-    let _ = receiver.requests.send(Received { headers, body });
-    let status = receiver
-        .statuses
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or(*receiver.otherwise.lock().unwrap());
-    StatusCode::from_u16(status).unwrap()
-}
-
-/// Starts a receiver; returns it, its URL and the requests it gets.
-async fn receiver(statuses: &[u16]) -> (Arc<Receiver>, String, mpsc::UnboundedReceiver<Received>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let receiver = Arc::new(Receiver {
-        statuses: Mutex::new(statuses.iter().copied().collect()),
-        otherwise: Mutex::new(200),
-        requests: tx,
-    });
-    let app = axum::Router::new()
-        .route("/hook", axum::routing::post(hook))
-        .with_state(receiver.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (receiver, url, rx)
-}
-
-async fn next_request(requests: &mut mpsc::UnboundedReceiver<Received>) -> Received {
-    tokio::time::timeout(FRAME_WAIT, requests.recv())
-        .await
-        .expect("a delivery arrives")
-        .unwrap()
-}
-
-/// A node that retries quickly (the waits are what is tuned, not asserted).
-async fn node(max_attempts: u32) -> TestNode {
-    TestNode::start_with(|config| {
-        config.webhooks.poll_ms = 20;
-        config.webhooks.retry_base_ms = 20;
-        config.webhooks.retry_cap_ms = 200;
-        config.webhooks.timeout_ms = 5_000;
-        config.webhooks.max_attempts = max_attempts;
-    })
-    .await
-}
-
-/// Subscribes `url` to messages in `channel`; returns (subscription id, secret).
-async fn subscribe(
-    node: &TestNode,
-    admin: &str,
-    workspace: Uuid,
-    channel: Uuid,
-    url: &str,
-) -> (Uuid, String) {
-    let (status, body) = node
-        .post(
-            &format!("/v1/workspaces/{workspace}/event-subscriptions"),
-            Some(admin),
-            json!({"url": url, "events": ["message"], "channel_ids": [channel]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    (
-        body["id"].as_str().unwrap().parse().unwrap(),
-        body["secret"].as_str().unwrap().to_string(),
-    )
-}
-
-async fn post_message(node: &TestNode, token: &str, channel: Uuid, text: &str) -> u64 {
-    let (status, body) = node
-        .post(
-            &format!("/v1/channels/{channel}/messages"),
-            Some(token),
-            json!({"text": text, "nonce": Uuid::new_v4().to_string()}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["seq"].as_u64().unwrap()
-}
-
-/// The delivery log once `done` holds for it (polled; fails after FRAME_WAIT).
-async fn log_when(
-    node: &TestNode,
-    admin: &str,
-    subscription: Uuid,
-    done: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + FRAME_WAIT;
-    loop {
-        let (status, body) = node
-            .get(
-                &format!("/v1/event-subscriptions/{subscription}/deliveries"),
-                admin,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let log = body["deliveries"].as_array().unwrap().clone();
-        if done(&log) {
-            return log;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the log never got there: {log:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The request's signature checks out with `secret`; returns its body as JSON.
-fn verified(request: &Received, secret: &str) -> Value {
-    let header = |name: &str| request.headers.get(name).unwrap().to_str().unwrap();
-    let timestamp: i64 = header(TIMESTAMP_HEADER).parse().unwrap();
-    let now = chrono::Utc::now().timestamp();
-    verify(
-        secret,
-        timestamp,
-        request.body.as_bytes(),
-        header(SIGNATURE_HEADER),
-        now,
-        300,
-    )
-    .expect("the signature is valid");
-    let body: Value = serde_json::from_str(&request.body).unwrap();
-    assert_eq!(
-        header(DELIVERY_HEADER),
-        body["delivery_id"].as_str().unwrap()
-    );
-    assert_eq!(header(EVENT_HEADER), body["kind"].as_str().unwrap());
-    body
-}
 
 #[tokio::test]
 async fn a_delivery_is_signed_retried_after_a_500_and_logged() {
@@ -338,5 +177,52 @@ async fn a_delivery_gives_up_after_the_limit_and_the_log_shows_it() {
         )
         .await;
     assert_eq!(status, 404);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_retention_job_prunes_settled_deliveries_after_keep_deliveries_days() {
+    let node = TestNode::start_with(|config| {
+        config.webhooks.poll_ms = 20;
+        // A failed attempt waits a minute: the second delivery stays pending through the test.
+        config.webhooks.retry_base_ms = 60_000;
+    })
+    .await;
+    assert_eq!(node.config.webhooks.keep_deliveries_days, 30, "the default");
+    let (_, alice) = node.user("alice").await;
+    let (workspace, channel) = node.team(&alice, &[]).await;
+    let (receiver, url, _requests) = receiver(&[]).await;
+    let (subscription, _) = subscribe(&node, &alice, workspace, channel, &url).await;
+    post_message(&node, &alice, channel, "delivered").await;
+    log_when(&node, &alice, subscription, |log| {
+        log.len() == 1 && log[0]["status"] == "delivered"
+    })
+    .await;
+    // A second one stays pending: its endpoint now fails and retries are far apart.
+    *receiver.otherwise.lock().unwrap() = 503;
+    let pending = post_message(&node, &alice, channel, "pending").await;
+    log_when(&node, &alice, subscription, |log| {
+        log.len() == 2 && log[0]["attempts"].as_u64() >= Some(1)
+    })
+    .await;
+
+    let running = node.node.as_ref().unwrap();
+    let now = chrono::Utc::now();
+    let early = running
+        .retention_tick(now + chrono::Duration::days(29))
+        .await
+        .unwrap();
+    assert_eq!(early.webhook_deliveries, 0, "kept 30 days");
+    let late = running
+        .retention_tick(now + chrono::Duration::days(31))
+        .await
+        .unwrap();
+    assert_eq!(late.webhook_deliveries, 1, "{late:?}");
+    let log = log_when(&node, &alice, subscription, |log| log.len() == 1).await;
+    assert_eq!(
+        log[0]["seq"], pending,
+        "the pending delivery is the queue: it stays"
+    );
+    assert_eq!(log[0]["status"], "pending");
     node.shutdown().await;
 }

@@ -85,6 +85,8 @@ pub struct ApiState {
     /// The Server-Sent Events streams of this process (`GET /v1/stream`); the server's shutdown
     /// must call [`Streams::close_all`] (an open stream would hold a graceful shutdown).
     pub streams: Streams,
+    /// Where webhook and slash-command URLs may lead, and the client that sends to them.
+    pub outbound: chorus_webhooks::resolver::Outbound,
 }
 
 /// Rate limits of the credential endpoints.

@@ -56,6 +56,11 @@ impl Api {
             gateway_port: None,
             clock: Default::default(),
             streams: chorus_api::Streams::new(bus, access, Default::default()),
+            outbound: chorus_webhooks::resolver::Outbound::new(
+                Default::default(),
+                std::time::Duration::from_secs(5),
+            )
+            .unwrap(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -213,6 +213,13 @@ pub trait SubscriptionStore: Send + Sync + 'static {
         delivery: Uuid,
         record: &AttemptRecord,
     ) -> Result<(), StoreError>;
+    /// Deletes up to `limit` settled deliveries (delivered or failed) last changed before
+    /// `before`; returns how many went. Pending deliveries are never deleted: they are the queue.
+    async fn prune_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<u64, StoreError>;
     /// The delivery log of a subscription, newest first, older than `before` when given.
     async fn deliveries(
         &self,

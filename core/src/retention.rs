@@ -46,6 +46,12 @@ pub fn cutoff(days: u32, now: DateTime<Utc>) -> DateTime<Utc> {
     now - Duration::days(i64::from(days))
 }
 
+/// Before which instant settled outgoing-webhook deliveries leave the delivery log, for a
+/// setting of `keep_days` (`[webhooks] keep_deliveries_days`; 0 keeps them forever).
+pub fn delivery_log_cutoff(keep_days: u32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (keep_days > 0).then(|| cutoff(keep_days, now))
+}
+
 /// What the job deletes at `now` for one workspace: each channel not under legal hold loses
 /// what is older than the policy.
 pub fn plan(target: &RetentionTarget, now: DateTime<Utc>) -> Vec<Deletion> {
@@ -116,6 +122,12 @@ mod tests {
     fn a_policy_of_n_days_cuts_n_days_before_now() {
         assert_eq!(cutoff(30, at(100)), at(70));
         assert_eq!(cutoff(1, at(1)), at(0));
+    }
+
+    #[test]
+    fn the_delivery_log_keeps_n_days_or_forever() {
+        assert_eq!(delivery_log_cutoff(30, at(100)), Some(at(70)));
+        assert_eq!(delivery_log_cutoff(0, at(100)), None);
     }
 
     #[test]

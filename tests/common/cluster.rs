@@ -102,7 +102,8 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn new(name: String, args: Vec<String>, dir: &Path) -> Self {
+    /// A process started by [`Proc::spawn`] as `chorus <args>`, logging to `dir/<name>.log`.
+    pub fn new(name: String, args: Vec<String>, dir: &Path) -> Self {
         Proc {
             log: dir.join(format!("{name}.log")),
             name,

@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod private_redis;
 pub mod sse;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -25,14 +25,19 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::endpoint::check_url;
 use crate::plan::plan;
+use crate::resolver::{outbound_client, refused};
 use crate::retry::{Outcome, RetryPolicy, Verdict, decide};
 use crate::signature::{DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+use crate::target::TargetPolicy;
 
 /// Events read per history page by the enqueuer.
 const PAGE: usize = 256;
 /// Endpoints looked at per pass of the sender.
 const ENDPOINTS_PER_PASS: usize = 1_000;
+/// How long a stopping node waits for attempts in flight before abandoning them.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// How the dispatcher runs (`[webhooks]` in the node's configuration).
 #[derive(Clone, Debug)]
@@ -46,6 +51,8 @@ pub struct WebhookConfig {
     pub max_concurrency: usize,
     /// How often the enqueuer looks for new events and the sender for due deliveries.
     pub poll_interval: Duration,
+    /// The addresses deliveries may go to.
+    pub targets: Arc<TargetPolicy>,
 }
 
 impl Default for WebhookConfig {
@@ -56,15 +63,17 @@ impl Default for WebhookConfig {
             per_endpoint_concurrency: 4,
             max_concurrency: 256,
             poll_interval: Duration::from_millis(250),
+            targets: Arc::new(TargetPolicy::public_only()),
         }
     }
 }
 
 impl WebhookConfig {
     /// How long a claimed delivery is held: beyond its attempt's timeout, so a live sender
-    /// always records before its lease ends; a dead one's deliveries come back after it.
+    /// records before its lease ends (one store write; a later one only means a second
+    /// delivery, which at-least-once allows); a dead one's deliveries come back after it.
     fn lease(&self) -> Duration {
-        self.timeout + Duration::from_secs(30)
+        self.timeout + Duration::from_secs(10)
     }
 }
 
@@ -78,6 +87,8 @@ pub struct Dispatcher {
     in_flight: Arc<Semaphore>,
     /// Rings when a delivery was enqueued or an attempt ended: the sender looks again at once.
     wake: Notify,
+    /// Turns true when the dispatcher stops; attempts in flight are abandoned then.
+    stop: watch::Receiver<bool>,
 }
 
 /// Why the dispatcher cannot start.
@@ -94,12 +105,7 @@ impl Dispatcher {
         config: WebhookConfig,
         stop: watch::Receiver<bool>,
     ) -> Result<JoinHandle<()>, StartError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("Chorus-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = outbound_client(config.targets.clone(), config.timeout)?;
         let dispatcher = Arc::new(Dispatcher {
             store,
             messages,
@@ -108,6 +114,7 @@ impl Dispatcher {
             config,
             endpoints: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            stop: stop.clone(),
         });
         Ok(tokio::spawn(dispatcher.run(stop)))
     }
@@ -120,8 +127,8 @@ impl Dispatcher {
         sender.abort();
         let _ = enqueuer.await;
         let _ = sender.await;
-        // Deliveries in flight hold the stores (through this dispatcher) until they end, each
-        // within the request timeout; a stopped node must have let go of them — an embedded
+        // Deliveries in flight hold the stores (through this dispatcher) until their tasks end —
+        // within STOP_GRACE, as they watch `stop` too; a stopped node must have let go of them — an embedded
         // node's database files cannot be opened again while they are held. Each delivery gives
         // its permit back only after it dropped the dispatcher (`send_pass`).
         let all = self.config.max_concurrency.clamp(1, u32::MAX as usize) as u32;
@@ -237,9 +244,19 @@ impl Dispatcher {
                 };
                 let this = self.clone();
                 let endpoint = endpoint.clone();
+                let mut stop = self.stop.clone();
                 tokio::spawn(async move {
-                    this.attempt(&endpoint, delivery).await;
-                    this.wake.notify_one();
+                    let stopped = async move {
+                        let _ = stop.wait_for(|stop| *stop).await;
+                        tokio::time::sleep(STOP_GRACE).await;
+                    };
+                    tokio::select! {
+                        () = this.attempt(&endpoint, delivery) => this.wake.notify_one(),
+                        // A stopping node lets attempts finish for a moment, then abandons
+                        // them (a hanging endpoint must not hold the shutdown): an abandoned
+                        // one's lease runs out and it is sent again.
+                        () = stopped => {}
+                    }
                     // The dispatcher before the permits: at stop, `run` waits for every permit
                     // and then nothing of this task may still hold the stores.
                     drop(this);
@@ -303,6 +320,11 @@ impl Dispatcher {
     }
 
     async fn post(&self, endpoint: &Endpoint, delivery: &DueDelivery) -> Outcome {
+        // Again at send time: a literal address never meets the resolver, and the operator may
+        // have narrowed `allow_internal` since the subscription was made.
+        if let Err(why) = check_url(&endpoint.url, &self.config.targets) {
+            return Outcome::Refused(why.to_string());
+        }
         let timestamp = Utc::now().timestamp();
         let signature = sign(&endpoint.secret, timestamp, delivery.body.as_bytes());
         let sent = self
@@ -318,9 +340,12 @@ impl Dispatcher {
             .await;
         match sent {
             Ok(response) => Outcome::Status(response.status().as_u16()),
-            Err(err) if err.is_timeout() => Outcome::NoAnswer("timed out".into()),
-            Err(err) if err.is_connect() => Outcome::NoAnswer("cannot connect".into()),
-            Err(err) => Outcome::NoAnswer(format!("request failed: {err}")),
+            Err(err) => match refused(&err) {
+                Some(name) => Outcome::Refused(name.to_string()),
+                None if err.is_timeout() => Outcome::NoAnswer("timed out".into()),
+                None if err.is_connect() => Outcome::NoAnswer("cannot connect".into()),
+                None => Outcome::NoAnswer(format!("request failed: {err}")),
+            },
         }
     }
 }

@@ -34,13 +34,16 @@ pub enum Outcome {
     Status(u16),
     /// No answer: a timeout, a refused connection, a TLS failure … (the reason, for the log).
     NoAnswer(String),
+    /// Not sent: the URL leads to an internal address the operator does not allow. Trying
+    /// again cannot help until the operator or the admin changes something, so it is final.
+    Refused(String),
 }
 
 impl Outcome {
     pub fn status_code(&self) -> Option<u16> {
         match self {
             Outcome::Status(code) => Some(*code),
-            Outcome::NoAnswer(_) => None,
+            Outcome::NoAnswer(_) | Outcome::Refused(_) => None,
         }
     }
 
@@ -55,6 +58,7 @@ impl Outcome {
             Outcome::Status(code) if (200..300).contains(code) => None,
             Outcome::Status(code) => Some(format!("HTTP {code}")),
             Outcome::NoAnswer(why) => Some(why.clone()),
+            Outcome::Refused(why) => Some(format!("refused: {why}")),
         }
     }
 }
@@ -90,7 +94,7 @@ pub fn decide(
     if outcome.is_success() {
         return Verdict::Delivered;
     }
-    if attempts >= policy.max_attempts {
+    if attempts >= policy.max_attempts || matches!(outcome, Outcome::Refused(_)) {
         return Verdict::GiveUp;
     }
     let wait = backoff(policy, attempts, jitter);
@@ -154,6 +158,11 @@ mod tests {
             Verdict::Delivered,
             "the last attempt may still succeed"
         );
+        assert_eq!(
+            decide(&p, 1, &Outcome::Refused("10.0.0.1".into()), now, 1.0),
+            Verdict::GiveUp,
+            "a refused address is final"
+        );
     }
 
     #[test]
@@ -161,5 +170,9 @@ mod tests {
         assert_eq!(Outcome::Status(503).error().as_deref(), Some("HTTP 503"));
         assert_eq!(Outcome::Status(200).error(), None);
         assert_eq!(Outcome::NoAnswer("timed out".into()).status_code(), None);
+        assert_eq!(
+            Outcome::Refused("x".into()).error().as_deref(),
+            Some("refused: x")
+        );
     }
 }

@@ -11,7 +11,7 @@
 
 pub mod parse;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chorus_cluster::PublishRequest;
@@ -19,6 +19,8 @@ use chorus_core::commands::{Invocation, InvocationState, SlashCommand};
 use chorus_core::mentions::parse_mentions;
 use chorus_presence::UserFrame;
 use chorus_protocol::{CommandError, CommandInvocation, Ephemeral, ServerFrame};
+use chorus_webhooks::endpoint::check_url;
+use chorus_webhooks::resolver::refused;
 use chorus_webhooks::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use chrono::Utc;
 use serde::Deserialize;
@@ -172,17 +174,6 @@ struct ImmediateAnswer {
     visibility: Option<String>,
 }
 
-fn http() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            // A redirect would send the signed request somewhere the admin did not name.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("an HTTP client with default TLS builds")
-    })
-}
-
 /// Responses read from a URL handler at most (an answer is at most 4,000 characters).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
@@ -195,9 +186,18 @@ async fn post_to_url(
     body: String,
     deadline: Duration,
 ) {
+    // Again at send time: a literal address never meets the client's resolver, and the operator
+    // may have narrowed `allow_internal` since the command was registered.
+    if let Err(why) = check_url(&url, &state.api.outbound.policy) {
+        let failure = format!("the command's URL is not allowed: {why}");
+        return fail_invocation(&state, &invocation, &failure).await;
+    }
     let timestamp = Utc::now().timestamp();
     let signature = sign(&secret, timestamp, body.as_bytes());
-    let sent = http()
+    let sent = state
+        .api
+        .outbound
+        .client
         .post(&url)
         .header("content-type", "application/json")
         .header(TIMESTAMP_HEADER, timestamp.to_string())
@@ -208,10 +208,13 @@ async fn post_to_url(
         .await;
     let failure = match sent {
         Err(err) if err.is_timeout() => return, // the deadline task tells the caller
-        Err(err) => format!(
-            "the command's URL could not be reached: {}",
-            err.without_url()
-        ),
+        Err(err) => match refused(&err) {
+            Some(name) => format!("the command's URL is not allowed: {name}"),
+            None => format!(
+                "the command's URL could not be reached: {}",
+                err.without_url()
+            ),
+        },
         Ok(response) if !response.status().is_success() => {
             format!("the command's URL answered {}", response.status().as_u16())
         }
@@ -228,6 +231,11 @@ async fn post_to_url(
             return;
         }
     };
+    fail_invocation(&state, &invocation, &failure).await;
+}
+
+/// Settles an invocation as failed and tells the caller why, unless it was settled already.
+async fn fail_invocation(state: &AppState, invocation: &Invocation, failure: &str) {
     let settled = state
         .api
         .store
@@ -235,7 +243,7 @@ async fn post_to_url(
         .settle_invocation(invocation.id, InvocationState::Failed)
         .await;
     if matches!(settled, Ok(true)) {
-        tell_error(&state, &invocation, "command_failed", &failure).await;
+        tell_error(state, invocation, "command_failed", failure).await;
     }
 }
 

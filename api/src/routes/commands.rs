@@ -77,7 +77,7 @@ pub async fn register_command(
     let url = match &request.url {
         None => None,
         Some(url) => Some(
-            chorus_webhooks::endpoint::check_url(url)
+            chorus_webhooks::endpoint::check_url(url, &state.api.outbound.policy)
                 .map_err(|err| ApiError::bad_request("invalid_url", err.to_string()))?
                 .to_string(),
         ),

@@ -13,6 +13,7 @@ use chorus_core::auth::new_refresh_token;
 use chorus_core::bots::stored_now;
 use chorus_core::outgoing::{Delivery, EventSubscription};
 use chorus_protocol::EventKind;
+use chorus_webhooks::target::TargetPolicy;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -140,8 +141,8 @@ pub struct DeliveryParams {
     pub limit: Option<usize>,
 }
 
-fn valid_url(url: &str) -> ApiResult<String> {
-    chorus_webhooks::endpoint::check_url(url)
+fn valid_url(url: &str, targets: &TargetPolicy) -> ApiResult<String> {
+    chorus_webhooks::endpoint::check_url(url, targets)
         .map(|_| url.to_string())
         .map_err(|why| ApiError::bad_request("invalid_url", why.to_string()))
 }
@@ -218,7 +219,7 @@ pub async fn create(
         Action::ManageBots,
         "only owners and admins manage event subscriptions",
     )?;
-    let url = valid_url(&request.url)?;
+    let url = valid_url(&request.url, &state.api.outbound.policy)?;
     let events = valid_events(&request.events)?;
     let mut channel_ids = request.channel_ids.clone();
     channel_ids.sort();
@@ -361,7 +362,11 @@ pub async fn update(
     Body(request): Body<UpdateSubscriptionRequest>,
 ) -> ApiResult<Json<SubscriptionView>> {
     let sub = subscription_for_admin(&state, id, caller.user_id).await?;
-    let url = request.url.as_deref().map(valid_url).transpose()?;
+    let url = request
+        .url
+        .as_deref()
+        .map(|url| valid_url(url, &state.api.outbound.policy))
+        .transpose()?;
     let events = request.events.as_deref().map(valid_events).transpose()?;
     let subs = state.api.store.subscriptions();
     subs.update_subscription(id, url.as_deref(), events.as_deref())

@@ -91,6 +91,7 @@ pub const ALL: &[&str] = &[
     "incoming_webhooks_are_created_listed_and_deleted",
     // outgoing webhooks
     "subscriptions_enqueue_once_and_lease_deliveries",
+    "settled_deliveries_are_pruned_by_age_and_pending_ones_kept",
     "slash_commands_are_unique_per_workspace_and_settled_once",
     // retention
     "retention_policies_and_legal_holds_round_trip",
@@ -180,6 +181,9 @@ pub async fn run(name: &str, store: &dyn MetadataStore) {
         }
         "subscriptions_enqueue_once_and_lease_deliveries" => {
             subscriptions_enqueue_once_and_lease_deliveries(store).await
+        }
+        "settled_deliveries_are_pruned_by_age_and_pending_ones_kept" => {
+            settled_deliveries_are_pruned_by_age_and_pending_ones_kept(store).await
         }
         "slash_commands_are_unique_per_workspace_and_settled_once" => {
             slash_commands_are_unique_per_workspace_and_settled_once(store).await

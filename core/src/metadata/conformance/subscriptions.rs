@@ -206,3 +206,72 @@ pub async fn subscriptions_enqueue_once_and_lease_deliveries(store: &dyn Metadat
             .any(|c| c.subscription_id == sub.id)
     );
 }
+
+pub async fn settled_deliveries_are_pruned_by_age_and_pending_ones_kept(store: &dyn MetadataStore) {
+    let ada = user(store, "ada-prune").await;
+    let workspace = store.create_workspace("Prune", ada).await.unwrap();
+    let general = store
+        .create_channel(&channel(workspace.id, "general", ChannelKind::Public, ada))
+        .await
+        .unwrap();
+    let subs = store.subscriptions();
+    let now = now_ms();
+    let sub = EventSubscription {
+        id: Uuid::now_v7(),
+        workspace_id: workspace.id,
+        url: "https://example.com/hook".into(),
+        secret: "whsec_test".into(),
+        events: vec![EventKind::Message],
+        channel_ids: vec![general.id],
+        created_by: ada,
+        created_at: now,
+    };
+    subs.create_subscription(&sub, &[(general.id, 0)])
+        .await
+        .unwrap();
+    let deliveries: Vec<NewDelivery> = (1..=5).map(|seq| delivery(general.id, seq)).collect();
+    assert!(
+        subs.enqueue_deliveries(sub.id, general.id, 0, 5, &deliveries, now)
+            .await
+            .unwrap()
+    );
+    let old = now - Duration::days(40);
+    let settle = |status, at| AttemptRecord {
+        attempts: 1,
+        status,
+        next_attempt_at: at,
+        status_code: Some(500),
+        error: None,
+        at,
+    };
+    // 1 delivered and 2 failed long ago; 3 still pending after an old attempt; 4 delivered
+    // recently; 5 never attempted.
+    for (seq, record) in [
+        (1, settle(DeliveryStatus::Delivered, old)),
+        (2, settle(DeliveryStatus::Failed, old)),
+        (3, settle(DeliveryStatus::Pending, old)),
+        (4, settle(DeliveryStatus::Delivered, now)),
+    ] {
+        subs.record_attempt(deliveries[seq - 1].id, &record)
+            .await
+            .unwrap();
+    }
+    let cutoff = now - Duration::days(30);
+    assert_eq!(
+        subs.prune_deliveries(cutoff, 1).await.unwrap(),
+        1,
+        "at most the limit"
+    );
+    assert_eq!(subs.prune_deliveries(cutoff, 100).await.unwrap(), 1);
+    assert_eq!(subs.prune_deliveries(cutoff, 100).await.unwrap(), 0);
+    let mut left: Vec<u64> = subs
+        .deliveries(sub.id, None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.seq)
+        .collect();
+    left.sort_unstable();
+    assert_eq!(left, vec![3, 4, 5], "pending and recent deliveries stay");
+    assert!(subs.delete_subscription(sub.id).await.unwrap());
+}

@@ -351,6 +351,24 @@ impl SubscriptionStore for PostgresMetadataStore {
         Ok(())
     }
 
+    async fn prune_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE id IN (
+                 SELECT id FROM webhook_deliveries
+                 WHERE status <> 'pending' AND updated_at < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn deliveries(
         &self,
         subscription: Uuid,
