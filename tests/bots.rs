@@ -53,6 +53,19 @@ async fn add_to_channel(node: &TestNode, admin: &str, channel: Uuid, user: Uuid)
     assert_eq!(status, 201, "{body}");
 }
 
+/// A bot that may read and post, added to `channel`; returns (bot id, token).
+async fn posting_bot_in(
+    node: &TestNode,
+    admin: &str,
+    workspace: Uuid,
+    channel: Uuid,
+) -> (Uuid, String) {
+    let scopes = ["channels:read", "messages:write"];
+    let (bot_id, token) = bot(node, admin, workspace, &scopes).await;
+    add_to_channel(node, admin, channel, bot_id).await;
+    (bot_id, token)
+}
+
 async fn identify_with(
     node: &TestNode,
     token: &str,
@@ -325,14 +338,7 @@ async fn the_example_bot_answers_ping() {
     let node = TestNode::start().await;
     let (_, alice) = node.user("alice").await;
     let (workspace, channel) = node.team(&alice, &[]).await;
-    let (bot_id, token) = bot(
-        &node,
-        &alice,
-        workspace,
-        &["channels:read", "messages:write"],
-    )
-    .await;
-    add_to_channel(&node, &alice, channel, bot_id).await;
+    let (bot_id, token) = posting_bot_in(&node, &alice, workspace, channel).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let url = format!("ws://{}/ws", node.ws());
     let running = tokio::spawn(async move {
@@ -373,14 +379,7 @@ async fn a_bot_token_has_one_send_rate_across_its_sockets() {
     let node = TestNode::start().await;
     let (_, alice) = node.user("alice").await;
     let (workspace, channel) = node.team(&alice, &[]).await;
-    let (bot_id, token) = bot(
-        &node,
-        &alice,
-        workspace,
-        &["channels:read", "messages:write"],
-    )
-    .await;
-    add_to_channel(&node, &alice, channel, bot_id).await;
+    let (_, token) = posting_bot_in(&node, &alice, workspace, channel).await;
     let (mut first, _) = identify_with(&node, &token, vec![Intent::Messages]).await;
     let (mut second, _) = identify_with(&node, &token, vec![Intent::Messages]).await;
 

@@ -7,8 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{FRAME_WAIT, TestNode};
-use serde_json::{Value, json};
+use common::TestNode;
+use common::webhooks::{log_when, subscribe};
+use serde_json::json;
 use uuid::Uuid;
 
 /// URLs a subscription or a command must not name when no internal network is allowed.
@@ -91,15 +92,7 @@ async fn a_subscription_to_an_address_no_longer_allowed_fails_at_once_without_a_
     let (workspace, channel) = node.team(&alice, &[]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let (status, body) = node
-        .post(
-            &format!("/v1/workspaces/{workspace}/event-subscriptions"),
-            Some(&alice),
-            json!({"url": url, "events": ["message"], "channel_ids": [channel]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let subscription = body["id"].as_str().unwrap().to_string();
+    let (subscription, _) = subscribe(&node, &alice, workspace, channel, &url).await;
 
     // The operator removes loopback from the list.
     node.node.take().unwrap().shutdown().await;
@@ -114,7 +107,11 @@ async fn a_subscription_to_an_address_no_longer_allowed_fails_at_once_without_a_
         .await;
     assert_eq!(status, 201, "{body}");
 
-    let log = failed_log(&node, &alice, &subscription).await;
+    let log = log_when(&node, &alice, subscription, |log| {
+        log.len() == 1 && log[0]["status"] == "failed"
+    })
+    .await;
+    let log = &log[0];
     assert_eq!(log["attempts"], 1, "refused once, not retried: {log}");
     let error = log["last_error"].as_str().unwrap();
     assert!(error.starts_with("refused: "), "{error}");
@@ -123,26 +120,4 @@ async fn a_subscription_to_an_address_no_longer_allowed_fails_at_once_without_a_
     let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
     assert!(accepted.is_err(), "no connection was made");
     node.shutdown().await;
-}
-
-/// The subscription's one delivery once it has failed (polled; fails after FRAME_WAIT).
-async fn failed_log(node: &TestNode, admin: &str, subscription: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + FRAME_WAIT;
-    loop {
-        let (status, body) = node
-            .get(
-                &format!("/v1/event-subscriptions/{subscription}/deliveries"),
-                admin,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        if body["deliveries"][0]["status"] == "failed" {
-            return body["deliveries"][0].clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the delivery never failed: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -22,31 +22,52 @@ fn delivery(channel: Uuid, seq: u64) -> NewDelivery {
     }
 }
 
-pub async fn subscriptions_enqueue_once_and_lease_deliveries(store: &dyn MetadataStore) {
-    let ada = user(store, "ada").await;
-    let workspace = store.create_workspace("Acme", ada).await.unwrap();
+/// A workspace with one channel, and a subscription (not stored) to `events` in it.
+async fn subscription_in_new_workspace(
+    store: &dyn MetadataStore,
+    owner: &str,
+    events: Vec<EventKind>,
+) -> (Uuid, EventSubscription) {
+    let owner = user(store, owner).await;
+    let workspace = store.create_workspace("Acme", owner).await.unwrap();
     let general = store
-        .create_channel(&channel(workspace.id, "general", ChannelKind::Public, ada))
+        .create_channel(&channel(
+            workspace.id,
+            "general",
+            ChannelKind::Public,
+            owner,
+        ))
         .await
         .unwrap();
-    let subs = store.subscriptions();
-    let now = now_ms();
     let sub = EventSubscription {
         id: Uuid::now_v7(),
         workspace_id: workspace.id,
         url: "https://example.com/hook".into(),
         secret: "whsec_test".into(),
-        events: vec![EventKind::Message, EventKind::ReactionAdd],
+        events,
         channel_ids: vec![general.id],
-        created_by: ada,
-        created_at: now,
+        created_by: owner,
+        created_at: now_ms(),
     };
-    subs.create_subscription(&sub, &[(general.id, 3)])
+    (general.id, sub)
+}
+
+pub async fn subscriptions_enqueue_once_and_lease_deliveries(store: &dyn MetadataStore) {
+    let (general, sub) = subscription_in_new_workspace(
+        store,
+        "ada",
+        vec![EventKind::Message, EventKind::ReactionAdd],
+    )
+    .await;
+    let workspace = sub.workspace_id;
+    let subs = store.subscriptions();
+    let now = sub.created_at;
+    subs.create_subscription(&sub, &[(general, 3)])
         .await
         .unwrap();
     assert_eq!(subs.subscription(sub.id).await.unwrap(), Some(sub.clone()));
     assert_eq!(
-        subs.subscriptions_of(workspace.id).await.unwrap(),
+        subs.subscriptions_of(workspace).await.unwrap(),
         vec![sub.clone()]
     );
     assert!(
@@ -67,23 +88,23 @@ pub async fn subscriptions_enqueue_once_and_lease_deliveries(store: &dyn Metadat
         .filter(|c| c.subscription_id == sub.id)
         .collect();
     assert_eq!(mine.len(), 1);
-    assert_eq!((mine[0].channel_id, mine[0].seq), (general.id, 3));
-    let (four, five) = (delivery(general.id, 4), delivery(general.id, 5));
+    assert_eq!((mine[0].channel_id, mine[0].seq), (general, 3));
+    let (four, five) = (delivery(general, 4), delivery(general, 5));
     assert!(
-        subs.enqueue_deliveries(sub.id, general.id, 3, 5, &[four.clone(), five.clone()], now)
+        subs.enqueue_deliveries(sub.id, general, 3, 5, &[four.clone(), five.clone()], now)
             .await
             .unwrap()
     );
     assert!(
         !subs
-            .enqueue_deliveries(sub.id, general.id, 3, 5, std::slice::from_ref(&four), now)
+            .enqueue_deliveries(sub.id, general, 3, 5, std::slice::from_ref(&four), now)
             .await
             .unwrap(),
         "a second enqueuer from the same cursor stores nothing"
     );
     // A repeated (subscription, channel, seq) is skipped even when the cursor moves.
     assert!(
-        subs.enqueue_deliveries(sub.id, general.id, 5, 6, &[delivery(general.id, 5)], now)
+        subs.enqueue_deliveries(sub.id, general, 5, 6, &[delivery(general, 5)], now)
             .await
             .unwrap()
     );
@@ -208,30 +229,16 @@ pub async fn subscriptions_enqueue_once_and_lease_deliveries(store: &dyn Metadat
 }
 
 pub async fn settled_deliveries_are_pruned_by_age_and_pending_ones_kept(store: &dyn MetadataStore) {
-    let ada = user(store, "ada-prune").await;
-    let workspace = store.create_workspace("Prune", ada).await.unwrap();
-    let general = store
-        .create_channel(&channel(workspace.id, "general", ChannelKind::Public, ada))
-        .await
-        .unwrap();
+    let (general, sub) =
+        subscription_in_new_workspace(store, "ada-prune", vec![EventKind::Message]).await;
     let subs = store.subscriptions();
-    let now = now_ms();
-    let sub = EventSubscription {
-        id: Uuid::now_v7(),
-        workspace_id: workspace.id,
-        url: "https://example.com/hook".into(),
-        secret: "whsec_test".into(),
-        events: vec![EventKind::Message],
-        channel_ids: vec![general.id],
-        created_by: ada,
-        created_at: now,
-    };
-    subs.create_subscription(&sub, &[(general.id, 0)])
+    let now = sub.created_at;
+    subs.create_subscription(&sub, &[(general, 0)])
         .await
         .unwrap();
-    let deliveries: Vec<NewDelivery> = (1..=5).map(|seq| delivery(general.id, seq)).collect();
+    let deliveries: Vec<NewDelivery> = (1..=5).map(|seq| delivery(general, seq)).collect();
     assert!(
-        subs.enqueue_deliveries(sub.id, general.id, 0, 5, &deliveries, now)
+        subs.enqueue_deliveries(sub.id, general, 0, 5, &deliveries, now)
             .await
             .unwrap()
     );
