@@ -8,6 +8,7 @@ use chorus_cluster::{
     ChannelRouter, FanoutBus, PublishAck, PublishRequest, PublishTicket, Replay, RouteError,
 };
 use chorus_core::MessageStore;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::log_file::LogFile;
@@ -107,13 +108,18 @@ impl ChannelService {
 #[async_trait]
 impl ChannelRouter for ChannelService {
     async fn submit(&self, request: PublishRequest) -> Result<PublishTicket, RouteError> {
+        // From submit to commit, a child of the caller's span (a REST request's, say).
+        let span = tracing::info_span!("channel_commit", channel_id = %request.channel_id, kind = ?request.kind);
         let outcome = self.shard.submit(request)?;
-        Ok(PublishTicket::new(async move {
-            match outcome.await {
-                Ok(outcome) => acknowledgement(outcome?),
-                Err(_) => Err(RouteError::Unavailable("raft stopped".into())),
+        Ok(PublishTicket::new(
+            async move {
+                match outcome.await {
+                    Ok(outcome) => acknowledgement(outcome?),
+                    Err(_) => Err(RouteError::Unavailable("raft stopped".into())),
+                }
             }
-        }))
+            .instrument(span),
+        ))
     }
 
     async fn replay(&self, channel: Uuid, after_seq: u64) -> Result<Replay, RouteError> {

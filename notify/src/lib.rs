@@ -14,6 +14,7 @@
 //! or on a schedule at each tick) and sends the digest. [`Badges`] computes the counts of
 //! `ready`; [`direct`] holds what the API sends directly (invitations, read-state changes).
 
+pub mod auto_reply_submit;
 pub mod badges;
 pub mod delivery;
 pub mod direct;

@@ -16,6 +16,7 @@ use chorus_core::{MessageStore, MetadataStore, StoreError};
 use chorus_presence::{PresenceStore, UserFrame};
 use chorus_protocol::{MessageEvent, Notification, PresenceStatus, ServerFrame, preview};
 
+use crate::auto_reply_submit::submit_with_retries;
 use crate::delivery::{Pending, deliver};
 use parking_lot::Mutex;
 use uuid::Uuid;
@@ -185,7 +186,8 @@ impl Notifier {
     }
 
     /// Sends `reply` unless its sender already got one in this session. Recorded before it is
-    /// submitted: a submit that fails loses this reply (logged) rather than risk a second one.
+    /// submitted, and submitted again while the channel service is briefly unavailable
+    /// (`auto_reply_submit.rs`); one that still fails is lost (logged) rather than sent twice.
     async fn send_auto_reply(&self, reply: AutoReply) -> Result<(), StoreError> {
         let Some(router) = self.router.get() else {
             return Ok(());
@@ -205,11 +207,7 @@ impl Notifier {
         // The notifier does not wait for the commit: its queue serves every message's
         // notifications, and the reply is itself a message that comes back through it.
         tokio::spawn(async move {
-            let outcome = match router.submit(request).await {
-                Ok(ticket) => ticket.await,
-                Err(err) => Err(err),
-            };
-            if let Err(err) = outcome {
+            if let Err(err) = submit_with_retries(router, request).await {
                 metrics::counter!("chorus_focus_auto_replies_failed_total").increment(1);
                 tracing::warn!(error = %err, "a focus auto-reply was not sent");
             }

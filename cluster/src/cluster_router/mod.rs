@@ -26,6 +26,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub use leaders::{LeaderCache, retry_delay, worth_retrying};
@@ -578,6 +579,9 @@ async fn fetch_map(
 impl ChannelRouter for ClusterRouter {
     async fn submit(&self, request: PublishRequest) -> Result<PublishTicket, RouteError> {
         let shard = self.shard_of(request.channel_id);
+        // From submit to commit on the shard's leader, a child of the caller's span.
+        let span = tracing::info_span!("channel_commit", channel_id = %request.channel_id,
+            kind = ?request.kind, shard);
         let pipeline = self.pipeline(shard);
         if !pipeline.delay.lock().admits() {
             return Err(RouteError::Overloaded);
@@ -596,11 +600,14 @@ impl ChannelRouter for ClusterRouter {
                     RouteError::Unavailable("router stopped".into())
                 }
             })?;
-        Ok(PublishTicket::new(async move {
-            outcome
-                .await
-                .unwrap_or_else(|_| Err(RouteError::Unavailable("router stopped".into())))
-        }))
+        Ok(PublishTicket::new(
+            async move {
+                outcome
+                    .await
+                    .unwrap_or_else(|_| Err(RouteError::Unavailable("router stopped".into())))
+            }
+            .instrument(span),
+        ))
     }
 
     async fn replay(&self, channel: Uuid, after_seq: u64) -> Result<Replay, RouteError> {
