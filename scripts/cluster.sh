@@ -62,7 +62,7 @@ start() {
       # A node beyond the three seeds joins the running cluster (and again after a restart).
       if [ "$id" -gt 3 ]; then join=(--join); fi
       nohup "$BIN" "${common[@]}" --role channel --node-id "$id" "${join[@]}" \
-        --cluster-listen "127.0.0.1:$(transport_port "$name")" >>"$DIR/$name.log" 2>&1 &
+        --metadata-url "$PG/$DB" --presence-url "$REDIS" --cluster-listen "127.0.0.1:$(transport_port "$name")" >>"$DIR/$name.log" 2>&1 &
       ;;
     gateway-*)
       nohup "$BIN" "${common[@]}" --role gateway,api --metadata-url "$PG/$DB" \

@@ -129,6 +129,7 @@ start() {
       here=$(ip_of "$name")
       nohup ip netns exec "$(ns_of "$name")" "$BIN" "${common[@]}" --role channel --node-id "$id" \
         --messages-url "postgres://postgres@$SUBNET.1:5432/$DB" --bus-url "redis://$SUBNET.1:6379" \
+        --metadata-url "postgres://postgres@$SUBNET.1:5432/$DB" --presence-url "redis://$SUBNET.1:6379" \
         --ops-addr "$here:9461" --cluster-listen "$here:7101" >>"$DIR/$name.log" 2>&1 &
       ;;
     gateway-*)

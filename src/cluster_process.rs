@@ -116,10 +116,21 @@ pub fn check_cluster_config(config: &NodeConfig) -> Result<(), String> {
             problems.push(err);
         }
     }
+    // Every role: gateways and the API for accounts and sessions, a channel node for the notifier
+    // of the shards it leads (members, levels, focus; who is online).
+    if !config.metadata_url.as_deref().is_some_and(is_postgres) {
+        problems.push(
+            "metadata_url must be postgres://… (accounts are shared; a channel node's notifier reads members and focus)"
+                .into(),
+        );
+    }
+    if !is_redis(config.presence_url.as_deref()) {
+        problems.push(
+            "presence_url must be redis://… (presence is shared; a channel node's notifier asks who is online)"
+                .into(),
+        );
+    }
     if has(Role::Gateway) || has(Role::Api) {
-        if !config.metadata_url.as_deref().is_some_and(is_postgres) {
-            problems.push("metadata_url must be postgres://… (accounts are shared)".into());
-        }
         if config.jwt_secret.is_none() {
             problems.push("jwt_secret must be set, the same on every gateway and API".into());
         }
@@ -128,9 +139,6 @@ pub fn check_cluster_config(config: &NodeConfig) -> Result<(), String> {
                 "rate_limit_url must be redis://… (limits are per user, not per process)".into(),
             );
         }
-    }
-    if (has(Role::Gateway) || has(Role::Api)) && !is_redis(config.presence_url.as_deref()) {
-        problems.push("presence_url must be redis://… (presence is shared)".into());
     }
     if has(Role::Gateway) && !is_redis(config.session_url.as_deref()) {
         problems.push("session_url must be redis://… (a client resumes on any gateway)".into());
@@ -216,9 +224,7 @@ impl ClusterProcess {
             .context("cannot start the channel node")?;
             process.transport_addr = node.local_addr();
             process.channel_node = Some(Arc::new(node));
-            if let Some(slot) = auto_replies {
-                connect_auto_replies(slot, &tls, seeds.values().copied().collect());
-            }
+            connect_auto_replies(auto_replies, &tls, seeds.values().copied().collect());
         }
         let mut readiness =
             Readiness::new(process.stop.subscribe()).with(MessagesProbe(messages.clone()));
@@ -368,26 +374,18 @@ fn connect_auto_replies(
     });
 }
 
-/// The bus a channel node's shards publish on: with a notifier when the node can reach the
-/// shared metadata store and presence (PostgreSQL and Redis), so the leader of each shard
-/// notifies (ARCHITECTURE.md) — and the notifier's slot for the router its automatic replies go
-/// to; the plain bus otherwise, and the log says notifications are off.
+/// The bus a channel node's shards publish on, with a notifier over the shared metadata store
+/// and presence (PostgreSQL and Redis, which `check_cluster_config` requires), so the leader of
+/// each shard notifies (ARCHITECTURE.md) — and the notifier's slot for the router its automatic
+/// replies go to.
 async fn notifying_bus(
     config: &NodeConfig,
     messages: Arc<dyn chorus_core::MessageStore>,
     bus: Arc<dyn chorus_cluster::FanoutBus>,
 ) -> anyhow::Result<(
     Arc<dyn chorus_cluster::FanoutBus>,
-    Option<chorus_notify::AutoReplyRouter>,
+    chorus_notify::AutoReplyRouter,
 )> {
-    let shared_metadata = config.metadata_url.as_deref().is_some_and(is_postgres);
-    if !shared_metadata || !is_redis(config.presence_url.as_deref()) {
-        tracing::warn!(
-            "this channel node sends no notifications: it needs metadata_url (postgres://) and \
-             presence_url (redis://)"
-        );
-        return Ok((bus, None));
-    }
     let store = open_metadata(config.metadata_url.as_deref(), &config.data_dir)
         .await
         .context("cannot open the metadata store (metadata_url)")?;
@@ -396,7 +394,7 @@ async fn notifying_bus(
     let auto_replies = notifier.auto_replies();
     Ok((
         Arc::new(chorus_notify::NotifyingBus::new(bus, notifier)),
-        Some(auto_replies),
+        auto_replies,
     ))
 }
 
@@ -471,10 +469,20 @@ mod tests {
         let mut config = cluster_config(vec![Role::Channel]);
         config.cluster.node_id = 0;
         config.cluster.listen = None;
-        config.metadata_url = None; // not needed by a channel node
         let why = check_cluster_config(&config).unwrap_err();
         assert!(why.contains("node_id") && why.contains("listen"), "{why}");
-        assert!(!why.contains("metadata_url"), "{why}");
+    }
+
+    #[test]
+    fn a_channel_node_needs_the_shared_metadata_and_presence_for_its_notifier() {
+        let mut config = cluster_config(vec![Role::Channel]);
+        config.metadata_url = None;
+        config.presence_url = None;
+        config.jwt_secret = None; // a channel node takes no tokens
+        let why = check_cluster_config(&config).unwrap_err();
+        assert!(why.contains("metadata_url must be postgres"), "{why}");
+        assert!(why.contains("presence_url must be redis"), "{why}");
+        assert!(!why.contains("jwt_secret"), "{why}");
     }
 
     #[test]

@@ -546,3 +546,57 @@ async fn clients_of_a_killed_gateway_resume_on_the_other_missing_and_repeating_n
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_to_a_user_in_focus_gets_an_automatic_reply_from_the_channel_nodes() {
+    let cluster = LocalCluster::start(SHARDS).await;
+    let (rest1, rest2) = (cluster.rest(0), cluster.rest(1));
+    let (_, alice) = rest1.user("alice").await;
+    let (bob_id, bob) = rest2.user("bob").await;
+    let (workspace, _) = rest1.team(&alice, &[&bob]).await;
+    let (status, dm) = rest1
+        .post(
+            &format!("/v1/workspaces/{workspace}/dms"),
+            Some(&alice),
+            json!({"user_ids": [bob_id]}),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{dm}");
+    let dm: Uuid = dm["id"].as_str().unwrap().parse().unwrap();
+    let (status, body) = rest2
+        .call(
+            "PUT",
+            "/v1/users/me/focus/settings",
+            Some(&bob),
+            Some(json!({"auto_reply": "heads down until noon"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = rest2
+        .post("/v1/users/me/focus", Some(&bob), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Alice writes through one gateway and listens on the other: the reply is made by the
+    // notifier of the DM's shard leader, through the cluster's router.
+    let (mut alice_ws, _) = Client::identify(cluster.ws(1), &alice).await;
+    let (status, sent) = rest1
+        .post(
+            &format!("/v1/channels/{dm}/messages"),
+            Some(&alice),
+            json!({"text": "got a minute?", "nonce": "dm-1"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sent}");
+    let reply = alice_ws
+        .wait_for(|f| matches!(f, ServerFrame::Message(m) if m.author_id == bob_id))
+        .await;
+    let ServerFrame::Message(reply) = reply else {
+        unreachable!()
+    };
+    assert_eq!(
+        (reply.channel_id, reply.automatic, reply.text.as_str()),
+        (dm, true, "heads down until noon")
+    );
+    assert_eq!(reply.seq, sent["seq"].as_u64().unwrap() + 1);
+}

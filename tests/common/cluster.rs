@@ -233,6 +233,9 @@ impl Settings {
             ),
             ("--messages-url", self.db.clone()),
             ("--bus-url", redis_url()),
+            // Every process: gateways for accounts and presence, channel nodes for the notifier.
+            ("--metadata-url", self.db.clone()),
+            ("--presence-url", redis_url()),
             ("--ops-addr", "127.0.0.1:0".into()),
         ] {
             args.push(flag.into());
@@ -321,8 +324,6 @@ impl LocalCluster {
             let mut args = common(&name);
             for (flag, value) in [
                 ("--role", "gateway,api".to_string()),
-                ("--metadata-url", db.clone()),
-                ("--presence-url", redis_url()),
                 ("--rate-limit-url", redis_url()),
                 ("--session-url", redis_url()),
                 ("--jwt-secret", JWT_SECRET.into()),
