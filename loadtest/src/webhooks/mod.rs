@@ -69,7 +69,10 @@ pub async fn run(api: &Api, args: Args) -> anyhow::Result<Value> {
     let workspace = api.workspace(&admin).await?;
     let mut channels = Vec::with_capacity(args.channels);
     for n in 0..args.channels {
-        channels.push(api.channel(&admin, workspace, &format!("hooks-{n}")).await?);
+        channels.push(
+            api.channel(&admin, workspace, &format!("hooks-{n}"))
+                .await?,
+        );
     }
     let url = format!("http://{addr}{}", sink::PATH);
     let secret = api
@@ -179,8 +182,10 @@ async fn post_all(
                     break;
                 }
                 if rate > 0 {
-                    tokio::time::sleep_until(start + Duration::from_secs_f64(n as f64 / rate as f64))
-                        .await;
+                    tokio::time::sleep_until(
+                        start + Duration::from_secs_f64(n as f64 / rate as f64),
+                    )
+                    .await;
                 }
                 let channel = channels[n as usize % channels.len()];
                 let nonce = format!("wh-{n}");

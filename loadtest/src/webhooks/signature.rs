@@ -63,9 +63,27 @@ mod tests {
     #[test]
     fn a_changed_body_key_or_timestamp_is_refused() {
         let now = 1_700_000_000;
-        assert!(!verified("whsec_test", "1700000000", br#"{"a":2}"#, KNOWN, now));
-        assert!(!verified("whsec_other", "1700000000", br#"{"a":1}"#, KNOWN, now));
-        assert!(!verified("whsec_test", "1700000001", br#"{"a":1}"#, KNOWN, now));
+        assert!(!verified(
+            "whsec_test",
+            "1700000000",
+            br#"{"a":2}"#,
+            KNOWN,
+            now
+        ));
+        assert!(!verified(
+            "whsec_other",
+            "1700000000",
+            br#"{"a":1}"#,
+            KNOWN,
+            now
+        ));
+        assert!(!verified(
+            "whsec_test",
+            "1700000001",
+            br#"{"a":1}"#,
+            KNOWN,
+            now
+        ));
     }
 
     #[test]
@@ -74,8 +92,20 @@ mod tests {
         let late = 1_700_000_000 + TOLERANCE_SECS + 1;
         assert!(!verified("whsec_test", "1700000000", body, KNOWN, late));
         assert!(!verified("whsec_test", "soon", body, KNOWN, 1_700_000_000));
-        assert!(!verified("whsec_test", "1700000000", body, &KNOWN[1..], 1_700_000_000));
+        assert!(!verified(
+            "whsec_test",
+            "1700000000",
+            body,
+            &KNOWN[1..],
+            1_700_000_000
+        ));
         let not_hex = format!("v1={}", "zz".repeat(32));
-        assert!(!verified("whsec_test", "1700000000", body, &not_hex, 1_700_000_000));
+        assert!(!verified(
+            "whsec_test",
+            "1700000000",
+            body,
+            &not_hex,
+            1_700_000_000
+        ));
     }
 }

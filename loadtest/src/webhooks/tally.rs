@@ -79,7 +79,9 @@ pub fn tally(acks: &HashMap<Key, Instant>, arrivals: &[Arrival]) -> Tally {
     for (key, delivered_at) in &first {
         match acks.get(key) {
             Some(acked_at) => {
-                let us = delivered_at.saturating_duration_since(*acked_at).as_micros() as u64;
+                let us = delivered_at
+                    .saturating_duration_since(*acked_at)
+                    .as_micros() as u64;
                 latency_us.saturating_record(us);
             }
             None => unexpected += 1,
@@ -124,7 +126,10 @@ mod tests {
 
         let tally = tally(&acks, &arrivals);
 
-        assert_eq!((tally.missing, tally.duplicated, tally.unexpected), (0, 0, 0));
+        assert_eq!(
+            (tally.missing, tally.duplicated, tally.unexpected),
+            (0, 0, 0)
+        );
         assert_eq!(tally.span, Duration::from_millis(20));
         // Two intervals in 20 ms.
         assert!((tally.deliveries_per_sec() - 100.0).abs() < 1e-9);
@@ -140,11 +145,23 @@ mod tests {
         let acks: HashMap<Key, Instant> = (1..=3).map(|seq| (key(&channel, seq), t0)).collect();
         let at = |ms| t0 + Duration::from_millis(ms);
         let arrivals = vec![
-            Arrival { key: key(&channel, 1), at: at(5) },
-            Arrival { key: key(&channel, 1), at: at(50) },
-            Arrival { key: key(&channel, 2), at: at(7) },
+            Arrival {
+                key: key(&channel, 1),
+                at: at(5),
+            },
+            Arrival {
+                key: key(&channel, 1),
+                at: at(50),
+            },
+            Arrival {
+                key: key(&channel, 2),
+                at: at(7),
+            },
             // Same seq in another channel: a different message.
-            Arrival { key: key(&other, 3), at: at(9) },
+            Arrival {
+                key: key(&other, 3),
+                at: at(9),
+            },
         ];
 
         let tally = tally(&acks, &arrivals);
@@ -163,7 +180,10 @@ mod tests {
         let channel = Uuid::new_v4();
         let t0 = Instant::now();
         let acks = HashMap::from([(key(&channel, 1), t0 + Duration::from_millis(3))]);
-        let arrivals = vec![Arrival { key: key(&channel, 1), at: t0 }];
+        let arrivals = vec![Arrival {
+            key: key(&channel, 1),
+            at: t0,
+        }];
 
         assert_eq!(tally(&acks, &arrivals).latency_us.max(), 0);
     }
