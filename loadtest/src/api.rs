@@ -152,6 +152,48 @@ impl Api {
         .map(drop)
     }
 
+    /// Like [`Api::post_message`], and returns the `seq` the message was committed at. A repeat
+    /// with the same nonce answers the first post's `seq`, so a caller may retry safely.
+    pub async fn post_message_seq(
+        &self,
+        user: &User,
+        channel: Uuid,
+        text: &str,
+        nonce: &str,
+    ) -> anyhow::Result<u64> {
+        let body = self
+            .post(
+                &format!("/v1/channels/{channel}/messages"),
+                Some(&user.token),
+                json!({"text": text, "nonce": nonce}),
+            )
+            .await?;
+        body["seq"].as_u64().context("message seq")
+    }
+
+    /// Subscribes `url` to `events` in `channels` (`POST /v1/workspaces/{id}/event-subscriptions`,
+    /// as a workspace admin) and returns the subscription's signing secret, shown only here.
+    pub async fn subscribe(
+        &self,
+        admin: &User,
+        workspace: Uuid,
+        url: &str,
+        events: &[&str],
+        channels: &[Uuid],
+    ) -> anyhow::Result<String> {
+        let body = self
+            .post(
+                &format!("/v1/workspaces/{workspace}/event-subscriptions"),
+                Some(&admin.token),
+                json!({"url": url, "events": events, "channel_ids": channels}),
+            )
+            .await?;
+        Ok(body["secret"]
+            .as_str()
+            .context("subscription secret")?
+            .to_string())
+    }
+
     /// One history page; `Err` carries the HTTP status for anything but 200.
     pub async fn history(
         &self,

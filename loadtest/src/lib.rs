@@ -24,6 +24,7 @@ pub mod report;
 pub mod soak;
 pub mod storm;
 pub mod timeline;
+pub mod webhooks;
 pub mod wire;
 pub mod workers;
 pub mod ws;
@@ -80,6 +81,11 @@ pub enum Scenario {
     /// must be 0), and no commit by an isolated leader. `--rolling` restarts every process in
     /// turn instead. Exits non-zero when the check fails.
     Chaos(chaos::Args),
+    /// Outgoing webhooks: a sink run by the load tester is subscribed to `message` events in C
+    /// channels, M messages are posted over REST, and every acknowledged one must arrive once,
+    /// well signed: deliveries/s, latency after the ack, missing and duplicated (exits non-zero
+    /// when any is missing or repeated, or a signature is wrong).
+    Webhooks(webhooks::Args),
     /// One share of a `hold --workers` run (started by `hold`, not by hand).
     #[command(hide = true)]
     HoldWorker(workers::WorkerArgs),
@@ -113,6 +119,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 result["clean"] == true,
                 "the chaos check failed: see `checker`, `minority_commits`, `unacked_at_end` and \
                  `refused` above"
+            );
+            return Ok(());
+        }
+        Scenario::Webhooks(args) => {
+            let result = webhooks::run(&api, args).await?;
+            report::finish(&result, cli.out.as_deref())?;
+            anyhow::ensure!(
+                result["clean"] == true,
+                "the webhook check failed: see `missing`, `duplicated` and `bad_signatures` above"
             );
             return Ok(());
         }

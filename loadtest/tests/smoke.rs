@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chorus_loadtest::api::Api;
 use chorus_loadtest::{
-    capacity, failover, fanout, history, hold, latency, plot, report, soak, storm,
+    capacity, failover, fanout, history, hold, latency, plot, report, soak, storm, webhooks,
 };
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -55,14 +55,19 @@ fn chorus_binary() -> PathBuf {
 }
 
 async fn start_node() -> Node {
+    start_node_with("bench.toml").await
+}
+
+/// A node started with `deploy/{config}`.
+async fn start_node_with(config: &str) -> Node {
     let data_dir = std::env::temp_dir().join(format!(
         "loadtest-smoke-{}-{}",
         std::process::id(),
         uuid::Uuid::new_v4().simple()
     ));
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/bench.toml");
+    let config = format!("{}/../deploy/{config}", env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new(chorus_binary())
-        .args(["serve", "--config", config, "--data-dir"])
+        .args(["serve", "--config", &config, "--data-dir"])
         .arg(&data_dir)
         .args(["--api-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
@@ -324,6 +329,24 @@ async fn latency_measures_every_message() {
     };
     let result = scenario(&node, latency::run(&node.api, node.ws, args)).await;
     assert_eq!(result["send_to_receipt_ms"]["count"], 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_delivers_every_acked_message_once_and_signed() {
+    // Its own configuration: deliveries to the sink on 127.0.0.1 need loopback allowed.
+    let node = start_node_with("bench-webhooks.toml").await;
+    let args = webhooks::Args {
+        channels: 2,
+        messages: 200,
+        concurrency: 4,
+        grace_ms: 300,
+        ..Default::default()
+    };
+    let result = scenario(&node, webhooks::run(&node.api, args)).await;
+    assert_eq!(n(&result, "acked"), 200, "{result:#}");
+    assert_eq!(n(&result, "received"), 200, "{result:#}");
+    assert_eq!(result["clean"], true, "{result:#}");
+    assert_eq!(result["latency_after_ack_ms"]["count"], 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
