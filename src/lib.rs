@@ -14,6 +14,7 @@ pub mod connect;
 mod node;
 pub mod ops;
 pub mod retention;
+pub mod telemetry;
 pub mod tls;
 mod web;
 

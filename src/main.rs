@@ -29,6 +29,10 @@ struct Cli {
     /// Log format.
     #[arg(long, env = "CHORUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     log_format: LogFormat,
+    /// Export tracing spans to this OpenTelemetry collector, over OTLP/HTTP with protobuf
+    /// (`http://collector:4318`; `/v1/traces` is added) [default: off].
+    #[arg(long, env = "CHORUS_OTLP_ENDPOINT", global = true)]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -266,23 +270,21 @@ enum LogFormat {
     Json,
 }
 
-fn init_logging(format: LogFormat) {
-    // Logs go to standard error so `chorus connect` keeps standard output for frames.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Pretty => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Outside the runtime: the OTLP exporter's blocking client must be made and dropped there.
+    let telemetry = chorus::telemetry::init(
+        matches!(cli.log_format, LogFormat::Json),
+        cli.otlp_endpoint.as_deref(),
+    )?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the Tokio runtime")?;
+    let result = runtime.block_on(run(cli));
+    drop(runtime);
+    telemetry.shutdown();
+    result
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    init_logging(cli.log_format);
+async fn run(cli: Cli) -> anyhow::Result<()> {
     // Loaded only by the commands that need it, so `config check FILE` does not read another.
     let load = |path: Option<&PathBuf>| -> anyhow::Result<NodeConfig> {
         Ok(match path {
