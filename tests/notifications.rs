@@ -121,6 +121,44 @@ async fn mentions_dms_and_thread_replies_notify_once_on_every_device() {
     );
 }
 
+/// The notifier skips the member list for a plain message when nobody chose level `all`; one
+/// member who did must still hear of every message, and only they.
+#[tokio::test]
+async fn the_all_level_notifies_of_every_plain_message() {
+    let node = TestNode::start().await;
+    let (_alice, alice_token) = node.user("alice").await;
+    let (_bob, bob_token) = node.user("bob").await;
+    let (_carol, carol_token) = node.user("carol").await;
+    let (_, general) = node.team(&alice_token, &[&bob_token, &carol_token]).await;
+    let (mut b, _) = Client::identify(node.ws(), &bob_token).await;
+    let (mut c, _) = Client::identify(node.ws(), &carol_token).await;
+
+    let before = post(&node, &alice_token, general, "before bob chose all").await;
+    let (status, body) = node
+        .call(
+            "PUT",
+            &format!("/v1/channels/{general}/notifications"),
+            Some(&bob_token),
+            Some(json!({"level": "all"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let plain = post(&node, &alice_token, general, "just chatting").await;
+    let n = notification(&mut b).await;
+    assert_eq!(
+        (n.kind, n.channel_id, n.seq),
+        (NotificationKind::Message, Some(general), Some(plain)),
+        "the first notification is the plain message after the change, not seq {before}"
+    );
+    // Carol, at the default level, gets nothing for it: her first notification is a mention.
+    let mention = post(&node, &alice_token, general, "@channel and now everyone").await;
+    let n = notification(&mut c).await;
+    assert_eq!(
+        (n.kind, n.seq),
+        (NotificationKind::ChannelMention, Some(mention))
+    );
+}
+
 #[tokio::test]
 async fn mute_and_the_nothing_level_silence_a_channel() {
     let node = TestNode::start().await;

@@ -42,16 +42,19 @@ impl ChannelContext {
     /// Loads the channel and the caller's standing; 404 when the channel does not exist or is
     /// in a workspace the caller is not in.
     pub async fn load(state: &AppState, channel_id: Uuid, user: Uuid) -> ApiResult<Self> {
-        let store = &state.api.store;
-        let channel = store
-            .channel(channel_id)
+        // One query, not three: this runs before every channel-scoped request (history pages
+        // under load spent most of their metadata time here).
+        let standing = state
+            .api
+            .store
+            .channel_standing(channel_id, user)
             .await?
             .ok_or_else(|| ApiError::not_found("channel"))?;
-        let role = store
-            .workspace_role(channel.workspace_id, user)
-            .await?
+        let channel = standing.channel;
+        let role = standing
+            .role
             .ok_or_else(|| ApiError::not_found("channel"))?;
-        let membership = store.channel_membership(channel_id, user).await?;
+        let membership = standing.membership;
         if ChannelAccess::decide(
             channel.kind,
             channel.is_archived,

@@ -48,6 +48,38 @@ pub struct ChannelListing {
     pub membership: Option<ChannelMember>,
 }
 
+/// A channel and one user's standing in it, read together: what every channel-scoped request
+/// checks before it does anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelStanding {
+    pub channel: Channel,
+    /// The user's role in the channel's workspace, `None` when not a workspace member.
+    pub role: Option<Role>,
+    /// The user's membership of the channel, `None` when not a member.
+    pub membership: Option<ChannelMember>,
+}
+
+impl ChannelStanding {
+    /// From a joined row's parts, the role as stored (`owner`, `admin`…), as both backends read it.
+    pub(crate) fn from_row_parts(
+        channel: Channel,
+        role: Option<String>,
+        membership: Option<ChannelMember>,
+    ) -> Result<Self, StoreError> {
+        let role = role
+            .map(|text| {
+                Role::parse(&text)
+                    .ok_or_else(|| StoreError::Backend(format!("unknown role {text}")))
+            })
+            .transpose()?;
+        Ok(ChannelStanding {
+            channel,
+            role,
+            membership,
+        })
+    }
+}
+
 /// Fields of a channel to create.
 #[derive(Clone, Debug)]
 pub struct NewChannel {
@@ -132,6 +164,13 @@ pub trait MetadataStore: BotStore + Send + Sync + 'static {
     async fn channel_ids_of(&self, user: Uuid) -> Result<Vec<Uuid>, StoreError>;
     /// What `user` may do with `channel`.
     async fn channel_access(&self, channel: Uuid, user: Uuid) -> Result<ChannelAccess, StoreError>;
+    /// The channel with `user`'s workspace role and channel membership, in one query (`None`:
+    /// no such channel). The REST API's first read for every channel-scoped request.
+    async fn channel_standing(
+        &self,
+        channel: Uuid,
+        user: Uuid,
+    ) -> Result<Option<ChannelStanding>, StoreError>;
 
     // ---- accounts ----
 

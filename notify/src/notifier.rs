@@ -10,11 +10,15 @@ use chorus_cluster::{ChannelRouter, PublishRequest};
 use chorus_core::focus::auto_reply::{AutoReply, DmInFocus, auto_reply};
 
 use chorus_core::model::ChannelKind;
-use chorus_core::notify::rules::{Audience, Member, broadcast_mentions, recipients};
+use chorus_core::notify::rules::{
+    Audience, Member, broadcast_mentions, may_notify_anyone, recipients,
+};
 use chorus_core::notify::{NotifyLevel, notification_id};
 use chorus_core::{MessageStore, MetadataStore, StoreError};
 use chorus_presence::{PresenceStore, UserFrame};
-use chorus_protocol::{MessageEvent, Notification, PresenceStatus, ServerFrame, preview};
+use chorus_protocol::{
+    EventKind, MessageEvent, Notification, PresenceStatus, ServerFrame, preview,
+};
 
 use crate::auto_reply_submit::submit_with_retries;
 use crate::delivery::{Pending, deliver};
@@ -96,6 +100,10 @@ impl Notifier {
     }
 
     async fn try_notify(&self, event: &MessageEvent) -> Result<usize, StoreError> {
+        if event.kind != EventKind::Message {
+            // Edits, deletions and reactions never notify (`rules::recipients`): no reads at all.
+            return Ok(0);
+        }
         let Some((kind, workspace)) = self.channel(event.channel_id).await? else {
             return Ok(0);
         };
@@ -106,6 +114,11 @@ impl Notifier {
             .await?
             .into_iter()
             .collect();
+        // Most messages concern nobody (no mention, no thread, nobody at level `all`): then the
+        // member list — the larger read — is not needed.
+        if !may_notify_anyone(event, kind, levels.values().copied()) {
+            return Ok(0);
+        }
         let members: Vec<Member> = self
             .metadata
             .channel_members(event.channel_id)

@@ -72,6 +72,7 @@ pub const ALL: &[&str] = &[
     "channel_members_are_added_listed_and_removed",
     "channels_are_muted_per_member",
     "read_positions_never_decrease",
+    "channel_standing_reads_the_channel_role_and_membership_together",
     // direct messages
     "direct_messages_are_one_channel_per_set_of_people",
     "concurrent_first_direct_messages_open_one_channel",
@@ -147,6 +148,9 @@ pub async fn run(name: &str, store: &dyn MetadataStore) {
         }
         "channels_are_muted_per_member" => channels_are_muted_per_member(store).await,
         "read_positions_never_decrease" => read_positions_never_decrease(store).await,
+        "channel_standing_reads_the_channel_role_and_membership_together" => {
+            channel_standing_reads_the_channel_role_and_membership_together(store).await
+        }
         "direct_messages_are_one_channel_per_set_of_people" => {
             direct_messages_are_one_channel_per_set_of_people(store).await
         }

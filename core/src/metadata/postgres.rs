@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use uuid::Uuid;
 
-use super::{ChannelListing, MetadataStore, NewChannel};
+use super::{ChannelListing, ChannelStanding, MetadataStore, NewChannel};
 use crate::StoreError;
 use crate::model::{
     AuditEntry, Channel, ChannelAccess, ChannelMember, ChannelUpdate, Invite, ProfileUpdate,
@@ -196,6 +196,14 @@ impl MetadataStore for PostgresMetadataStore {
 
     async fn channel_access(&self, channel: Uuid, user: Uuid) -> Result<ChannelAccess, StoreError> {
         channels::channel_access(&self.pool, channel, user).await
+    }
+
+    async fn channel_standing(
+        &self,
+        channel: Uuid,
+        user: Uuid,
+    ) -> Result<Option<ChannelStanding>, StoreError> {
+        channels::channel_standing(&self.pool, channel, user).await
     }
 
     async fn update_profile(&self, user: Uuid, update: &ProfileUpdate) -> Result<User, StoreError> {

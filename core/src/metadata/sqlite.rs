@@ -30,7 +30,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use uuid::Uuid;
 
 use self::rows::db_err;
-use super::{ChannelListing, MetadataStore, NewChannel};
+use super::{ChannelListing, ChannelStanding, MetadataStore, NewChannel};
 use crate::StoreError;
 use crate::model::{
     AuditEntry, Channel, ChannelAccess, ChannelMember, ChannelUpdate, Invite, ProfileUpdate,
@@ -228,6 +228,14 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn channel_access(&self, channel: Uuid, user: Uuid) -> Result<ChannelAccess, StoreError> {
         channels::channel_access(&self.pool, channel, user).await
+    }
+
+    async fn channel_standing(
+        &self,
+        channel: Uuid,
+        user: Uuid,
+    ) -> Result<Option<ChannelStanding>, StoreError> {
+        channels::channel_standing(&self.pool, channel, user).await
     }
 
     async fn update_profile(&self, user: Uuid, update: &ProfileUpdate) -> Result<User, StoreError> {

@@ -60,6 +60,28 @@ fn has_word(text: &str, word: &str) -> bool {
     })
 }
 
+/// Whether `recipients` could notify anyone of `event`, knowing only the channel's kind and the
+/// levels its members set explicitly (`explicit`; everyone else has the kind's default) — so the
+/// notifier need not read the member list for the common message that concerns nobody: no
+/// mention, no `@channel`/`@here`, not a thread reply, outside a direct message, in a channel
+/// where nobody asked for level `all`. `false` guarantees `recipients` is empty.
+pub fn may_notify_anyone(
+    event: &MessageEvent,
+    channel_kind: ChannelKind,
+    explicit: impl IntoIterator<Item = NotifyLevel>,
+) -> bool {
+    if event.kind != EventKind::Message {
+        return false;
+    }
+    let (channel_wide, here) = broadcast_mentions(&event.text);
+    NotifyLevel::default_for(channel_kind) == NotifyLevel::All
+        || channel_wide
+        || here
+        || !event.mentions.is_empty()
+        || event.parent_seq.is_some()
+        || explicit.into_iter().any(|level| level == NotifyLevel::All)
+}
+
 /// Each member to notify of `event`, with the reason, in the order of `audience.members`.
 pub fn recipients(event: &MessageEvent, audience: &Audience<'_>) -> Vec<(Uuid, NotificationKind)> {
     if event.kind != EventKind::Message {
@@ -159,6 +181,77 @@ mod tests {
             member(BOB, level),
             member(CAROL, level),
         ]
+    }
+
+    #[test]
+    fn a_plain_message_in_a_channel_at_default_levels_needs_no_member_list() {
+        let plain = message("lunch?");
+        assert!(!may_notify_anyone(&plain, ChannelKind::Public, []));
+        assert!(!may_notify_anyone(
+            &plain,
+            ChannelKind::Private,
+            [NotifyLevel::Mentions, NotifyLevel::Nothing]
+        ));
+        assert!(may_notify_anyone(
+            &plain,
+            ChannelKind::Public,
+            [NotifyLevel::All]
+        ));
+        assert!(may_notify_anyone(&plain, ChannelKind::Dm, []));
+        let mut edit = message("lunch? @channel");
+        edit.kind = EventKind::Edit;
+        assert!(!may_notify_anyone(&edit, ChannelKind::Dm, []));
+    }
+
+    /// Over every combination of text, mentions, thread, channel kind and explicit levels: when
+    /// the pre-check says nobody, the full decision notifies nobody.
+    #[test]
+    fn the_pre_check_never_hides_a_recipient() {
+        let texts = ["lunch?", "@channel deploy", "<!here> anyone?", "hi <@bob>"];
+        let kinds = [ChannelKind::Public, ChannelKind::Private, ChannelKind::Dm];
+        let levels = [
+            None,
+            Some(NotifyLevel::All),
+            Some(NotifyLevel::Mentions),
+            Some(NotifyLevel::Nothing),
+        ];
+        let online = HashSet::from([BOB]);
+        for text in texts {
+            for mentions in [vec![], vec![BOB]] {
+                for parent_seq in [None, Some(3)] {
+                    for kind in kinds {
+                        for bob_level in levels {
+                            let mut event = message(text);
+                            event.mentions = mentions.clone();
+                            event.parent_seq = parent_seq;
+                            let default = NotifyLevel::default_for(kind);
+                            let members = vec![
+                                member(AUTHOR, default),
+                                member(BOB, bob_level.unwrap_or(default)),
+                                member(CAROL, default),
+                            ];
+                            let decided = recipients(
+                                &event,
+                                &Audience {
+                                    channel_kind: kind,
+                                    members: &members,
+                                    thread_author: Some(CAROL),
+                                    online: &online,
+                                },
+                            );
+                            if !may_notify_anyone(&event, kind, bob_level) {
+                                assert_eq!(
+                                    decided,
+                                    vec![],
+                                    "{text:?} mentions {mentions:?} parent {parent_seq:?} \
+                                     {kind:?} bob {bob_level:?}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::{channel, now_ms, tick, user, workspace_with};
 use crate::StoreError;
-use crate::metadata::MetadataStore;
+use crate::metadata::{ChannelStanding, MetadataStore};
 use crate::model::{ChannelAccess, ChannelKind, ChannelUpdate, Role};
 
 pub async fn channel_metadata_is_updated(store: &dyn MetadataStore) {
@@ -334,5 +334,60 @@ pub async fn read_positions_never_decrease(store: &dyn MetadataStore) {
         store.channel_membership(general.id, bob).await.unwrap(),
         None,
         "marking read does not make a member"
+    );
+}
+
+pub async fn channel_standing_reads_the_channel_role_and_membership_together(
+    store: &dyn MetadataStore,
+) {
+    let ada = user(store, "ada").await;
+    let bob = user(store, "bob").await;
+    let outsider = user(store, "eve").await;
+    let workspace = workspace_with(store, ada, &[(bob, Role::Admin)]).await;
+    let general = store
+        .create_channel(&channel(workspace.id, "general", ChannelKind::Private, ada))
+        .await
+        .unwrap();
+    store.mark_read(general.id, ada, 7).await.unwrap();
+    store
+        .set_channel_muted(general.id, ada, true)
+        .await
+        .unwrap();
+
+    let owner = store.channel_standing(general.id, ada).await.unwrap();
+    assert_eq!(
+        owner,
+        Some(ChannelStanding {
+            channel: store.channel(general.id).await.unwrap().unwrap(),
+            role: Some(Role::Owner),
+            membership: store.channel_membership(general.id, ada).await.unwrap(),
+        }),
+        "the same as the three separate reads"
+    );
+    let membership = owner.unwrap().membership.unwrap();
+    assert_eq!((membership.last_read_seq, membership.muted), (7, true));
+
+    let admin = store
+        .channel_standing(general.id, bob)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (admin.role, admin.membership),
+        (Some(Role::Admin), None),
+        "a workspace admin outside the channel"
+    );
+    let stranger = store
+        .channel_standing(general.id, outsider)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stranger.role, stranger.membership), (None, None));
+    assert_eq!(stranger.channel.id, general.id);
+
+    assert_eq!(
+        store.channel_standing(Uuid::new_v4(), ada).await.unwrap(),
+        None,
+        "no such channel"
     );
 }

@@ -7,7 +7,7 @@ use super::rows::{
     channel_from, db_err, flag_col, get, member_from, millis, now, returning_row, uuid_col,
 };
 use crate::StoreError;
-use crate::metadata::{ChannelListing, NewChannel};
+use crate::metadata::{ChannelListing, ChannelStanding, NewChannel};
 use crate::model::{Channel, ChannelAccess, ChannelKind, ChannelUpdate};
 
 pub(super) async fn create_channel(
@@ -187,4 +187,34 @@ pub(super) async fn channel_access(
         flag_col(&row, "in_workspace")?,
         flag_col(&row, "in_channel")?,
     ))
+}
+
+pub(super) async fn channel_standing(
+    pool: &SqlitePool,
+    channel: Uuid,
+    user: Uuid,
+) -> Result<Option<ChannelStanding>, StoreError> {
+    let row = sqlx::query(
+        "SELECT c.*, w.role AS w_role,
+                m.channel_id AS m_channel_id, m.user_id AS m_user_id, m.joined_at AS m_joined_at,
+                m.last_read_seq AS m_last_read_seq, m.muted AS m_muted
+         FROM channels c
+         LEFT JOIN workspace_members w ON w.workspace_id = c.workspace_id AND w.user_id = ?1
+         LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = ?1
+         WHERE c.id = ?2",
+    )
+    .bind(user.to_string())
+    .bind(channel.to_string())
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let membership = if get::<Option<String>>(&row, "m_user_id")?.is_some() {
+        Some(member_from(&row, "m_")?)
+    } else {
+        None
+    };
+    ChannelStanding::from_row_parts(channel_from(&row)?, get(&row, "w_role")?, membership).map(Some)
 }
