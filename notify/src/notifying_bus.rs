@@ -11,6 +11,7 @@
 //! as always, and badges still count it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use chorus_cluster::{BusEvent, FanoutBus};
@@ -23,10 +24,16 @@ use crate::Notifier;
 /// New messages waiting for the notifier.
 pub const NOTIFY_QUEUE: usize = 10_000;
 
+/// Messages the notifier takes from the queue at once (all that are waiting, up to this): their
+/// channels' facts are read once per batch.
+pub const NOTIFY_BATCH: usize = 512;
+
 /// Publishes on `inner`, and hands every new message to the notifier.
 pub struct NotifyingBus {
     inner: Arc<dyn FanoutBus>,
     queue: mpsc::Sender<Arc<MessageEvent>>,
+    /// Messages whose notifications were dropped so far (for the log; the metric counts too).
+    dropped: AtomicU64,
 }
 
 impl NotifyingBus {
@@ -34,11 +41,17 @@ impl NotifyingBus {
     pub fn new(inner: Arc<dyn FanoutBus>, notifier: Notifier) -> Self {
         let (queue, mut events) = mpsc::channel::<Arc<MessageEvent>>(NOTIFY_QUEUE);
         tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                notifier.notify(&event).await;
+            let mut batch = Vec::with_capacity(NOTIFY_BATCH);
+            while events.recv_many(&mut batch, NOTIFY_BATCH).await > 0 {
+                notifier.notify_batch(&batch).await;
+                batch.clear();
             }
         });
-        NotifyingBus { inner, queue }
+        NotifyingBus {
+            inner,
+            queue,
+            dropped: AtomicU64::new(0),
+        }
     }
 }
 
@@ -56,7 +69,14 @@ impl FanoutBus for NotifyingBus {
             && self.queue.try_send(message).is_err()
         {
             metrics::counter!("chorus_notifications_dropped_total").increment(1);
-            tracing::warn!("notification queue full; a message's notifications are dropped");
+            // A full queue drops thousands a second: log the 1st, 2nd, 4th, 8th… drop, not each.
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(
+                    dropped,
+                    "notification queue full; messages' notifications are dropped"
+                );
+            }
         }
     }
 
