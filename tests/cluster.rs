@@ -588,8 +588,13 @@ async fn a_dm_to_a_user_in_focus_gets_an_automatic_reply_from_the_channel_nodes(
         )
         .await;
     assert_eq!(status, 201, "{sent}");
+    // The reply is resubmitted for up to ~8 s while its shard has no leader (auto_reply_submit.rs);
+    // with six clusters of this file on two cores, an election can fall in that window.
     let reply = alice_ws
-        .wait_for(|f| matches!(f, ServerFrame::Message(m) if m.author_id == bob_id))
+        .wait_for_within(
+            Duration::from_secs(30),
+            |f| matches!(f, ServerFrame::Message(m) if m.author_id == bob_id),
+        )
         .await;
     let ServerFrame::Message(reply) = reply else {
         unreachable!()

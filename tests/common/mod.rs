@@ -321,8 +321,12 @@ impl Client {
     }
 
     async fn read(&mut self) -> ServerFrame {
+        self.read_within(FRAME_WAIT).await
+    }
+
+    async fn read_within(&mut self, wait: Duration) -> ServerFrame {
         loop {
-            let message = tokio::time::timeout(FRAME_WAIT, self.ws.next())
+            let message = tokio::time::timeout(wait, self.ws.next())
                 .await
                 .expect("timed out waiting for a frame")
                 .expect("connection ended")
@@ -349,12 +353,22 @@ impl Client {
     }
 
     /// Waits for a matching frame, keeping the others for later [`Client::next`] calls.
-    pub async fn wait_for(&mut self, mut wanted: impl FnMut(&ServerFrame) -> bool) -> ServerFrame {
+    pub async fn wait_for(&mut self, wanted: impl FnMut(&ServerFrame) -> bool) -> ServerFrame {
+        self.wait_for_within(FRAME_WAIT, wanted).await
+    }
+
+    /// [`Client::wait_for`] with its own wait for the next frame instead of [`FRAME_WAIT`]: for
+    /// what the server may take longer to send, like a cluster's retried automatic reply.
+    pub async fn wait_for_within(
+        &mut self,
+        wait: Duration,
+        mut wanted: impl FnMut(&ServerFrame) -> bool,
+    ) -> ServerFrame {
         if let Some(at) = self.pending.iter().position(&mut wanted) {
             return self.pending.remove(at).unwrap();
         }
         loop {
-            let frame = self.read().await;
+            let frame = self.read_within(wait).await;
             if wanted(&frame) {
                 return frame;
             }
