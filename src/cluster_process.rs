@@ -348,7 +348,8 @@ impl ClusterProcess {
 /// Focus mode's automatic replies from this channel node's notifier go to whichever shard leads
 /// the DM, through a router of its own. Connected in the background: the cluster map may not be
 /// readable until the cluster has formed, and the node must not wait for it to start; until it
-/// is connected (tried again every `MAP_WAIT`), this node's shards send no automatic replies.
+/// is connected (tried again every `MAP_WAIT`), this node's automatic replies wait for it (the
+/// notifier's `ROUTER_WAIT`).
 fn connect_auto_replies(
     slot: chorus_notify::AutoReplyRouter,
     tls: &TlsFiles,

@@ -588,8 +588,8 @@ async fn a_dm_to_a_user_in_focus_gets_an_automatic_reply_from_the_channel_nodes(
         )
         .await;
     assert_eq!(status, 201, "{sent}");
-    // The reply is resubmitted for up to ~8 s while its shard has no leader (auto_reply_submit.rs);
-    // with six clusters of this file on two cores, an election can fall in that window.
+    // Just after the cluster starts, the reply may wait for its node's router to connect, and it
+    // is resubmitted for up to ~8 s while its shard has no leader (auto_reply_submit.rs).
     let reply = alice_ws
         .wait_for_within(
             Duration::from_secs(30),

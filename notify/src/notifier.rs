@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chorus_cluster::{ChannelRouter, PublishRequest};
 use chorus_core::focus::auto_reply::{AutoReply, DmInFocus, auto_reply};
@@ -34,8 +35,8 @@ pub struct Notifier {
     /// never becomes or stops being a DM); bounded by the channels that see messages.
     channels: Mutex<HashMap<Uuid, (ChannelKind, Uuid)>>,
     /// Where automatic replies are submitted: the channel service, which is started after the
-    /// bus that holds this notifier, so it is set later ([`Notifier::auto_replies`]). Unset: no
-    /// automatic replies are sent.
+    /// bus that holds this notifier, so it is set later ([`Notifier::auto_replies`]). A reply made
+    /// before then waits for it (up to `ROUTER_WAIT`).
     router: AutoReplyRouter,
 }
 
@@ -60,7 +61,27 @@ impl AutoReplyRouter {
     fn get(&self) -> Option<Arc<dyn ChannelRouter>> {
         self.0.lock().clone()
     }
+
+    /// The router, waiting up to `max` for it to be set: a cluster node connects its router in
+    /// the background once the cluster map is readable, and a DM may arrive before that.
+    async fn wait(&self, max: Duration) -> Option<Arc<dyn ChannelRouter>> {
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            if let Some(router) = self.get() {
+                return Some(router);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(ROUTER_POLL).await;
+        }
+    }
 }
+
+/// How long an automatic reply waits for the channel service's router to be connected.
+const ROUTER_WAIT: Duration = Duration::from_secs(30);
+/// How often it looks.
+const ROUTER_POLL: Duration = Duration::from_millis(50);
 
 /// Channels whose kind is cached at most; beyond, the cache starts over.
 const CHANNEL_CACHE: usize = 100_000;
@@ -256,9 +277,6 @@ impl Notifier {
     /// submitted, and submitted again while the channel service is briefly unavailable
     /// (`auto_reply_submit.rs`); one that still fails is lost (logged) rather than sent twice.
     async fn send_auto_reply(&self, reply: AutoReply) -> Result<(), StoreError> {
-        let Some(router) = self.router.get() else {
-            return Ok(());
-        };
         if !self
             .metadata
             .focus()
@@ -273,7 +291,14 @@ impl Notifier {
         };
         // The notifier does not wait for the commit: its queue serves every message's
         // notifications, and the reply is itself a message that comes back through it.
+        let slot = self.router.clone();
         tokio::spawn(async move {
+            // Until a cluster node's router is connected (shortly after start) the reply waits
+            // for it, rather than being lost as it once was.
+            let Some(router) = slot.wait(ROUTER_WAIT).await else {
+                metrics::counter!("chorus_focus_auto_replies_failed_total").increment(1);
+                return tracing::warn!("a focus auto-reply was not sent: no channel service");
+            };
             if let Err(err) = submit_with_retries(router, request).await {
                 metrics::counter!("chorus_focus_auto_replies_failed_total").increment(1);
                 tracing::warn!(error = %err, "a focus auto-reply was not sent");
