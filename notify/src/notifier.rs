@@ -1,6 +1,6 @@
-//! Turns one committed message into notifications: gathers the facts, asks the pure rules
-//! (`chorus_core::notify::rules`), and hands the result to `delivery.rs` (focus mode's gate, the
-//! once-only record, the send). A DM to a user in focus may then get their automatic reply
+//! Turns committed messages, a batch at a time, into notifications: gathers the facts, asks the
+//! pure rules (`chorus_core::notify::rules`), and hands the result to `delivery.rs` (focus mode's
+//! gate, the once-only record, the send). A DM to a user in focus may then get their automatic reply
 //! (`chorus_core::focus::auto_reply`), submitted to the channel service like any message.
 
 use std::collections::{HashMap, HashSet};
@@ -17,9 +17,7 @@ use chorus_core::notify::rules::{
 use chorus_core::notify::{NotifyLevel, notification_id};
 use chorus_core::{MessageStore, MetadataStore, StoreError};
 use chorus_presence::{PresenceStore, UserFrame};
-use chorus_protocol::{
-    EventKind, MessageEvent, Notification, PresenceStatus, ServerFrame, preview,
-};
+use chorus_protocol::{MessageEvent, Notification, PresenceStatus, ServerFrame, preview};
 
 use crate::auto_reply_submit::submit_with_retries;
 use crate::delivery::{Pending, deliver};
@@ -134,15 +132,7 @@ impl Notifier {
         channel: Uuid,
         events: &[&MessageEvent],
     ) -> Result<usize, StoreError> {
-        // Edits, deletions and reactions never notify (`rules::recipients`): no reads for them.
-        let events: Vec<&MessageEvent> = events
-            .iter()
-            .copied()
-            .filter(|event| event.kind == EventKind::Message)
-            .collect();
-        if events.is_empty() {
-            return Ok(0);
-        }
+        // Only new messages get here (`NotifyingBus` queues nothing else).
         let Some((kind, workspace)) = self.channel(channel).await? else {
             return Ok(0);
         };
@@ -155,7 +145,7 @@ impl Notifier {
             .collect();
         let mut members: Option<Vec<Member>> = None;
         let mut sent = 0;
-        for event in events {
+        for &event in events {
             // Most messages concern nobody (no mention, no thread, nobody at level `all`): then
             // the member list — the larger read — is not needed at all.
             if !may_notify_anyone(event, kind, levels.values().copied()) {
