@@ -17,6 +17,7 @@ pub mod hold;
 pub mod latency;
 pub mod net;
 pub mod plot;
+pub mod presence;
 pub mod progress;
 pub mod publisher;
 pub mod ramp;
@@ -86,6 +87,10 @@ pub enum Scenario {
     /// well signed: deliveries/s, latency after the ack, missing and duplicated (exits non-zero
     /// when any is missing or repeated, or a signature is wrong).
     Webhooks(webhooks::Args),
+    /// U users online, each following the presence of the next K, turning idle and active again
+    /// at R changes a second, step by step: presence events delivered per second, missing and
+    /// repeated ones, change→follower latency, the server's memory per connection and CPU.
+    Presence(presence::Args),
     /// One share of a `hold --workers` run (started by `hold`, not by hand).
     #[command(hide = true)]
     HoldWorker(workers::WorkerArgs),
@@ -111,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             fanout::run(&api, cli.ws, args).await?
         }
         Scenario::Storm(args) => storm::run(&api, cli.ws, args).await?,
+        Scenario::Presence(args) => presence::run(&api, cli.ws, args).await?,
         Scenario::Failover(args) => failover::run(&api, cli.ws, args).await?,
         Scenario::Chaos(args) => {
             let result = chaos::run(&api, args).await?;

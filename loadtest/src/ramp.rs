@@ -20,6 +20,8 @@ pub struct Identified {
     pub index: usize,
     pub conn: Conn,
     pub session_id: Uuid,
+    /// The user the token named.
+    pub user_id: Uuid,
     /// The channels it is subscribed to and their newest `seq` at `ready`.
     pub channels: Vec<ChannelPosition>,
 }
@@ -123,12 +125,14 @@ async fn identify(
     match conn.identify(token).await? {
         ServerFrame::Ready {
             session_id,
+            user,
             channels,
             ..
         } => Ok(Identified {
             index,
             conn,
             session_id,
+            user_id: user.id,
             channels,
         }),
         other => bail!("expected ready, got {other:?}"),

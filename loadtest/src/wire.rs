@@ -1,9 +1,10 @@
 //! The load tester's own payloads, and a cheap look at the frames it receives most.
 //!
 //! The load tester shares the machine with the server, and a fan-out run receives well over
-//! 100,000 `message` frames a second: decoding each fully (`ServerFrame`, with its UUIDs and
-//! timestamp) would take CPU the server needs. [`Peek`] borrows the few fields a receiver checks;
-//! every other frame is decoded properly with `chorus_protocol`.
+//! 100,000 `message` frames a second (a `presence` run as many `presence` frames): decoding each
+//! fully (`ServerFrame`, with its UUIDs and timestamps) would take CPU the server needs. [`Peek`]
+//! borrows the few fields a receiver checks; every other frame is decoded properly with
+//! `chorus_protocol`.
 
 use std::borrow::Cow;
 
@@ -22,6 +23,10 @@ pub struct Peek<'a> {
     pub text: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub nonce: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub user_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub status: Option<Cow<'a, str>>,
 }
 
 impl<'a> Peek<'a> {
@@ -39,6 +44,14 @@ impl<'a> Peek<'a> {
             self.seq?,
             self.text.as_deref()?,
         ))
+    }
+
+    /// `(user_id, status)` when this is a `presence` event.
+    pub fn presence(&self) -> Option<(&str, &str)> {
+        if self.kind != "presence" {
+            return None;
+        }
+        Some((self.user_id.as_deref()?, self.status.as_deref()?))
     }
 }
 
@@ -79,6 +92,15 @@ mod tests {
         assert_eq!(sent_micros(text), Some(123456));
         let ack = Peek::parse(r#"{"type":"ack","nonce":"n","seq":3}"#).unwrap();
         assert!(ack.message().is_none());
+    }
+
+    #[test]
+    fn a_presence_event_is_peeked() {
+        let frame = r#"{"type":"presence","user_id":"8a2d","status":"idle",
+            "last_seen":"2026-12-04T07:00:00.000Z","custom_status":null}"#;
+        let peek = Peek::parse(frame).unwrap();
+        assert_eq!(peek.presence(), Some(("8a2d", "idle")));
+        assert!(peek.message().is_none());
     }
 
     #[test]

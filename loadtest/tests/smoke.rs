@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use chorus_loadtest::api::Api;
 use chorus_loadtest::{
-    capacity, failover, fanout, history, hold, latency, plot, report, soak, storm, webhooks,
+    capacity, failover, fanout, history, hold, latency, plot, presence, report, soak, storm,
+    webhooks,
 };
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -250,6 +251,39 @@ async fn storm_resumes_everyone_without_missing_or_repeating() {
         "{result:#}"
     );
     assert_eq!(result["resume_ms"]["count"], 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_changes_reach_every_follower_once() {
+    let node = start_node().await;
+    let args = presence::Args {
+        users: 12,
+        follow: 3,
+        rates: vec![20, 40],
+        step_secs: 1,
+        drain_secs: 1,
+        max_p99_ms: 5_000.0,
+        server_pid: node.child.id(),
+        ..Default::default()
+    };
+    let result = scenario(&node, presence::run(&node.api, node.ws, args)).await;
+    let steps = result["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2, "{result:#}");
+    for step in steps {
+        let sent = step["changes_sent"].as_u64().unwrap();
+        assert!(sent > 0, "{result:#}");
+        assert_eq!(step["events_received"], sent * 3, "{result:#}");
+        assert_eq!(step["missing"], 0, "{result:#}");
+        assert_eq!(step["duplicated"], 0, "{result:#}");
+        assert_eq!(step["passed"], true, "{result:#}");
+    }
+    assert_eq!(
+        n(&result, "unexpected"),
+        n(&result, "unexpected_before_changes")
+    );
+    assert_eq!(n(&result, "closed_early"), 0, "{result:#}");
+    assert!(n(&result, "server_rss_subscribed_bytes") > 0, "{result:#}");
+    assert!(result["sustained_events_per_sec"].as_f64().unwrap() > 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
