@@ -78,6 +78,16 @@ impl ChannelStanding {
             membership,
         })
     }
+
+    /// What this standing allows (see [`ChannelAccess::decide`]).
+    pub fn access(&self) -> ChannelAccess {
+        ChannelAccess::decide(
+            self.channel.kind,
+            self.channel.is_archived,
+            self.role.is_some(),
+            self.membership.is_some(),
+        )
+    }
 }
 
 /// Fields of a channel to create.
@@ -162,8 +172,13 @@ pub trait MetadataStore: BotStore + Send + Sync + 'static {
     async fn add_channel_member(&self, channel: Uuid, user: Uuid) -> Result<(), StoreError>;
     /// Ids of every channel `user` is a member of, across workspaces.
     async fn channel_ids_of(&self, user: Uuid) -> Result<Vec<Uuid>, StoreError>;
-    /// What `user` may do with `channel`.
-    async fn channel_access(&self, channel: Uuid, user: Uuid) -> Result<ChannelAccess, StoreError>;
+    /// What `user` may do with `channel`: its [`ChannelStanding`], decided (one query).
+    async fn channel_access(&self, channel: Uuid, user: Uuid) -> Result<ChannelAccess, StoreError> {
+        Ok(self
+            .channel_standing(channel, user)
+            .await?
+            .map_or(ChannelAccess::Invisible, |standing| standing.access()))
+    }
     /// The channel with `user`'s workspace role and channel membership, in one query (`None`:
     /// no such channel). The REST API's first read for every channel-scoped request.
     async fn channel_standing(

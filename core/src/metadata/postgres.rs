@@ -30,8 +30,8 @@ use uuid::Uuid;
 use super::{ChannelListing, ChannelStanding, MetadataStore, NewChannel};
 use crate::StoreError;
 use crate::model::{
-    AuditEntry, Channel, ChannelAccess, ChannelMember, ChannelUpdate, Invite, ProfileUpdate,
-    RevokedAccess, Role, Session, User, UserCredentials, Workspace, WorkspaceMember,
+    AuditEntry, Channel, ChannelMember, ChannelUpdate, Invite, ProfileUpdate, RevokedAccess, Role,
+    Session, User, UserCredentials, Workspace, WorkspaceMember,
 };
 
 /// Metadata in PostgreSQL.
@@ -192,10 +192,6 @@ impl MetadataStore for PostgresMetadataStore {
 
     async fn channel_ids_of(&self, user: Uuid) -> Result<Vec<Uuid>, StoreError> {
         channels::channel_ids_of(&self.pool, user).await
-    }
-
-    async fn channel_access(&self, channel: Uuid, user: Uuid) -> Result<ChannelAccess, StoreError> {
-        channels::channel_access(&self.pool, channel, user).await
     }
 
     async fn channel_standing(

@@ -33,8 +33,8 @@ use self::rows::db_err;
 use super::{ChannelListing, ChannelStanding, MetadataStore, NewChannel};
 use crate::StoreError;
 use crate::model::{
-    AuditEntry, Channel, ChannelAccess, ChannelMember, ChannelUpdate, Invite, ProfileUpdate,
-    RevokedAccess, Role, Session, User, UserCredentials, Workspace, WorkspaceMember,
+    AuditEntry, Channel, ChannelMember, ChannelUpdate, Invite, ProfileUpdate, RevokedAccess, Role,
+    Session, User, UserCredentials, Workspace, WorkspaceMember,
 };
 
 /// Metadata in one SQLite file (or in memory, for tests).
@@ -224,10 +224,6 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn channel_ids_of(&self, user: Uuid) -> Result<Vec<Uuid>, StoreError> {
         channels::channel_ids_of(&self.pool, user).await
-    }
-
-    async fn channel_access(&self, channel: Uuid, user: Uuid) -> Result<ChannelAccess, StoreError> {
-        channels::channel_access(&self.pool, channel, user).await
     }
 
     async fn channel_standing(

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::rows::{channel_from, db_err, get, member_from, now};
 use crate::StoreError;
 use crate::metadata::{ChannelListing, ChannelStanding, NewChannel};
-use crate::model::{Channel, ChannelAccess, ChannelKind, ChannelUpdate};
+use crate::model::{Channel, ChannelUpdate};
 
 pub(super) async fn create_channel(pool: &PgPool, new: &NewChannel) -> Result<Channel, StoreError> {
     let channel = Channel {
@@ -145,40 +145,6 @@ pub(super) async fn channel_ids_of(pool: &PgPool, user: Uuid) -> Result<Vec<Uuid
     .iter()
     .map(|row| get(row, "channel_id"))
     .collect()
-}
-
-pub(super) async fn channel_access(
-    pool: &PgPool,
-    channel: Uuid,
-    user: Uuid,
-) -> Result<ChannelAccess, StoreError> {
-    let row = sqlx::query(
-        "SELECT c.is_archived, c.kind,
-                (w.user_id IS NOT NULL) AS in_workspace,
-                (m.user_id IS NOT NULL) AS in_channel
-         FROM channels c
-         LEFT JOIN workspace_members w ON w.workspace_id = c.workspace_id AND w.user_id = $1
-         LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
-         WHERE c.id = $3",
-    )
-    .bind(user)
-    .bind(user)
-    .bind(channel)
-    .fetch_optional(pool)
-    .await
-    .map_err(db_err)?;
-    let Some(row) = row else {
-        return Ok(ChannelAccess::Invisible);
-    };
-    let kind: String = get(&row, "kind")?;
-    let kind = ChannelKind::parse(&kind)
-        .ok_or_else(|| StoreError::Backend(format!("unknown channel kind {kind}")))?;
-    Ok(ChannelAccess::decide(
-        kind,
-        get(&row, "is_archived")?,
-        get::<bool>(&row, "in_workspace")?,
-        get::<bool>(&row, "in_channel")?,
-    ))
 }
 
 pub(super) async fn channel_standing(

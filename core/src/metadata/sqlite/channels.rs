@@ -3,12 +3,10 @@
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
-use super::rows::{
-    channel_from, db_err, flag_col, get, member_from, millis, now, returning_row, uuid_col,
-};
+use super::rows::{channel_from, db_err, get, member_from, millis, now, returning_row, uuid_col};
 use crate::StoreError;
 use crate::metadata::{ChannelListing, ChannelStanding, NewChannel};
-use crate::model::{Channel, ChannelAccess, ChannelKind, ChannelUpdate};
+use crate::model::{Channel, ChannelUpdate};
 
 pub(super) async fn create_channel(
     pool: &SqlitePool,
@@ -153,40 +151,6 @@ pub(super) async fn channel_ids_of(pool: &SqlitePool, user: Uuid) -> Result<Vec<
     .iter()
     .map(|row| uuid_col(row, "channel_id"))
     .collect()
-}
-
-pub(super) async fn channel_access(
-    pool: &SqlitePool,
-    channel: Uuid,
-    user: Uuid,
-) -> Result<ChannelAccess, StoreError> {
-    let row = sqlx::query(
-        "SELECT c.is_archived, c.kind,
-                (w.user_id IS NOT NULL) AS in_workspace,
-                (m.user_id IS NOT NULL) AS in_channel
-         FROM channels c
-         LEFT JOIN workspace_members w ON w.workspace_id = c.workspace_id AND w.user_id = ?
-         LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = ?
-         WHERE c.id = ?",
-    )
-    .bind(user.to_string())
-    .bind(user.to_string())
-    .bind(channel.to_string())
-    .fetch_optional(pool)
-    .await
-    .map_err(db_err)?;
-    let Some(row) = row else {
-        return Ok(ChannelAccess::Invisible);
-    };
-    let kind: String = get(&row, "kind")?;
-    let kind = ChannelKind::parse(&kind)
-        .ok_or_else(|| StoreError::Backend(format!("unknown channel kind {kind}")))?;
-    Ok(ChannelAccess::decide(
-        kind,
-        flag_col(&row, "is_archived")?,
-        flag_col(&row, "in_workspace")?,
-        flag_col(&row, "in_channel")?,
-    ))
 }
 
 pub(super) async fn channel_standing(
