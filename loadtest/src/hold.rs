@@ -73,6 +73,13 @@ pub struct Args {
     /// it as baseline that connections then reuse, understating their cost.
     #[arg(long, default_value_t = 12)]
     pub settle_secs: u64,
+    /// With --server-pid: open the connections in two halves, holding and reading the server's
+    /// memory after each, and report also what the second half cost per connection. The growth
+    /// from the first reading to the last is the slope per connection, free of the start-up
+    /// memory that makes the reading before any connection vary between runs. One process only
+    /// (not with --workers); the connect time is then that of both ramps together.
+    #[arg(long)]
+    pub midway: bool,
     /// Child processes to spread the connections over (each has its own open-file limit).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
@@ -299,6 +306,11 @@ async fn hold(
 
 pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value> {
     let workers = args.workers.max(1);
+    if args.midway && (workers > 1 || args.server_pids.is_empty()) {
+        anyhow::bail!(
+            "--midway reads the server's memory in one process: give --server-pid, not --workers"
+        );
+    }
     let share = args.connections.div_ceil(workers);
     check_open_files(
         share,
@@ -342,6 +354,7 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
         secs: args.publish_secs,
         drain: Duration::from_secs(args.drain_secs),
     };
+    let mut rss_midway = None;
     let (opened, dropped, rss_after, published, received) = if workers > 1 {
         let exe = match &args.worker_exe {
             Some(exe) => exe.clone(),
@@ -367,23 +380,42 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
         )
     } else {
         let bar = progress::bar(args.connections as u64, "connecting");
-        let (opened, held) = open_and_hold(ws, &plan, 0, args.connections, || bar.inc(1)).await?;
+        let mut opened = Vec::new();
+        let mut holds = Vec::new();
+        for (n, (first, count)) in ramps(args.connections, args.midway).into_iter().enumerate() {
+            if n > 0 {
+                rss_midway = Some(read_rss(&pids)?);
+            }
+            let (share, held) = open_and_hold(ws, &plan, first, count, || bar.inc(1)).await?;
+            eprintln!(
+                "{} connections open in {:.1}s ({} failed); holding {}s",
+                share.open, share.seconds, share.failures, args.hold_secs
+            );
+            opened.push(share);
+            holds.push(held);
+            tokio::time::sleep(hold_for).await;
+        }
         bar.finish_and_clear();
-        eprintln!(
-            "{} connections open in {:.1}s ({} failed); holding {}s",
-            opened.open, opened.seconds, opened.failures, args.hold_secs
-        );
-        tokio::time::sleep(hold_for).await;
         let rss_after = read_rss(&pids)?;
         let published = publishing.run(api).await;
-        let (dropped, received) = held.release();
-        (vec![opened], dropped, rss_after, published, vec![received])
+        let (mut dropped, mut received) = (0, Vec::new());
+        for held in holds {
+            let (lost, got) = held.release();
+            dropped += lost;
+            received.push(got);
+        }
+        (opened, dropped, rss_after, published, received)
     };
 
     let open: usize = opened.iter().map(|o| o.open).sum();
     let failures: usize = opened.iter().map(|o| o.failures).sum();
-    // Workers ramp in parallel: the ramp took as long as the slowest.
-    let connect_secs = opened.iter().map(|o| o.seconds).fold(0.0, f64::max);
+    // Workers ramp in parallel: the ramp took as long as the slowest; the halves of a --midway
+    // run ramp one after the other.
+    let connect_secs = if args.midway {
+        opened.iter().map(|o| o.seconds).sum()
+    } else {
+        opened.iter().map(|o| o.seconds).fold(0.0, f64::max)
+    };
     let mut handshakes = Histogram::<u64>::new(3)?;
     for o in &opened {
         handshakes.add(o.histogram()?)?;
@@ -410,12 +442,32 @@ pub async fn run(api: &Api, ws: SocketAddr, args: Args) -> anyhow::Result<Value>
         "server_rss_before_bytes": sum(&rss_before),
         "server_rss_after_bytes": sum(&rss_after),
         "server_bytes_per_connection": per_connection,
+        "server_rss_midway_bytes": rss_midway.as_deref().and_then(sum),
+        "server_bytes_per_connection_second_half": rss_midway
+            .as_deref()
+            .and_then(|midway| second_half_cost(sum(midway)?, sum(&rss_after)?, opened.last()?.open)),
         "servers": servers,
     });
     if args.publish_per_sec > 0.0 {
         result["fanout"] = fanout_report(&published, &received, open - dropped.min(open))?;
     }
     Ok(result)
+}
+
+/// The connection ranges (first, count) opened one after the other: all at once, or in two
+/// halves with a memory reading between them.
+fn ramps(connections: usize, midway: bool) -> Vec<(usize, usize)> {
+    let half = connections / 2;
+    if midway && half > 0 {
+        vec![(0, half), (half, connections - half)]
+    } else {
+        vec![(0, connections)]
+    }
+}
+
+/// Bytes per connection of the second half: the memory growth while it opened and was held.
+fn second_half_cost(midway: u64, after: u64, second_half_open: usize) -> Option<f64> {
+    (second_half_open > 0).then(|| after.saturating_sub(midway) as f64 / second_half_open as f64)
 }
 
 /// The resident memory of each server, in order (empty without pids).
@@ -542,5 +594,19 @@ mod tests {
         let min_ms = total.min() as f64 / 1000.0;
         assert!((1_500.0..1_600.0).contains(&max_ms), "max {max_ms} ms");
         assert!((20.0..100.0).contains(&min_ms), "min {min_ms} ms");
+    }
+
+    #[test]
+    fn midway_opens_two_halves_that_cover_every_connection() {
+        assert_eq!(ramps(10_000, false), vec![(0, 10_000)]);
+        assert_eq!(ramps(10_001, true), vec![(0, 5_000), (5_000, 5_001)]);
+        assert_eq!(ramps(1, true), vec![(0, 1)]);
+    }
+
+    #[test]
+    fn the_second_half_costs_its_growth_divided_by_its_connections() {
+        assert_eq!(second_half_cost(100_000, 130_000, 10), Some(3_000.0));
+        assert_eq!(second_half_cost(100_000, 90_000, 10), Some(0.0));
+        assert_eq!(second_half_cost(100_000, 130_000, 0), None);
     }
 }
