@@ -22,6 +22,7 @@ use chorus_protocol::{MessageEvent, Notification, PresenceStatus, ServerFrame, p
 use crate::auto_reply_submit::submit_with_retries;
 use crate::delivery::{Pending, deliver};
 use parking_lot::Mutex;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 /// What the notifier reads and writes.
@@ -42,44 +43,38 @@ pub struct Notifier {
 /// channel service holds the bus that holds this notifier, so the slot closes a reference cycle:
 /// the node empties it when it shuts down ([`AutoReplyRouter::clear`]), or the stores — and an
 /// embedded node's database files — would stay open after the node stopped.
-#[derive(Clone, Default)]
-pub struct AutoReplyRouter(Arc<Mutex<Option<Arc<dyn ChannelRouter>>>>);
+#[derive(Clone)]
+pub struct AutoReplyRouter(Arc<watch::Sender<Option<Arc<dyn ChannelRouter>>>>);
+
+impl Default for AutoReplyRouter {
+    fn default() -> Self {
+        AutoReplyRouter(Arc::new(watch::Sender::new(None)))
+    }
+}
 
 impl AutoReplyRouter {
-    /// Where automatic replies go from now on.
+    /// Where automatic replies go from now on; wakes the replies waiting for it.
     pub fn set(&self, router: Arc<dyn ChannelRouter>) {
-        *self.0.lock() = Some(router);
+        self.0.send_replace(Some(router));
     }
 
     /// No more automatic replies; drops the router.
     pub fn clear(&self) {
-        self.0.lock().take();
-    }
-
-    fn get(&self) -> Option<Arc<dyn ChannelRouter>> {
-        self.0.lock().clone()
+        self.0.send_replace(None);
     }
 
     /// The router, waiting up to `max` for it to be set: a cluster node connects its router in
     /// the background once the cluster map is readable, and a DM may arrive before that.
     async fn wait(&self, max: Duration) -> Option<Arc<dyn ChannelRouter>> {
-        let deadline = tokio::time::Instant::now() + max;
-        loop {
-            if let Some(router) = self.get() {
-                return Some(router);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(ROUTER_POLL).await;
-        }
+        let mut slot = self.0.subscribe();
+        let set = tokio::time::timeout(max, slot.wait_for(Option::is_some)).await;
+        // The sender lives in `self`, so `wait_for` ends only when the router is set.
+        set.ok()?.ok()?.clone()
     }
 }
 
 /// How long an automatic reply waits for the channel service's router to be connected.
 const ROUTER_WAIT: Duration = Duration::from_secs(30);
-/// How often it looks.
-const ROUTER_POLL: Duration = Duration::from_millis(50);
 
 /// Channels whose kind is cached at most; beyond, the cache starts over.
 const CHANNEL_CACHE: usize = 100_000;
@@ -361,6 +356,65 @@ pub(crate) async fn send(presence: &dyn PresenceStore, user: Uuid, frame: &Serve
 mod tests {
     use super::*;
     use chrono::DateTime;
+
+    /// A router that is only handed around, never asked anything.
+    struct Idle;
+
+    #[async_trait::async_trait]
+    impl ChannelRouter for Idle {
+        async fn submit(
+            &self,
+            _: PublishRequest,
+        ) -> Result<chorus_cluster::PublishTicket, chorus_cluster::RouteError> {
+            unreachable!("not used")
+        }
+
+        async fn replay(
+            &self,
+            _: Uuid,
+            _: u64,
+        ) -> Result<chorus_cluster::Replay, chorus_cluster::RouteError> {
+            unreachable!("not used")
+        }
+
+        async fn last_seqs(&self, _: &[Uuid]) -> Result<Vec<u64>, chorus_cluster::RouteError> {
+            unreachable!("not used")
+        }
+
+        async fn set_archived(&self, _: Uuid, _: bool) -> Result<(), chorus_cluster::RouteError> {
+            unreachable!("not used")
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_waiting_for_the_router_gets_it_the_moment_it_is_set() {
+        let slot = AutoReplyRouter::default();
+        let waiting = tokio::spawn({
+            let slot = slot.clone();
+            async move {
+                let found = slot.wait(ROUTER_WAIT).await.is_some();
+                (found, tokio::time::Instant::now())
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let set_at = tokio::time::Instant::now();
+        slot.set(Arc::new(Idle));
+        let (found, woke_at) = waiting.await.unwrap();
+        assert!(found);
+        assert_eq!(woke_at, set_at, "woken by the set, not by a later look");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_gives_up_when_no_router_comes_and_a_cleared_slot_has_none() {
+        let slot = AutoReplyRouter::default();
+        let start = tokio::time::Instant::now();
+        assert!(slot.wait(ROUTER_WAIT).await.is_none());
+        assert_eq!(start.elapsed(), ROUTER_WAIT);
+        slot.set(Arc::new(Idle));
+        assert!(slot.wait(Duration::ZERO).await.is_some());
+        slot.clear();
+        assert!(slot.wait(Duration::from_millis(10)).await.is_none());
+    }
 
     fn message(channel: u128, seq: u64) -> Arc<MessageEvent> {
         Arc::new(MessageEvent::new_message(
