@@ -33,9 +33,12 @@ pub struct GatewayConfig {
     /// `Origin` header (bots, native clients) are always allowed.
     pub allowed_origins: Vec<String>,
     /// tungstenite's eagerly allocated per-connection read buffer: the size of each socket read.
-    /// Chat frames are small, and this buffer is a large share of an idle connection's memory
-    /// (see docs/BENCHMARKS.md). It holds an `identify` frame whole; a larger frame grows it to
-    /// the frame's size.
+    /// This buffer is a large share of an idle connection's memory (see docs/BENCHMARKS.md), and
+    /// it never shrinks: a frame grows it to about this size plus the frame's payload
+    /// (tungstenite reserves the whole payload on top of what one read brought), so a small
+    /// buffer holds less after `identify` (~330 bytes: 512 with the default, 1,024 with 512).
+    /// The price is a read per 128 bytes of a larger frame, paid on the client-to-server side,
+    /// which in chat carries little.
     pub read_buffer_bytes: usize,
     /// Bytes tungstenite gathers before writing to the socket (frames are flushed per batch).
     pub write_buffer_bytes: usize,
@@ -75,7 +78,7 @@ impl Default for GatewayConfig {
             session_ttl: Duration::from_secs(120),
             max_sessions: 1_000_000,
             allowed_origins: Vec::new(),
-            read_buffer_bytes: 512,
+            read_buffer_bytes: 128,
             write_buffer_bytes: 4 * 1024,
             write_timeout: Duration::from_secs(10),
             flush_interval: Duration::from_millis(5),

@@ -9,49 +9,59 @@
 //! hand-over exact: an event already replayed is skipped, and a gap (an event lost between the bus
 //! and this gateway) is filled from the channel's replay buffer before going on.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 use chorus_cluster::BusEvent;
 use chorus_core::auth::Principal;
 use chorus_core::bots::{Scope, Scopes};
 use chorus_protocol::{ClientFrame, CloseCode, ErrorCode, Intent, Intents, ServerFrame};
+use futures_util::future::Either;
 use futures_util::{SinkExt, StreamExt};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::{Clock, MonotonicClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use uuid::Uuid;
 
-use crate::Shared;
-use crate::flood::Refusals;
 use crate::hub::ConnId;
 use crate::metrics::GATEWAY;
 use crate::outbox::{Outbox, Outgoing};
 use crate::sessions::Holder;
 use crate::stream::Stream;
+use crate::{OpenSlot, Shared};
 
 mod badges;
 mod bot;
 mod errors;
 mod handshake;
+mod occasional;
 mod presence;
 mod send;
 mod session;
 mod subscribe;
+mod subscriptions;
 mod writer;
 
 pub(crate) use bot::send_limiter;
 use errors::channel_error;
 use handshake::{Opening, close, open};
+use occasional::Occasional;
+use subscriptions::{Subscription, Subscriptions};
 
 type Socket = WebSocketStream<Stream>;
+
+/// A connection's frame rate limiter. On the standard clock: governor's default (quanta) clock
+/// keeps a 40-byte calibration in every limiter, which each idle connection would carry.
+type FrameLimiter =
+    RateLimiter<NotKeyed, InMemoryState, MonotonicClock, NoOpMiddleware<std::time::Instant>>;
 
 /// How often a connection renews its presence lease (a third of `CONNECTION_LEASE`), and its
 /// session's hold lease when the session store needs one (`GatewayConfig::session_limits`).
@@ -65,18 +75,19 @@ const TYPING_MEMORY: std::time::Duration =
 enum End {
     /// Close with one of our codes.
     Close(CloseCode),
-    /// Close with a standard code (1009 message too big, 1002 protocol error).
-    Standard(WsCloseCode, &'static str),
+    /// Close with a standard code (1009 message too big, 1002 protocol error); see
+    /// [`standard_reason`].
+    Standard(WsCloseCode),
     /// The peer went away or closed; nothing more to say.
     Gone,
 }
 
-/// A channel this connection is subscribed to.
-struct Subscription {
-    /// The newest sequence number delivered (or replayed) to the client.
-    last_seq: u64,
-    /// Whether the user may post, once checked.
-    can_post: Option<bool>,
+/// The reason sent with a standard close code.
+fn standard_reason(code: WsCloseCode) -> &'static str {
+    match code {
+        WsCloseCode::Size => "frame too large",
+        _ => "protocol error",
+    }
 }
 
 fn text(frame: &ServerFrame) -> Utf8Bytes {
@@ -85,26 +96,60 @@ fn text(frame: &ServerFrame) -> Utf8Bytes {
 
 /// Runs one connection to its end.
 ///
-/// Each phase that ends — handshake and authentication, opening the session, closing — is a
-/// boxed future of its own: this function's future is the connection task's memory for its whole
-/// life, so it keeps only the `Connection` and the state of its main loop.
-pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    let accepted = Instant::now();
-    let Some((mut connection, opening)) = Box::pin(open(stream, peer, shared)).await else {
-        GATEWAY.handshakes_failed.increment(1);
+/// The phases before and after the main loop — handshake, authentication and opening the
+/// session; closing — are boxed futures of their own: this function's future is the connection
+/// task's memory for its whole life, so it keeps only the `Connection` and the state of its main
+/// loop.
+///
+/// The opening phase is boxed here, before the task starts: the arguments it takes (the socket,
+/// the peer's address) then never become fields of the task's future (an async function keeps
+/// its arguments for its whole life).
+pub(crate) fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: OpenSlot,
+) -> impl Future<Output = ()> + Send + 'static {
+    let opening = Box::pin(open_and_start(stream, peer, slot.shared().clone()));
+    live(opening, slot)
+}
+
+/// The connection once opened: the main loop, then closing. `slot` counts it open till the end.
+async fn live(
+    opening: Pin<Box<impl Future<Output = Option<(Connection, Result<(), End>)>>>>,
+    // Dropped when this future ends: the connection is no longer counted open.
+    _slot: OpenSlot,
+) {
+    let Some((mut connection, started)) = opening.await else {
         return;
     };
-    connection.opened = accepted;
-    let end = match Box::pin(connection.start(opening)).await {
-        Ok(()) => {
-            GATEWAY
-                .handshake_seconds
-                .record(accepted.elapsed().as_secs_f64());
-            connection.serve().await
-        }
+    let end = match started {
+        Ok(()) => connection.serve().await,
         Err(end) => end,
     };
     Box::pin(connection.finish(end)).await;
+}
+
+/// The handshake, authentication, and the answer to the opening frame (`ready` or `resumed`).
+/// `None` when the connection ended before it was authenticated.
+async fn open_and_start(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) -> Option<(Connection, Result<(), End>)> {
+    let accepted = Instant::now();
+    let accepted_ms = shared.now_ms();
+    let Some((mut connection, opening)) = open(stream, peer, shared).await else {
+        GATEWAY.handshakes_failed.increment(1);
+        return None;
+    };
+    connection.opened_ms = accepted_ms;
+    let started = connection.start(opening).await;
+    if started.is_ok() {
+        GATEWAY
+            .handshake_seconds
+            .record(accepted.elapsed().as_secs_f64());
+    }
+    Some((connection, started))
 }
 
 struct Connection {
@@ -116,28 +161,18 @@ struct Connection {
     /// The login session the token belongs to: revoking it ends this connection.
     auth_session: Uuid,
     session_id: Option<Uuid>,
-    subscriptions: HashMap<Uuid, Subscription>,
-    limiter: DefaultDirectRateLimiter,
-    /// Frames refused by the rate limiter lately; too many in one window closes the connection
-    /// (4004, `flood.rs`).
-    refusals: Refusals,
-    in_flight: Arc<AtomicUsize>,
+    subscriptions: Subscriptions,
+    limiter: FrameLimiter,
     /// When the last write to the client started (see `GatewayConfig::flush_interval`).
     last_write: Option<tokio::time::Instant>,
-    /// This connection in the presence store (unique across the deployment).
-    presence_id: Uuid,
-    /// When the presence lease was last renewed.
-    lease_renewed: Instant,
-    /// Channels this connection said it was typing in, and when: only those need a "stopped
-    /// typing" when a message is sent, which spares the presence store a call per message.
-    typing_in: Vec<(Uuid, Instant)>,
+    /// When the presence lease was last renewed, in the gateway's clock (`Shared::now_ms`).
+    lease_renewed_ms: u64,
     /// The client's address (behind a trusted proxy, the one it forwarded) and when the socket
     /// was accepted: the connection's log line.
     client: IpAddr,
-    opened: Instant,
-    /// Users whose presence this connection follows (`presence_subscribe`), at most
-    /// `MAX_PRESENCE_SUBSCRIPTIONS`.
-    following: Vec<Uuid>,
+    opened_ms: u64,
+    /// Presence following, typing memory and rate-limit refusals, allocated on first use.
+    occasional: Occasional,
     /// The kinds of events the client declared it wants (all when it declared none).
     intents: Intents,
     /// For a bot token: its scopes (`bot.rs`); `None` for a person.
@@ -165,17 +200,13 @@ impl Connection {
             user: principal.user_id,
             auth_session: principal.session_id,
             session_id: None,
-            subscriptions: HashMap::new(),
-            limiter: RateLimiter::direct(quota),
-            refusals: Refusals::default(),
-            in_flight: Arc::new(AtomicUsize::new(0)),
+            subscriptions: Subscriptions::default(),
+            limiter: RateLimiter::direct_with_clock(quota, MonotonicClock),
             last_write: None,
-            presence_id: Uuid::new_v4(),
-            lease_renewed: Instant::now(),
-            typing_in: Vec::new(),
+            lease_renewed_ms: shared.now_ms(),
             client,
-            opened: Instant::now(),
-            following: Vec::new(),
+            opened_ms: shared.now_ms(),
+            occasional: Occasional::default(),
             intents: Intents::ALL,
             bot_scopes: principal.bot_scopes,
             shared,
@@ -185,10 +216,10 @@ impl Connection {
     /// Counts this connection as online (or renews its lease), telling followers when the user
     /// comes online.
     async fn renew_presence(&mut self) {
-        self.lease_renewed = Instant::now();
+        self.lease_renewed_ms = self.shared.now_ms();
         let presence = &self.shared.deps.presence;
         match presence
-            .connected(self.user, self.presence_id, chrono::Utc::now())
+            .connected(self.user, self.presence_id(), chrono::Utc::now())
             .await
         {
             Ok(transition) => self.report_presence(transition).await,
@@ -203,6 +234,11 @@ impl Connection {
             gateway: self.shared.instance,
             connection: self.id,
         }
+    }
+
+    /// This connection in the presence store (unique across the deployment).
+    fn presence_id(&self) -> Uuid {
+        self.holder().presence_id(self.auth_session)
     }
 
     /// Renews the session's hold lease, for stores that need it (shared ones; the in-process
@@ -236,15 +272,19 @@ impl Connection {
     async fn serve(&mut self) -> End {
         let outbox = self.outbox.clone();
         loop {
+            // Each arm only makes the boxed future of its step; awaiting it after the `select!`
+            // keeps the frame read (or the items drained) out of this loop's state, which every
+            // idle connection would otherwise carry (moved-from locals keep their place in a
+            // future until their scope ends).
             let step = tokio::select! {
                 biased;
                 work = outbox.drain() => match work {
-                    Ok(items) => Box::pin(self.write_outbox(items)).await,
-                    Err(code) => Err(End::Close(code)),
+                    Ok(items) => Either::Left(Box::pin(self.write_outbox(items))),
+                    Err(code) => return End::Close(code),
                 },
-                message = self.ws.next() => Box::pin(self.on_message(message)).await,
+                message = self.ws.next() => Either::Right(Box::pin(self.on_message(message))),
             };
-            if let Err(end) = step {
+            if let Err(end) = step.await {
                 return end;
             }
         }
@@ -255,16 +295,17 @@ impl Connection {
             None => return Err(End::Gone),
             Some(Ok(message)) => message,
             Some(Err(WsError::Capacity(_))) => {
-                return Err(End::Standard(WsCloseCode::Size, "frame too large"));
+                return Err(End::Standard(WsCloseCode::Size));
             }
             Some(Err(WsError::Protocol(_))) => {
-                return Err(End::Standard(WsCloseCode::Protocol, "protocol error"));
+                return Err(End::Standard(WsCloseCode::Protocol));
             }
             Some(Err(_)) => return Err(End::Gone),
         };
         self.outbox.touch(self.shared.now_ms());
         // Renew a third of the way through the lease, so a live connection never lapses.
-        if self.lease_renewed.elapsed() > LEASE_RENEWAL {
+        let since_renewal = self.shared.now_ms().saturating_sub(self.lease_renewed_ms);
+        if since_renewal > LEASE_RENEWAL.as_millis() as u64 {
             self.renew_presence().await;
             self.renew_session().await;
         }
@@ -283,6 +324,8 @@ impl Connection {
     async fn on_text(&mut self, raw: &str) -> Result<(), End> {
         if let Err(not_until) = self.limiter.check() {
             if self
+                .occasional
+                .get_mut()
                 .refusals
                 .refuse(Instant::now(), self.shared.config.frame_burst)
             {
@@ -290,7 +333,7 @@ impl Connection {
             }
             GATEWAY.frames_rate_limited.increment(1);
             // The limiter's own answer: how long until it admits a frame again.
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let wait = not_until.wait_time_from(MonotonicClock.now());
             let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
             self.reply(&ServerFrame::Error {
                 code: ErrorCode::RateLimited,
@@ -352,11 +395,8 @@ impl Connection {
             }
             ClientFrame::Typing { channel_id } => {
                 if self.subscriptions.contains_key(&channel_id) {
-                    let now = Instant::now();
-                    self.typing_in.retain(|(c, at)| {
-                        *c != channel_id && now.duration_since(*at) < TYPING_MEMORY
-                    });
-                    self.typing_in.push((channel_id, now));
+                    self.occasional
+                        .typing(channel_id, Instant::now(), TYPING_MEMORY);
                     let broadcast = self
                         .shared
                         .deps
@@ -409,7 +449,7 @@ impl Connection {
     async fn finish(&mut self, end: End) {
         let (code, close_code) = match &end {
             End::Close(code) => (Some(*code), code.code()),
-            End::Standard(code, _) => (None, u16::from(*code)),
+            End::Standard(code) => (None, u16::from(*code)),
             End::Gone => (None, 1006),
         };
         GATEWAY.closed(code);
@@ -421,7 +461,7 @@ impl Connection {
             user_id = %self.user,
             client = %self.client,
             close_code,
-            duration_ms = self.opened.elapsed().as_millis() as u64,
+            duration_ms = self.shared.now_ms().saturating_sub(self.opened_ms),
             subscriptions = self.subscriptions.len(),
             "websocket connection closed"
         );
@@ -438,7 +478,7 @@ impl Connection {
             .shared
             .deps
             .presence
-            .disconnected(self.user, self.presence_id, chrono::Utc::now())
+            .disconnected(self.user, self.presence_id(), chrono::Utc::now())
             .await
         {
             Ok(transition) => self.report_presence(transition).await,
@@ -462,5 +502,32 @@ impl Connection {
             }
         }
         close(&mut self.ws, end).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The connection's state is most of its task's future, which tokio allocates in a cell
+    /// rounded up to 128 bytes (x86_64): 512 bytes of `Connection` make a future of 632 and a
+    /// 768-byte cell (the cell adds 104 bytes). Fields that take the future past 664 cost every
+    /// idle connection 128 bytes more (mimalloc: 128 or 256) — box them with the occasional
+    /// state instead, or account for them in docs/BENCHMARKS.md.
+    #[test]
+    fn the_connection_state_stays_within_its_cell() {
+        assert!(
+            std::mem::size_of::<Connection>() <= 536,
+            "Connection is {} bytes",
+            std::mem::size_of::<Connection>()
+        );
+        assert!(std::mem::size_of::<End>() <= 8);
+        assert!(std::mem::size_of::<FrameLimiter>() <= 40);
+    }
+
+    #[test]
+    fn standard_closes_say_why() {
+        assert_eq!(standard_reason(WsCloseCode::Size), "frame too large");
+        assert_eq!(standard_reason(WsCloseCode::Protocol), "protocol error");
     }
 }

@@ -76,6 +76,29 @@ pub struct GatewayDeps {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
+/// An accepted connection, counted in `Shared::open` and the open-connections gauge for as long
+/// as its task holds this: to its end, or until the runtime drops the task at shutdown.
+struct OpenSlot(Arc<Shared>);
+
+impl OpenSlot {
+    fn take(shared: &Arc<Shared>) -> Self {
+        shared.open.fetch_add(1, Ordering::Relaxed);
+        metrics::GATEWAY.connections_open.increment(1.0);
+        OpenSlot(shared.clone())
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.0
+    }
+}
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        metrics::GATEWAY.connections_open.decrement(1.0);
+    }
+}
+
 /// State shared by every connection of a gateway.
 struct Shared {
     config: GatewayConfig,
@@ -179,15 +202,8 @@ pub async fn serve(
                 }
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let shared = shared.clone();
-                    shared.open.fetch_add(1, Ordering::Relaxed);
                     metrics::GATEWAY.connections_accepted.increment(1);
-                    metrics::GATEWAY.connections_open.increment(1.0);
-                    let task = async move {
-                        connection::run(stream, peer, shared.clone()).await;
-                        shared.open.fetch_sub(1, Ordering::Relaxed);
-                        metrics::GATEWAY.connections_open.decrement(1.0);
-                    };
+                    let task = connection::run(stream, peer, OpenSlot::take(&shared));
                     // The task's future is most of an idle connection's memory: say how big.
                     static TASK_SIZE: std::sync::Once = std::sync::Once::new();
                     TASK_SIZE.call_once(|| {

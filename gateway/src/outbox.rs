@@ -10,7 +10,7 @@
 //! gateway's CPU, and would live in each idle connection's memory.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use chorus_protocol::{CloseCode, EventKind};
@@ -71,6 +71,9 @@ pub struct Outbox {
     capacity: usize,
     /// When the client last sent a frame, in the gateway's clock (`Shared::now_ms`).
     last_inbound_ms: AtomicU64,
+    /// The client's sends submitted and not yet acknowledged (their acks come back through this
+    /// outbox); kept here rather than in an `Arc` of its own, which every connection would pay.
+    sends_in_flight: AtomicUsize,
 }
 
 impl Outbox {
@@ -80,7 +83,22 @@ impl Outbox {
             waker: AtomicWaker::new(),
             capacity,
             last_inbound_ms: AtomicU64::new(0),
+            sends_in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// Sends waiting for their acknowledgement.
+    pub fn sends_in_flight(&self) -> usize {
+        self.sends_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// A send was submitted; [`Outbox::send_done`] when its answer is queued.
+    pub fn send_started(&self) {
+        self.sends_in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn send_done(&self) {
+        self.sends_in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Records that the client sent a frame at `now_ms`.

@@ -204,9 +204,9 @@ pub(super) async fn close(ws: &mut Socket, end: End) {
             code: WsCloseCode::from(code.code()),
             reason: code.reason().into(),
         },
-        End::Standard(code, reason) => CloseFrame {
+        End::Standard(code) => CloseFrame {
             code,
-            reason: reason.into(),
+            reason: super::standard_reason(code).into(),
         },
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.close(Some(frame))).await;

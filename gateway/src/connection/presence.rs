@@ -24,7 +24,7 @@ impl Connection {
     pub(super) async fn on_activity(&mut self, state: Activity) {
         let presence = &self.shared.deps.presence;
         match presence
-            .activity(self.user, self.presence_id, state, chrono::Utc::now())
+            .activity(self.user, self.presence_id(), state, chrono::Utc::now())
             .await
         {
             Ok(transition) => self.report_presence(transition).await,
@@ -53,16 +53,16 @@ impl Connection {
                     return;
                 }
             };
-        let change = plan(&self.following, &visible);
+        let change = plan(self.occasional.following(), &visible);
         let watch = &shared.presence_watch;
         watch.unfollow(self.id, &change.unfollow);
         // Follow before reading, so a change between the two is not lost (it may arrive twice).
         watch.follow(self.id, &self.outbox, &change.follow);
-        self.following = visible;
+        self.occasional.get_mut().following = visible;
         match shared
             .deps
             .presence
-            .presence_of(&self.following, chrono::Utc::now())
+            .presence_of(self.occasional.following(), chrono::Utc::now())
             .await
         {
             Ok(presences) => self.reply(&ServerFrame::PresenceSubscribed { presences }),
@@ -78,7 +78,7 @@ impl Connection {
 
     /// Stops following anyone (the connection ends).
     pub(super) fn unfollow_all(&mut self) {
-        let following = std::mem::take(&mut self.following);
+        let following = self.occasional.take_following();
         self.shared.presence_watch.unfollow(self.id, &following);
     }
 }

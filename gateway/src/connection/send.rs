@@ -2,7 +2,6 @@
 //! then hands the message to the channel service and answers `ack` once it is durable, or an
 //! error naming the nonce.
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use chorus_cluster::PublishRequest;
@@ -61,7 +60,7 @@ impl Connection {
         if let Some(refusal) = self.bot_send_refusal(channel, &nonce) {
             return Err(refusal);
         }
-        if self.in_flight.load(Ordering::Relaxed) >= self.shared.config.max_in_flight_sends {
+        if self.outbox.sends_in_flight() >= self.shared.config.max_in_flight_sends {
             return Err(nonce_error(
                 ErrorCode::TooManyInFlight,
                 "too many sends waiting for acknowledgement",
@@ -113,8 +112,7 @@ impl Connection {
                 ),
             });
         }
-        if let Some(at) = self.typing_in.iter().position(|(c, _)| *c == channel) {
-            self.typing_in.swap_remove(at);
+        if self.occasional.forget_typing(channel) {
             if let Err(err) = self
                 .shared
                 .deps
@@ -137,9 +135,8 @@ impl Connection {
             .submit(request)
             .await
             .map_err(|err| route_error(err, Some(nonce.clone()), Some(channel)))?;
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.outbox.send_started();
         let outbox = self.outbox.clone();
-        let in_flight = self.in_flight.clone();
         let submitted = Instant::now();
         tokio::spawn(async move {
             let outcome = ticket.await;
@@ -156,7 +153,7 @@ impl Connection {
                 Err(err) => route_error(err, Some(nonce), Some(channel)),
             };
             outbox.push(Outgoing::Frame(Utf8Bytes::from(frame.to_json())));
-            in_flight.fetch_sub(1, Ordering::Relaxed);
+            outbox.send_done();
         });
         Ok(())
     }

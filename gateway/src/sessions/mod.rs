@@ -46,6 +46,15 @@ impl Holder {
     pub fn random_gateway() -> u32 {
         Uuid::new_v4().as_u64_pair().0 as u32
     }
+
+    /// This connection's id in the presence store, made from the login session (`login`, random)
+    /// it authenticated with, so a connection need not keep one more id. Connections of one login
+    /// differ in their holder, which is mixed into bits the login's version and variant do not
+    /// use; connections of different logins collide only if their random bits do.
+    pub fn presence_id(self, login: Uuid) -> Uuid {
+        let holder = (u128::from(self.gateway) << 96) | u128::from(self.connection);
+        Uuid::from_u128(login.as_u128() ^ holder)
+    }
 }
 
 impl fmt::Display for Holder {
@@ -201,6 +210,36 @@ pub fn millis(at: DateTime<Utc>) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_of_one_login_have_distinct_presence_ids_of_its_version() {
+        let login = Uuid::new_v4();
+        let ids: std::collections::HashSet<Uuid> =
+            [(1, 1), (1, 2), (2, 1), (u32::MAX, u64::from(u32::MAX))]
+                .into_iter()
+                .map(|(gateway, connection)| {
+                    Holder {
+                        gateway,
+                        connection,
+                    }
+                    .presence_id(login)
+                })
+                .collect();
+        assert_eq!(ids.len(), 4);
+        assert!(
+            ids.iter()
+                .all(|id| id.get_version_num() == 4 && id.get_variant() == login.get_variant())
+        );
+        let again = Holder {
+            gateway: 1,
+            connection: 1,
+        }
+        .presence_id(login);
+        assert!(
+            ids.contains(&again),
+            "the same holder and login give the same id"
+        );
+    }
 
     const ALICE_ON_A: Holder = Holder {
         gateway: 0xa,
