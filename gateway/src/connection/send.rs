@@ -112,16 +112,15 @@ impl Connection {
                 ),
             });
         }
-        if self.occasional.forget_typing(channel) {
-            if let Err(err) = self
+        if self.occasional.forget_typing(channel)
+            && let Err(err) = self
                 .shared
                 .deps
                 .presence
                 .stopped_typing(channel, self.user)
                 .await
-            {
-                tracing::warn!(error = %err, "presence update failed");
-            }
+        {
+            tracing::warn!(error = %err, "presence update failed");
         }
         let request = PublishRequest {
             parent_seq,
