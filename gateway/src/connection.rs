@@ -90,6 +90,19 @@ fn standard_reason(code: WsCloseCode) -> &'static str {
     }
 }
 
+/// How a connection ends when reading from it failed: a frame too large or malformed framing is
+/// answered with the standard close code; a peer that vanished — its TCP connection ended without
+/// a close frame, or any I/O error — is gone, with nothing to tell it (logged as 1006).
+fn read_failed(err: &WsError) -> End {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    match err {
+        WsError::Capacity(_) => End::Standard(WsCloseCode::Size),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::Gone,
+        WsError::Protocol(_) => End::Standard(WsCloseCode::Protocol),
+        _ => End::Gone,
+    }
+}
+
 fn text(frame: &ServerFrame) -> Utf8Bytes {
     Utf8Bytes::from(frame.to_json())
 }
@@ -294,13 +307,7 @@ impl Connection {
         let message = match message {
             None => return Err(End::Gone),
             Some(Ok(message)) => message,
-            Some(Err(WsError::Capacity(_))) => {
-                return Err(End::Standard(WsCloseCode::Size));
-            }
-            Some(Err(WsError::Protocol(_))) => {
-                return Err(End::Standard(WsCloseCode::Protocol));
-            }
-            Some(Err(_)) => return Err(End::Gone),
+            Some(Err(err)) => return Err(read_failed(&err)),
         };
         self.outbox.touch(self.shared.now_ms());
         // Renew a third of the way through the lease, so a live connection never lapses.
@@ -523,6 +530,38 @@ mod tests {
         );
         assert!(std::mem::size_of::<End>() <= 8);
         assert!(std::mem::size_of::<FrameLimiter>() <= 40);
+    }
+
+    #[test]
+    fn a_peer_that_vanished_is_gone_and_bad_framing_is_a_protocol_error() {
+        use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+        let code = |err: WsError| match read_failed(&err) {
+            End::Standard(code) => Some(u16::from(code)),
+            End::Gone => None,
+            End::Close(code) => panic!("closed with {code:?}"),
+        };
+        assert_eq!(
+            code(WsError::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake
+            )),
+            None
+        );
+        assert_eq!(code(WsError::ConnectionClosed), None);
+        assert_eq!(
+            code(WsError::Io(std::io::ErrorKind::ConnectionReset.into())),
+            None
+        );
+        assert_eq!(
+            code(WsError::Protocol(ProtocolError::UnmaskedFrameFromClient)),
+            Some(1002)
+        );
+        assert_eq!(
+            code(WsError::Capacity(CapacityError::MessageTooLong {
+                size: 2,
+                max_size: 1
+            })),
+            Some(1009)
+        );
     }
 
     #[test]
