@@ -36,7 +36,7 @@ pub struct GatewayConfig {
     /// This buffer is a large share of an idle connection's memory (see docs/BENCHMARKS.md), and
     /// it never shrinks: a frame grows it to about this size plus the frame's payload
     /// (tungstenite reserves the whole payload on top of what one read brought), so a small
-    /// buffer holds less after `identify` (~330 bytes: 512 with the default, 1,024 with 512).
+    /// buffer holds less after `identify` (~330 bytes: 456 with the default, 1,024 with 512).
     /// The price is a read per 128 bytes of a larger frame, paid on the client-to-server side,
     /// which in chat carries little.
     pub read_buffer_bytes: usize,
