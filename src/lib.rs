@@ -11,6 +11,7 @@ pub mod compact;
 pub mod config;
 pub mod config_check;
 pub mod connect;
+pub mod huge_pages;
 mod node;
 pub mod ops;
 pub mod retention;

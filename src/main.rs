@@ -271,12 +271,17 @@ enum LogFormat {
 }
 
 fn main() -> anyhow::Result<()> {
+    // First, before the runtime and its threads fill the allocator's arenas.
+    let huge_pages = chorus::huge_pages::apply();
     let cli = Cli::parse();
     // Outside the runtime: the OTLP exporter's blocking client must be made and dropped there.
     let telemetry = chorus::telemetry::init(
         matches!(cli.log_format, LogFormat::Json),
         cli.otlp_endpoint.as_deref(),
     )?;
+    if let Err(why) = huge_pages {
+        tracing::warn!("{why}");
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the Tokio runtime")?;
     let result = runtime.block_on(run(cli));
     drop(runtime);

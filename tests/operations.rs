@@ -502,3 +502,54 @@ async fn a_full_gateway_refuses_new_sockets_with_503() {
     }
     node.shutdown().await;
 }
+
+/// The binary keeps its process out of transparent huge pages (src/huge_pages.rs), unless the
+/// operator asks for them with mimalloc's own switch. Read from the kernel's view of the running
+/// process, `THP_enabled` in /proc/PID/status.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_runs_without_transparent_huge_pages_unless_asked() {
+    async fn thp_enabled(allow_thp: Option<&str>) -> Option<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_chorus"));
+        command
+            .args([
+                "serve",
+                "--api-addr",
+                "127.0.0.1:0",
+                "--ws-addr",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env_remove("MIMALLOC_ALLOW_THP")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        if let Some(value) = allow_thp {
+            command.env("MIMALLOC_ALLOW_THP", value);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            if line.starts_with("chorus WebSocket") {
+                break;
+            }
+        }
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", child.id().unwrap())).unwrap();
+        child.kill().await.unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("THP_enabled:"))
+            .map(|value| value.trim().to_string())
+    }
+
+    let Some(by_default) = thp_enabled(None).await else {
+        // Only a kernel built without transparent huge pages lacks the field: nothing to turn off.
+        eprintln!("not checked: this kernel has no transparent huge pages (no THP_enabled)");
+        return;
+    };
+    assert_eq!(by_default, "0", "huge pages must be off by default");
+    assert_eq!(thp_enabled(Some("1")).await.as_deref(), Some("1"));
+}
