@@ -59,6 +59,24 @@ pub struct ChannelStanding {
     pub membership: Option<ChannelMember>,
 }
 
+/// The standings found by one query, put back in the order the channels were asked in (`None`
+/// for a channel that does not exist; a channel asked twice is answered twice).
+pub(crate) fn in_order_asked(
+    asked: &[Uuid],
+    mut found: HashMap<Uuid, ChannelStanding>,
+) -> Vec<Option<ChannelStanding>> {
+    let mut answers = Vec::with_capacity(asked.len());
+    for (i, channel) in asked.iter().enumerate() {
+        let asked_again = asked[i + 1..].contains(channel);
+        answers.push(if asked_again {
+            found.get(channel).cloned()
+        } else {
+            found.remove(channel)
+        });
+    }
+    answers
+}
+
 impl ChannelStanding {
     /// From a joined row's parts, the role as stored (`owner`, `admin`…), as both backends read it.
     pub(crate) fn from_row_parts(
@@ -186,6 +204,26 @@ pub trait MetadataStore: BotStore + Send + Sync + 'static {
         channel: Uuid,
         user: Uuid,
     ) -> Result<Option<ChannelStanding>, StoreError>;
+    /// [`Self::channel_standing`] of several channels in one query, in the order given: a
+    /// resuming connection checks all its channels at once.
+    async fn channel_standings(
+        &self,
+        channels: &[Uuid],
+        user: Uuid,
+    ) -> Result<Vec<Option<ChannelStanding>>, StoreError>;
+    /// [`Self::channel_access`] of several channels in one query, in the order given.
+    async fn channel_accesses(
+        &self,
+        channels: &[Uuid],
+        user: Uuid,
+    ) -> Result<Vec<ChannelAccess>, StoreError> {
+        Ok(self
+            .channel_standings(channels, user)
+            .await?
+            .into_iter()
+            .map(|standing| standing.map_or(ChannelAccess::Invisible, |s| s.access()))
+            .collect())
+    }
 
     // ---- accounts ----
 

@@ -234,6 +234,14 @@ impl MetadataStore for SqliteMetadataStore {
         channels::channel_standing(&self.pool, channel, user).await
     }
 
+    async fn channel_standings(
+        &self,
+        channels: &[Uuid],
+        user: Uuid,
+    ) -> Result<Vec<Option<ChannelStanding>>, StoreError> {
+        channels::channel_standings(&self.pool, channels, user).await
+    }
+
     async fn update_profile(&self, user: Uuid, update: &ProfileUpdate) -> Result<User, StoreError> {
         accounts::update_profile(&self.pool, user, update).await
     }

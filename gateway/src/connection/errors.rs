@@ -35,6 +35,11 @@ pub(super) fn channel_error(code: ErrorCode, message: &str, channel: Uuid) -> Se
     }
 }
 
+/// The answer for a channel whose access could not be read (the store failed; logged where read).
+pub(super) fn access_unknown(channel: Uuid) -> ServerFrame {
+    channel_error(ErrorCode::Internal, "internal error", channel)
+}
+
 pub(super) fn access_error(access: ChannelAccess, channel: Uuid) -> ServerFrame {
     match access {
         ChannelAccess::Invisible => channel_error(ErrorCode::NotFound, "no such channel", channel),

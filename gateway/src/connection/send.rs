@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use uuid::Uuid;
 
 use super::Connection;
-use super::errors::{access_error, route_error};
+use super::errors::{access_error, access_unknown, route_error};
 use crate::metrics::GATEWAY;
 use crate::outbox::Outgoing;
 
@@ -78,7 +78,10 @@ impl Connection {
         let can_post = match cached {
             Some(can_post) => can_post,
             None => {
-                let access = self.access(channel).await?;
+                let access = self
+                    .access(channel)
+                    .await
+                    .ok_or_else(|| access_unknown(channel))?;
                 if !access.can_read() {
                     let mut error = access_error(access, channel);
                     if let ServerFrame::Error { nonce: n, .. } = &mut error {

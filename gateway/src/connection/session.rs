@@ -81,14 +81,23 @@ impl Connection {
                     .map_err(session_end)?;
                 self.session_id = Some(session_id);
                 let mut replayed = 0;
-                for position in channels
+                let positions: Vec<_> = channels
                     .into_iter()
                     .take(self.shared.config.max_subscriptions)
-                {
+                    .collect();
+                // Every channel's access in one query: a reconnect storm is thousands of these.
+                let ids: Vec<_> = positions.iter().map(|p| p.channel_id).collect();
+                let mut accesses = match self.accesses(&ids).await {
+                    Some(accesses) => accesses.into_iter().map(Some).collect(),
+                    None => vec![None; ids.len()],
+                };
+                // `accesses` has one entry per channel, in order (the store's contract).
+                accesses.resize(ids.len(), None);
+                for (position, access) in positions.into_iter().zip(accesses) {
                     // A channel the user may no longer read is answered with its error frame;
                     // the others resume.
                     match self
-                        .subscribe(position.channel_id, Some(position.last_seq))
+                        .subscribe_with(position.channel_id, Some(position.last_seq), access)
                         .await
                     {
                         Ok(count) => replayed += count,

@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use uuid::Uuid;
 
 use super::bot;
-use super::errors::{access_error, channel_error, route_error};
+use super::errors::{access_error, access_unknown, channel_error, route_error};
 use super::{Connection, Subscription, text};
 use crate::outbox::Outgoing;
 
@@ -21,6 +21,18 @@ impl Connection {
         &mut self,
         channel: Uuid,
         since_seq: Option<u64>,
+    ) -> Result<u64, ServerFrame> {
+        let access = self.access(channel).await;
+        self.subscribe_with(channel, since_seq, access).await
+    }
+
+    /// [`Self::subscribe`] with the channel's access already read (a resume reads all of its
+    /// channels' in one query); `None`: the read failed.
+    pub(super) async fn subscribe_with(
+        &mut self,
+        channel: Uuid,
+        since_seq: Option<u64>,
+        access: Option<ChannelAccess>,
     ) -> Result<u64, ServerFrame> {
         if self.lacks(Scope::ChannelsRead) {
             return Err(Self::missing_scope(Scope::ChannelsRead, channel, None));
@@ -34,7 +46,9 @@ impl Connection {
                 channel,
             ));
         }
-        let access = self.access(channel).await?;
+        let Some(access) = access else {
+            return Err(access_unknown(channel));
+        };
         if !access.can_read() {
             return Err(access_error(access, channel));
         }
@@ -124,24 +138,30 @@ impl Connection {
             .map_err(|err| route_error(err, None, Some(channel)))
     }
 
-    pub(super) async fn access(&self, channel: Uuid) -> Result<ChannelAccess, ServerFrame> {
+    pub(super) async fn access(&self, channel: Uuid) -> Option<ChannelAccess> {
+        self.accesses(&[channel])
+            .await
+            .and_then(|mut one| one.pop())
+    }
+
+    /// The access of each channel, in order, read in one query; `None` when the store failed
+    /// (logged; each channel is then answered `internal`).
+    pub(super) async fn accesses(&self, channels: &[Uuid]) -> Option<Vec<ChannelAccess>> {
         let is_bot = self.is_bot();
-        self.shared
+        match self
+            .shared
             .deps
             .store
-            .channel_access(channel, self.user)
+            .channel_accesses(channels, self.user)
             .await
-            .map(|access| {
-                if is_bot {
-                    bot::bot_access(access)
-                } else {
-                    access
-                }
-            })
-            .map_err(|err| {
+        {
+            Ok(accesses) if is_bot => Some(accesses.into_iter().map(bot::bot_access).collect()),
+            Ok(accesses) => Some(accesses),
+            Err(err) => {
                 tracing::error!(error = %err, "channel access check failed");
-                channel_error(ErrorCode::Internal, "internal error", channel)
-            })
+                None
+            }
+        }
     }
 
     /// The frames that bring the client from its `last_seq` to the channel's newest event, for the

@@ -390,4 +390,39 @@ pub async fn channel_standing_reads_the_channel_role_and_membership_together(
         None,
         "no such channel"
     );
+
+    // Several at once: the same answers, in the order asked, a missing channel as `None`.
+    let random = store
+        .create_channel(&channel(workspace.id, "random", ChannelKind::Public, bob))
+        .await
+        .unwrap();
+    let missing = Uuid::new_v4();
+    let asked = [random.id, missing, general.id, random.id];
+    let together = store.channel_standings(&asked, bob).await.unwrap();
+    let mut one_by_one = Vec::new();
+    for channel in asked {
+        one_by_one.push(store.channel_standing(channel, bob).await.unwrap());
+    }
+    assert_eq!(together, one_by_one);
+    assert_eq!(
+        together
+            .iter()
+            .map(|s| s.as_ref().map(|s| s.channel.id))
+            .collect::<Vec<_>>(),
+        [Some(random.id), None, Some(general.id), Some(random.id)]
+    );
+    assert!(
+        together[0].as_ref().unwrap().membership.is_some(),
+        "bob made random"
+    );
+    assert_eq!(
+        store.channel_accesses(&asked, outsider).await.unwrap(),
+        [
+            store.channel_access(random.id, outsider).await.unwrap(),
+            ChannelAccess::Invisible,
+            store.channel_access(general.id, outsider).await.unwrap(),
+            store.channel_access(random.id, outsider).await.unwrap(),
+        ]
+    );
+    assert!(store.channel_standings(&[], ada).await.unwrap().is_empty());
 }

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::rows::{channel_from, db_err, get, member_from, now};
 use crate::StoreError;
-use crate::metadata::{ChannelListing, ChannelStanding, NewChannel};
+use crate::metadata::{ChannelListing, ChannelStanding, NewChannel, in_order_asked};
 use crate::model::{Channel, ChannelUpdate};
 
 pub(super) async fn create_channel(pool: &PgPool, new: &NewChannel) -> Result<Channel, StoreError> {
@@ -152,27 +152,45 @@ pub(super) async fn channel_standing(
     channel: Uuid,
     user: Uuid,
 ) -> Result<Option<ChannelStanding>, StoreError> {
-    let row = sqlx::query(
+    Ok(channel_standings(pool, &[channel], user)
+        .await?
+        .pop()
+        .flatten())
+}
+
+/// One query for any number of channels; the answer is in the order asked.
+pub(super) async fn channel_standings(
+    pool: &PgPool,
+    channels: &[Uuid],
+    user: Uuid,
+) -> Result<Vec<Option<ChannelStanding>>, StoreError> {
+    if channels.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
         "SELECT c.*, w.role AS w_role,
                 m.channel_id AS m_channel_id, m.user_id AS m_user_id, m.joined_at AS m_joined_at,
                 m.last_read_seq AS m_last_read_seq, m.muted AS m_muted
          FROM channels c
          LEFT JOIN workspace_members w ON w.workspace_id = c.workspace_id AND w.user_id = $1
          LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1
-         WHERE c.id = $2",
+         WHERE c.id = ANY($2)",
     )
     .bind(user)
-    .bind(channel)
-    .fetch_optional(pool)
+    .bind(channels)
+    .fetch_all(pool)
     .await
     .map_err(db_err)?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let membership = if get::<Option<Uuid>>(&row, "m_user_id")?.is_some() {
-        Some(member_from(&row, "m_")?)
-    } else {
-        None
-    };
-    ChannelStanding::from_row_parts(channel_from(&row)?, get(&row, "w_role")?, membership).map(Some)
+    let mut found = std::collections::HashMap::new();
+    for row in rows {
+        let membership = if get::<Option<Uuid>>(&row, "m_user_id")?.is_some() {
+            Some(member_from(&row, "m_")?)
+        } else {
+            None
+        };
+        let standing =
+            ChannelStanding::from_row_parts(channel_from(&row)?, get(&row, "w_role")?, membership)?;
+        found.insert(standing.channel.id, standing);
+    }
+    Ok(in_order_asked(channels, found))
 }
