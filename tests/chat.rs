@@ -188,6 +188,104 @@ async fn a_resumed_client_gets_exactly_the_missed_messages_in_order() {
     node.shutdown().await;
 }
 
+/// A resume checks all its channels' access at once (one store query); each channel still gets
+/// its own answer: the readable ones resume, the others are refused by name.
+#[tokio::test]
+async fn a_resume_answers_each_channel_on_its_own_when_some_are_no_longer_readable() {
+    let node = TestNode::start().await;
+    let (_, alice) = node.user("alice").await;
+    let (bob_id, bob) = node.user("bob").await;
+    let (workspace, general) = node.team(&alice, &[&bob]).await;
+    let (status, secret) = node
+        .post(
+            &format!("/v1/workspaces/{workspace}/channels"),
+            Some(&alice),
+            json!({"name": "secret", "private": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{secret}");
+    let secret: uuid::Uuid = secret["id"].as_str().unwrap().parse().unwrap();
+    let (status, body) = node
+        .post(
+            &format!("/v1/channels/{secret}/members"),
+            Some(&alice),
+            json!({"user_id": bob_id}),
+        )
+        .await;
+    assert!(status < 300, "{status} {body}");
+
+    let (bob_ws, ready) = Client::identify(node.ws(), &bob).await;
+    let ServerFrame::Ready {
+        session_id,
+        channels: positions,
+        ..
+    } = ready
+    else {
+        unreachable!()
+    };
+    let position = |channel| {
+        positions
+            .iter()
+            .find(|p| p.channel_id == channel)
+            .map_or(0, |p| p.last_seq)
+    };
+    drop(bob_ws);
+    let (mut alice_ws, _) = Client::identify(node.ws(), &alice).await;
+    alice_ws.post(general, "g", "missed in general").await;
+    // Bob leaves the private channel while away.
+    let (status, body) = node
+        .call(
+            "DELETE",
+            &format!("/v1/channels/{secret}/members/{bob_id}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert!(status < 300, "{status} {body}");
+
+    let nowhere = uuid::Uuid::new_v4();
+    let mut bob_ws = Client::connect(node.ws()).await;
+    bob_ws
+        .send(&ClientFrame::Resume {
+            intents: None,
+            token: bob.clone(),
+            session_id,
+            channels: [secret, general, nowhere]
+                .into_iter()
+                .map(|channel_id| ChannelPosition {
+                    channel_id,
+                    last_seq: position(channel_id),
+                })
+                .collect(),
+        })
+        .await;
+    let (mut refused, mut subscribed, mut messages) = (Vec::new(), Vec::new(), Vec::new());
+    loop {
+        match bob_ws.next().await {
+            ServerFrame::Error {
+                code, channel_id, ..
+            } => refused.push((channel_id.unwrap(), code)),
+            ServerFrame::Subscribed { channel_id, .. } => subscribed.push(channel_id),
+            ServerFrame::Message(event) => messages.push((event.channel_id, event.text)),
+            ServerFrame::Resumed { replayed, .. } => {
+                assert_eq!(replayed, 1);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        refused,
+        [
+            (secret, ErrorCode::NotFound),
+            (nowhere, ErrorCode::NotFound)
+        ]
+    );
+    assert_eq!(subscribed, [general]);
+    assert_eq!(messages, [(general, "missed in general".to_string())]);
+    node.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_gap_older_than_the_replay_buffer_asks_for_a_resync_from_history() {
     let node = TestNode::start_with(|config| config.channels.replay_buffer = 5).await;
