@@ -65,16 +65,19 @@ pub(crate) fn in_order_asked(
     asked: &[Uuid],
     mut found: HashMap<Uuid, ChannelStanding>,
 ) -> Vec<Option<ChannelStanding>> {
-    let mut answers = Vec::with_capacity(asked.len());
-    for (i, channel) in asked.iter().enumerate() {
-        let asked_again = asked[i + 1..].contains(channel);
-        answers.push(if asked_again {
-            found.get(channel).cloned()
-        } else {
-            found.remove(channel)
-        });
-    }
-    answers
+    // Where each channel is asked last: there its standing moves out, earlier askings clone it.
+    let last: HashMap<Uuid, usize> = asked.iter().enumerate().map(|(i, c)| (*c, i)).collect();
+    asked
+        .iter()
+        .enumerate()
+        .map(|(i, channel)| {
+            if last[channel] == i {
+                found.remove(channel)
+            } else {
+                found.get(channel).cloned()
+            }
+        })
+        .collect()
 }
 
 impl ChannelStanding {
@@ -363,4 +366,46 @@ pub trait MetadataStore: BotStore + Send + Sync + 'static {
         before: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn standing(id: Uuid) -> ChannelStanding {
+        ChannelStanding {
+            channel: Channel {
+                id,
+                workspace_id: Uuid::nil(),
+                name: format!("c-{id}"),
+                description: String::new(),
+                kind: ChannelKind::Public,
+                topic: String::new(),
+                topic_set_by: None,
+                topic_set_at: None,
+                is_archived: false,
+                created_by: Uuid::nil(),
+                created_at: Utc::now(),
+            },
+            role: None,
+            membership: None,
+        }
+    }
+
+    #[test]
+    fn standings_come_back_in_the_order_asked_repeats_and_missing_included() {
+        let (a, b, missing) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let found = HashMap::from([(a, standing(a)), (b, standing(b))]);
+        let ids = |answers: Vec<Option<ChannelStanding>>| -> Vec<Option<Uuid>> {
+            answers
+                .into_iter()
+                .map(|s| s.map(|s| s.channel.id))
+                .collect()
+        };
+        assert_eq!(
+            ids(in_order_asked(&[b, missing, a, b], found.clone())),
+            [Some(b), None, Some(a), Some(b)]
+        );
+        assert_eq!(ids(in_order_asked(&[], found)), []);
+    }
 }
