@@ -22,8 +22,30 @@ impl Connection {
         channel: Uuid,
         since_seq: Option<u64>,
     ) -> Result<u64, ServerFrame> {
+        // The refusals that need no store read come first, so they cost none.
+        if let Some(refusal) = self.refusal(channel) {
+            return Err(refusal);
+        }
         let access = self.access(channel).await;
         self.subscribe_with(channel, since_seq, access).await
+    }
+
+    /// Why `channel` cannot be subscribed whatever its access: the token lacks
+    /// `channels.read`, or the connection is at its subscription limit.
+    fn refusal(&self, channel: Uuid) -> Option<ServerFrame> {
+        if self.lacks(Scope::ChannelsRead) {
+            return Some(Self::missing_scope(Scope::ChannelsRead, channel, None));
+        }
+        if !self.subscriptions.contains_key(&channel)
+            && self.subscriptions.len() >= self.shared.config.max_subscriptions
+        {
+            return Some(channel_error(
+                ErrorCode::InvalidFrame,
+                "subscription limit reached",
+                channel,
+            ));
+        }
+        None
     }
 
     /// [`Self::subscribe`] with the channel's access already read (a resume reads all of its
@@ -34,17 +56,8 @@ impl Connection {
         since_seq: Option<u64>,
         access: Option<ChannelAccess>,
     ) -> Result<u64, ServerFrame> {
-        if self.lacks(Scope::ChannelsRead) {
-            return Err(Self::missing_scope(Scope::ChannelsRead, channel, None));
-        }
-        if !self.subscriptions.contains_key(&channel)
-            && self.subscriptions.len() >= self.shared.config.max_subscriptions
-        {
-            return Err(channel_error(
-                ErrorCode::InvalidFrame,
-                "subscription limit reached",
-                channel,
-            ));
+        if let Some(refusal) = self.refusal(channel) {
+            return Err(refusal);
         }
         let Some(access) = access else {
             return Err(access_unknown(channel));
